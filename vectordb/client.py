@@ -1,0 +1,303 @@
+"""Clients: the entry point that owns one store and hands out its collections.
+
+``Client()`` keeps everything in memory; ``PersistentClient(path)`` keeps a DuckDB
+file and the index files under ``path``. Both serialise their work behind one lock,
+so one client can be shared by many threads.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import replace
+from typing import Any, Dict, List, Optional
+
+from vectordb import validation as v
+from vectordb.collection import Collection
+from vectordb.embedding_functions.base import UnavailableEmbeddingFunction, build_from_config, describe
+from vectordb.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    EmbeddingFunctionConflictError,
+    InvalidArgumentError,
+    VectorDBError,
+)
+from vectordb.index.manager import IndexManager
+from vectordb.persistence.store import CollectionRow, Store
+
+log = logging.getLogger("vectordb")
+
+
+class _Default:
+    """Marks an argument the caller did not give."""
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+DEFAULT = _Default()
+
+IDENTITY_IGNORED_KEYS = frozenset({"timeout", "retry_policy", "device", "api_key_env_var", "max_retries"})
+"""Config keys that change how a function runs, not which vectors it makes."""
+
+
+class Client:
+    """A vector database in memory (``path=None``) or on disk.
+
+    Prefer ``vectordb.Client()`` / ``vectordb.EphemeralClient()`` for memory and
+    ``vectordb.PersistentClient(path)`` for disk.
+    """
+
+    def __init__(self, path: Optional[str] = None, read_only: bool = False) -> None:
+        if path is not None:
+            if not isinstance(path, (str, os.PathLike)):
+                raise InvalidArgumentError(f"path: expected a folder path, got {type(path).__name__}")
+            path = os.path.abspath(os.fspath(path))
+            if os.path.exists(path) and not os.path.isdir(path):
+                raise InvalidArgumentError(f"path: {path} exists and is not a folder")
+            if not read_only:
+                os.makedirs(path, exist_ok=True)
+            elif not os.path.isdir(path):
+                raise InvalidArgumentError(f"path: no store at {path} to open read-only")
+        self.path = path
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._store = Store(path, read_only=read_only)
+        self._indexes = IndexManager(self._store, None if path is None else os.path.join(path, "index"), read_only)
+        self._closed = False
+        if path is not None:
+            self._indexes.remove_orphans({row.id for row in self._store.collections()})
+            atexit.register(_close_at_exit, weakref.ref(self))
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def close(self) -> None:
+        """Save the indexes and close the store. Using the client afterwards raises an error."""
+        with self._lock:
+            if self._closed:
+                return
+            if not self.read_only:
+                self._indexes.flush({row.id: row for row in self._store.collections()})
+            self._store.close()
+            self._closed = True
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise VectorDBError("this client is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise VectorDBError(f"the store at {self.path} is open read-only")
+
+    def heartbeat(self) -> int:
+        """Nanoseconds since the epoch (a liveness check)."""
+        return time.time_ns()
+
+    # -- collections --------------------------------------------------------
+
+    def create_collection(
+        self,
+        name: str,
+        metadata: Optional[Dict[str, Any]] = None,
+        embedding_function: Any = DEFAULT,
+        get_or_create: bool = False,
+    ) -> Collection:
+        """A new collection; an existing name raises CollectionExistsError unless ``get_or_create``.
+
+        ``embedding_function`` defaults to DefaultEmbeddingFunction (all-MiniLM-L6-v2);
+        None makes a collection that only takes explicit embeddings.
+        """
+        v.validate_collection_name(name)
+        metadata = v.validate_collection_metadata(metadata)
+        with self._lock:
+            self._check_open()
+            existing = self._store.collection_by_name(name)
+            if existing is not None:
+                if get_or_create:
+                    return self._collection(existing, embedding_function)
+                raise CollectionExistsError(f"collection {name!r} already exists")
+            self._check_writable()
+            function = _default_function() if embedding_function is DEFAULT else embedding_function
+            ef_name, ef_config = (None, None) if function is None else describe(function)
+            row = CollectionRow(
+                id=str(uuid.uuid4()), name=name, metadata=metadata,
+                metric=(metadata or {}).get("hnsw:space", "l2"), dimension=None,
+                ef_name=ef_name, ef_config=ef_config, next_label=0, seq=0, position=0,
+            )
+            return Collection(self, self._store.insert_collection(row), function)
+
+    def get_collection(self, name: str, embedding_function: Any = None) -> Collection:
+        """An existing collection, with its persisted embedding function unless one is passed.
+
+        Raises CollectionNotFoundError; EmbeddingFunctionConflictError when the function
+        passed is not the one the collection was created with.
+        """
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"name: expected str, got {type(name).__name__}")
+        with self._lock:
+            self._check_open()
+            row = self._store.collection_by_name(name)
+            if row is None:
+                raise CollectionNotFoundError(f"collection {name!r} does not exist")
+            return self._collection(row, DEFAULT if embedding_function is None else embedding_function)
+
+    def get_or_create_collection(
+        self, name: str, metadata: Optional[Dict[str, Any]] = None, embedding_function: Any = DEFAULT
+    ) -> Collection:
+        """The collection called ``name``, created if missing."""
+        return self.create_collection(name, metadata, embedding_function, get_or_create=True)
+
+    def list_collections(self) -> List[Collection]:
+        """Every collection, in creation order."""
+        with self._lock:
+            self._check_open()
+            return [self._collection(row, DEFAULT) for row in self._store.collections()]
+
+    def count_collections(self) -> int:
+        """How many collections the store holds."""
+        with self._lock:
+            self._check_open()
+            return len(self._store.collections())
+
+    def delete_collection(self, name: str) -> None:
+        """Remove a collection, its records and its index files."""
+        with self._lock:
+            self._check_writable()
+            row = self._store.collection_by_name(name) if isinstance(name, str) else None
+            if row is None:
+                raise CollectionNotFoundError(f"collection {name!r} does not exist")
+            self._store.delete_collection(row.id)
+            self._indexes.drop(row.id)
+
+    def _row(self, collection_id: str, name: str) -> CollectionRow:
+        self._check_open()
+        row = self._store.collection_by_id(collection_id)
+        if row is None:
+            raise CollectionNotFoundError(f"collection {name!r} no longer exists")
+        return row
+
+    def _modify(self, collection: Collection, name: Optional[str], metadata: Optional[Dict[str, Any]]) -> None:
+        if name is not None:
+            v.validate_collection_name(name)
+        new_meta = v.validate_collection_metadata(metadata) if metadata is not None else None
+        with self._lock:
+            self._check_writable()
+            row = collection._refresh()
+            if new_meta is not None:
+                old = row.metadata or {}
+                for key in ("hnsw:space", "hnsw:M", "hnsw:construction_ef"):
+                    default = {"hnsw:space": "l2", "hnsw:M": 16, "hnsw:construction_ef": 100}[key]
+                    if key in new_meta and new_meta[key] != old.get(key, default):
+                        raise InvalidArgumentError(
+                            f"metadata[{key!r}]: cannot change from {old.get(key, default)!r} once the collection exists"
+                        )
+            if name is not None and name != row.name and self._store.collection_by_name(name) is not None:
+                raise CollectionExistsError(f"collection {name!r} already exists")
+            updated = replace(
+                row,
+                name=row.name if name is None else name,
+                metadata=row.metadata if metadata is None else _keep_index_settings(row, new_meta),
+            )
+            self._store.update_collection(updated)
+            collection._row = updated
+            index = self._indexes._indexes.get(row.id)
+            if index is not None and metadata is not None:
+                from vectordb.index.manager import index_params
+
+                index.params = index_params(updated)
+
+    def _collection(self, row: CollectionRow, passed: Any) -> Collection:
+        if passed is DEFAULT:
+            return Collection(self, row, _rebuild_function(row))
+        ef_name, ef_config = (None, None) if passed is None else describe(passed)
+        if not _same_function(row.ef_name, row.ef_config, ef_name, ef_config):
+            raise EmbeddingFunctionConflictError(
+                f"collection {row.name!r} was created with embedding function {row.ef_name or 'None'!r}"
+                f"{_config_text(row.ef_config)}, but {ef_name or 'None'!r}{_config_text(ef_config)} was passed; "
+                "omit embedding_function to use the collection's own"
+            )
+        return Collection(self, row, passed)
+
+
+class PersistentClient(Client):
+    """A store on disk under ``path``: a DuckDB file plus rebuildable index files.
+
+    ``read_only=True`` opens an existing store without writing to it (refused by
+    DuckDB while another process has it open for writing).
+    """
+
+    def __init__(self, path: str = "./vectordb_data", read_only: bool = False) -> None:
+        super().__init__(path=path, read_only=read_only)
+
+
+def EphemeralClient() -> Client:
+    """A client whose data lives in memory and is gone at exit."""
+    return Client()
+
+
+def _close_at_exit(ref: "weakref.ReferenceType[Client]") -> None:
+    client = ref()
+    if client is not None:
+        try:
+            client.close()
+        except Exception:  # at exit, a failed save only means a catch-up on next open
+            log.exception("closing the vectordb store at exit failed")
+
+
+def _default_function() -> Any:
+    from vectordb.embedding_functions import DefaultEmbeddingFunction
+
+    return DefaultEmbeddingFunction()
+
+
+def _rebuild_function(row: CollectionRow) -> Any:
+    if row.ef_name is None:
+        return None
+    if row.ef_config is None:
+        reason = (
+            f"collection {row.name!r} was created with the custom embedding function {row.ef_name[7:]!r}, "
+            f"which has no config to rebuild it from: pass it again with "
+            f"get_collection({row.name!r}, embedding_function=...)"
+        )
+        return UnavailableEmbeddingFunction(row.ef_name, None, reason)
+    try:
+        return build_from_config(row.ef_name, row.ef_config)
+    except Exception as exc:
+        reason = (
+            f"collection {row.name!r} uses embedding function {row.ef_name!r}, which cannot be rebuilt here: {exc}"
+        )
+        return UnavailableEmbeddingFunction(row.ef_name, row.ef_config, reason)
+
+
+def _same_function(name_a: Optional[str], config_a: Any, name_b: Optional[str], config_b: Any) -> bool:
+    if name_a != name_b:
+        return False
+    if not isinstance(config_a, dict) or not isinstance(config_b, dict):
+        return config_a == config_b or config_a is None or config_b is None
+    strip = lambda c: {k: x for k, x in c.items() if k not in IDENTITY_IGNORED_KEYS}  # noqa: E731
+    return strip(config_a) == strip(config_b)
+
+
+def _config_text(config: Any) -> str:
+    return f" {config}" if config else ""
+
+
+def _keep_index_settings(row: CollectionRow, metadata: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """New metadata, keeping the settings the index was built with (they cannot change)."""
+    out = dict(metadata or {})
+    for key in ("hnsw:space", "hnsw:M", "hnsw:construction_ef"):
+        if row.metadata and key in row.metadata:
+            out.setdefault(key, row.metadata[key])
+    return out or None

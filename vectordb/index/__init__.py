@@ -1,0 +1,1 @@
+"""The vector index: a derived, rebuildable cache of each collection's vectors."""

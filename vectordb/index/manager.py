@@ -1,0 +1,164 @@
+"""Keeps each collection's index in step with the store: load, catch up, rebuild, save.
+
+The index of a collection is loaded on first use. A saved index covers the records
+up to its ``seq``; anything written after that is replayed from DuckDB (deleted
+labels from the tombstones, added or changed vectors from the records). A missing,
+corrupt or inconsistent index is rebuilt from the records. Saves are amortised: an
+index is written once the changes since its last save reach a share of its size,
+and on close.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from typing import Dict, Optional
+
+import numpy as np
+
+from vectordb.index.hnsw import HnswIndex, IndexParams
+from vectordb.persistence.store import CollectionRow, Store
+
+log = logging.getLogger("vectordb")
+
+SAVE_MIN_CHANGES = 10_000
+SAVE_FRACTION = 0.5
+
+
+def index_params(row: CollectionRow) -> IndexParams:
+    """The index settings a collection's metadata asks for."""
+    meta = row.metadata or {}
+    return IndexParams(
+        space=row.metric,
+        M=int(meta.get("hnsw:M", 16)),
+        construction_ef=int(meta.get("hnsw:construction_ef", 100)),
+        search_ef=int(meta.get("hnsw:search_ef", 50)),
+    )
+
+
+class IndexManager:
+    """The live indexes of one store, and their files under ``<path>/index/<collection id>/``."""
+
+    def __init__(self, store: Store, folder: Optional[str], read_only: bool = False) -> None:
+        self.store = store
+        self.folder = folder
+        self.read_only = read_only
+        self._indexes: Dict[str, HnswIndex] = {}
+        self._unsaved: Dict[str, int] = {}
+        self._saved_seq: Dict[str, int] = {}
+
+    def _folder_of(self, collection_id: str) -> Optional[str]:
+        return None if self.folder is None else os.path.join(self.folder, collection_id)
+
+    def remove_orphans(self, known_ids: set) -> None:
+        """Delete index folders of collections no longer in the catalog."""
+        if self.folder is None or self.read_only or not os.path.isdir(self.folder):
+            return
+        for name in os.listdir(self.folder):
+            if name not in known_ids:
+                shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
+
+    def get(self, row: CollectionRow) -> Optional[HnswIndex]:
+        """The collection's index, caught up with the store; None while it has no vectors."""
+        index = self._indexes.get(row.id)
+        if index is not None:
+            return index
+        if row.dimension is None:
+            return None
+        index = self._open(row)
+        self._indexes[row.id] = index
+        return index
+
+    def _open(self, row: CollectionRow) -> HnswIndex:
+        params = index_params(row)
+        folder = self._folder_of(row.id)
+        loaded = HnswIndex.load(folder, params, row.dimension) if folder else None
+        labels = self.store.select_labels(row.id)
+        count = len(labels)
+        if loaded is not None:
+            index, seq = loaded
+            if seq <= row.seq:
+                replayed = self._catch_up(index, row.id, seq)
+                if np.array_equal(index.live_labels(), labels):
+                    self._saved_seq[row.id] = seq
+                    self._unsaved[row.id] = replayed
+                    if replayed:
+                        log.info("index of %s caught up with %d changes", row.name, replayed)
+                        self._save(row)
+                    return index
+            log.warning("index of collection %r disagrees with its records; rebuilding it", row.name)
+        elif folder is not None and count:
+            log.warning("collection %r has no usable saved index; rebuilding it from the records", row.name)
+        index = HnswIndex(params, row.dimension, capacity=max(count, 1024))
+        self._catch_up(index, row.id, -1)
+        self._saved_seq[row.id] = -1
+        self._unsaved[row.id] = count
+        if count:
+            self._save(row)
+        return index
+
+    def _catch_up(self, index: HnswIndex, collection_id: str, seq: int) -> int:
+        deleted = self.store.tombstones_since(collection_id, seq)
+        index.remove(deleted)
+        changed = len(deleted)
+        for labels, vectors in self.store.vectors_since(collection_id, seq):
+            index.add(labels, vectors)
+            changed += len(labels)
+        return changed
+
+    def create(self, row: CollectionRow) -> HnswIndex:
+        """A new empty index, once the collection's dimension is known."""
+        index = HnswIndex(index_params(row), row.dimension)
+        self._indexes[row.id] = index
+        self._unsaved[row.id] = 0
+        self._saved_seq[row.id] = -1
+        return index
+
+    def add(self, row: CollectionRow, labels: np.ndarray, vectors: np.ndarray) -> None:
+        """Apply a committed write to the index."""
+        index = self._indexes.get(row.id) or self.create(row)
+        self._apply(row, lambda: index.add(labels, vectors), len(labels))
+
+    def remove(self, row: CollectionRow, labels: np.ndarray) -> None:
+        """Apply a committed delete to the index (if it is loaded)."""
+        index = self._indexes.get(row.id)
+        if index is not None:
+            self._apply(row, lambda: index.remove(labels), len(labels))
+
+    def _apply(self, row: CollectionRow, change, n: int) -> None:
+        try:
+            change()
+        except Exception:
+            log.exception("index update of %r failed; it will be rebuilt from the records", row.name)
+            self._indexes.pop(row.id, None)
+            return
+        self._unsaved[row.id] = self._unsaved.get(row.id, 0) + n
+        index = self._indexes[row.id]
+        if self._unsaved[row.id] >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * index.count):
+            self._save(row)
+
+    def _save(self, row: CollectionRow) -> None:
+        folder = self._folder_of(row.id)
+        index = self._indexes.get(row.id)
+        if folder is None or self.read_only or index is None:
+            return
+        index.save(folder, row.seq)
+        self.store.forget_tombstones(row.id, row.seq)
+        self._saved_seq[row.id] = row.seq
+        self._unsaved[row.id] = 0
+
+    def flush(self, rows: Dict[str, CollectionRow]) -> None:
+        """Save every index with unsaved changes (on close)."""
+        for collection_id, unsaved in list(self._unsaved.items()):
+            row = rows.get(collection_id)
+            if unsaved and row is not None and collection_id in self._indexes:
+                self._save(row)
+
+    def drop(self, collection_id: str) -> None:
+        """Forget a deleted collection's index and remove its files."""
+        self._indexes.pop(collection_id, None)
+        self._unsaved.pop(collection_id, None)
+        folder = self._folder_of(collection_id)
+        if folder is not None and os.path.isdir(folder):
+            shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Durable storage: the DuckDB store (source of truth) and the files beside it."""

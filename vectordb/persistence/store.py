@@ -1,0 +1,379 @@
+"""The DuckDB store: the catalog of collections and every record, the source of truth.
+
+Tables:
+
+- ``collections``: one row per collection (id, name, metadata, metric, dimension, the
+  embedding function's name and config, the next free label, the last ``seq``).
+- ``records``: one row per record: its integer ``label`` (its key in the vector index,
+  never reused within a collection), id, the ``seq`` of the write that last touched it,
+  the embedding as float32 bytes, document and metadata (JSON, for reading back).
+- ``metadata``: one typed row per record and metadata key, for filtering.
+- ``tombstones``: labels deleted after the index was last saved, so that an older
+  index file can be caught up.
+
+Every write method runs as one transaction. All SQL is fixed text; user values are
+parameters, and batches are passed to DuckDB as registered numpy columns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import duckdb
+import numpy as np
+
+from vectordb.errors import StoreLockedError, VectorDBError
+
+SCHEMA_VERSION = 1
+DB_FILE = "vectordb.duckdb"
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS store_info (key VARCHAR, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS collections (
+        id VARCHAR, name VARCHAR, metadata VARCHAR, metric VARCHAR, dimension INTEGER,
+        ef_name VARCHAR, ef_config VARCHAR, next_label BIGINT, seq BIGINT, position BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS records (
+        collection_id VARCHAR, label BIGINT, id VARCHAR, seq BIGINT,
+        embedding BLOB, document VARCHAR, metadata VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS metadata (
+        collection_id VARCHAR, label BIGINT, key VARCHAR,
+        str_value VARCHAR, int_value BIGINT, float_value DOUBLE, bool_value BOOLEAN)""",
+    "CREATE TABLE IF NOT EXISTS tombstones (collection_id VARCHAR, label BIGINT, seq BIGINT)",
+]
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    """A collection as the catalog holds it."""
+
+    id: str
+    name: str
+    metadata: Optional[Dict[str, Any]]
+    metric: str
+    dimension: Optional[int]
+    ef_name: Optional[str]
+    ef_config: Optional[Dict[str, Any]]
+    next_label: int
+    seq: int
+    position: int
+
+
+@dataclass
+class RecordBatch:
+    """Full rows to write: one entry per record, aligned."""
+
+    labels: np.ndarray
+    ids: List[str]
+    embeddings: np.ndarray
+    documents: List[Optional[str]]
+    metadatas: List[Optional[Dict[str, Any]]]
+
+
+def _json(value: Any) -> Optional[str]:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _unjson(text: Optional[str]) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class Store:
+    """One DuckDB database (a file under the store's path, or in memory)."""
+
+    def __init__(self, path: Optional[str], read_only: bool = False) -> None:
+        self.path = path
+        self.read_only = read_only
+        target = ":memory:" if path is None else os.path.join(path, DB_FILE)
+        try:
+            self.con = duckdb.connect(target, read_only=read_only)
+        except duckdb.IOException as exc:
+            raise _lock_error(path, exc) from None
+        if not read_only:
+            for statement in _SCHEMA:
+                self.con.execute(statement)
+            if not self.con.execute("SELECT value FROM store_info WHERE key = 'schema'").fetchall():
+                self.con.execute("INSERT INTO store_info VALUES ('schema', ?)", [str(SCHEMA_VERSION)])
+
+    def close(self) -> None:
+        """Close the connection (checkpointing the database)."""
+        self.con.close()
+
+    # -- transactions -------------------------------------------------------
+
+    def _transaction(self) -> "_Transaction":
+        return _Transaction(self.con)
+
+    # -- catalog ------------------------------------------------------------
+
+    def collections(self) -> List[CollectionRow]:
+        """Every collection, in creation order."""
+        rows = self.con.execute(
+            "SELECT id, name, metadata, metric, dimension, ef_name, ef_config, next_label, seq, position "
+            "FROM collections ORDER BY position"
+        ).fetchall()
+        return [_collection_row(r) for r in rows]
+
+    def collection_by_name(self, name: str) -> Optional[CollectionRow]:
+        """The collection called ``name``, or None."""
+        rows = self.con.execute(
+            "SELECT id, name, metadata, metric, dimension, ef_name, ef_config, next_label, seq, position "
+            "FROM collections WHERE name = ?",
+            [name],
+        ).fetchall()
+        return _collection_row(rows[0]) if rows else None
+
+    def collection_by_id(self, collection_id: str) -> Optional[CollectionRow]:
+        """The collection with this id, or None (it was deleted)."""
+        rows = self.con.execute(
+            "SELECT id, name, metadata, metric, dimension, ef_name, ef_config, next_label, seq, position "
+            "FROM collections WHERE id = ?",
+            [collection_id],
+        ).fetchall()
+        return _collection_row(rows[0]) if rows else None
+
+    def insert_collection(self, row: CollectionRow) -> CollectionRow:
+        """Add ``row`` to the catalog, at the end of the creation order."""
+        with self._transaction():
+            position = self.con.execute("SELECT coalesce(max(position), -1) + 1 FROM collections").fetchone()[0]
+            row = replace(row, position=int(position))
+            self.con.execute(
+                "INSERT INTO collections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [row.id, row.name, _json(row.metadata), row.metric, row.dimension, row.ef_name,
+                 _json(row.ef_config), row.next_label, row.seq, row.position],
+            )
+        return row
+
+    def update_collection(self, row: CollectionRow) -> None:
+        """Store a changed name or metadata."""
+        with self._transaction():
+            self.con.execute(
+                "UPDATE collections SET name = ?, metadata = ? WHERE id = ?",
+                [row.name, _json(row.metadata), row.id],
+            )
+
+    def delete_collection(self, collection_id: str) -> None:
+        """Remove a collection and all its records."""
+        with self._transaction():
+            for table in ("records", "metadata", "tombstones"):
+                self.con.execute(f"DELETE FROM {table} WHERE collection_id = ?", [collection_id])
+            self.con.execute("DELETE FROM collections WHERE id = ?", [collection_id])
+
+    # -- reads --------------------------------------------------------------
+
+    def count(self, collection_id: str) -> int:
+        """How many records the collection holds."""
+        return int(self.con.execute("SELECT count(*) FROM records WHERE collection_id = ?", [collection_id]).fetchone()[0])
+
+    def labels_of(self, collection_id: str, ids: Sequence[str]) -> Dict[str, int]:
+        """Map each stored id among ``ids`` to its label."""
+        rows = self.con.execute(
+            "SELECT id, label FROM records WHERE collection_id = ? AND id IN (SELECT unnest(?::VARCHAR[]))",
+            [collection_id, list(ids)],
+        ).fetchall()
+        return {i: int(label) for i, label in rows}
+
+    def select_labels(
+        self,
+        collection_id: str,
+        condition: Optional[Tuple[str, List[Any]]] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> np.ndarray:
+        """Labels of the records matching ``condition`` (SQL over alias ``r``), in insertion order."""
+        sql = "SELECT r.label FROM records r WHERE r.collection_id = ?"
+        params: List[Any] = [collection_id]
+        if condition is not None:
+            sql += " AND " + condition[0]
+            params += condition[1]
+        sql += " ORDER BY r.label"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        if offset:
+            sql += " OFFSET ?"
+            params.append(offset)
+        result = self.con.execute(sql, params).fetchnumpy()["label"]
+        return np.asarray(result, dtype=np.int64)
+
+    def fetch(self, collection_id: str, labels: np.ndarray, embeddings: bool, dim: Optional[int]) -> Dict[int, Tuple]:
+        """``label -> (id, document, metadata, embedding or None)`` for the given labels."""
+        columns = "label, id, document, metadata" + (", embedding" if embeddings else "")
+        rows = self.con.execute(
+            f"SELECT {columns} FROM records WHERE collection_id = ? AND label IN (SELECT unnest(?::BIGINT[]))",
+            [collection_id, [int(x) for x in labels]],
+        ).fetchall()
+        out: Dict[int, Tuple] = {}
+        for row in rows:
+            vector = np.frombuffer(row[4], dtype="<f4") if embeddings else None
+            out[int(row[0])] = (row[1], row[2], _unjson(row[3]), vector)
+        return out
+
+    def vectors_since(self, collection_id: str, seq: int, chunk: int = 50_000) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        """``(labels, vectors)`` chunks of the records written after ``seq``."""
+        cursor = self.con.cursor()
+        try:
+            cursor.execute(
+                "SELECT label, embedding FROM records WHERE collection_id = ? AND seq > ? ORDER BY label",
+                [collection_id, seq],
+            )
+            while True:
+                rows = cursor.fetchmany(chunk)
+                if not rows:
+                    return
+                labels = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+                yield labels, vectors
+        finally:
+            cursor.close()
+
+    def tombstones_since(self, collection_id: str, seq: int) -> np.ndarray:
+        """Labels deleted after ``seq``."""
+        result = self.con.execute(
+            "SELECT label FROM tombstones WHERE collection_id = ? AND seq > ?", [collection_id, seq]
+        ).fetchnumpy()["label"]
+        return np.asarray(result, dtype=np.int64)
+
+    # -- writes -------------------------------------------------------------
+
+    def write(self, row: CollectionRow, batch: RecordBatch, replaced: np.ndarray, dimension: int) -> CollectionRow:
+        """Insert the full rows of ``batch`` (replacing the labels in ``replaced``) as one transaction.
+
+        Returns the collection row with its new ``seq``, ``next_label`` and ``dimension``.
+        """
+        seq = row.seq + 1
+        next_label = max(row.next_label, int(batch.labels.max()) + 1) if len(batch.labels) else row.next_label
+        n = len(batch.ids)
+        records = {
+            "collection_id": np.full(n, row.id, dtype=object),
+            "label": np.asarray(batch.labels, dtype=np.int64),
+            "id": np.asarray(batch.ids, dtype=object),
+            "seq": np.full(n, seq, dtype=np.int64),
+            "embedding": _blobs(batch.embeddings),
+            "document": np.asarray(batch.documents, dtype=object),
+            "metadata": np.asarray([_json(m) for m in batch.metadatas], dtype=object),
+        }
+        with self._transaction():
+            if len(replaced):
+                self._delete_rows(row.id, replaced)
+            self._insert("records", records)
+            meta_rows = _metadata_columns(row.id, batch.labels, batch.metadatas)
+            if meta_rows is not None:
+                self._insert("metadata", meta_rows)
+            self.con.execute(
+                "UPDATE collections SET seq = ?, next_label = ?, dimension = ? WHERE id = ?",
+                [seq, next_label, dimension, row.id],
+            )
+        return replace(row, seq=seq, next_label=next_label, dimension=dimension)
+
+    def delete(self, row: CollectionRow, labels: np.ndarray) -> CollectionRow:
+        """Delete the records with ``labels`` as one transaction, leaving tombstones for the index."""
+        seq = row.seq + 1
+        with self._transaction():
+            self._delete_rows(row.id, labels)
+            self._insert(
+                "tombstones",
+                {
+                    "collection_id": np.full(len(labels), row.id, dtype=object),
+                    "label": np.asarray(labels, dtype=np.int64),
+                    "seq": np.full(len(labels), seq, dtype=np.int64),
+                },
+            )
+            self.con.execute("UPDATE collections SET seq = ? WHERE id = ?", [seq, row.id])
+        return replace(row, seq=seq)
+
+    def forget_tombstones(self, collection_id: str, up_to_seq: int) -> None:
+        """Drop tombstones that a saved index already covers."""
+        with self._transaction():
+            self.con.execute("DELETE FROM tombstones WHERE collection_id = ? AND seq <= ?", [collection_id, up_to_seq])
+
+    def _delete_rows(self, collection_id: str, labels: np.ndarray) -> None:
+        label_list = [int(x) for x in labels]
+        for table in ("records", "metadata"):
+            self.con.execute(
+                f"DELETE FROM {table} WHERE collection_id = ? AND label IN (SELECT unnest(?::BIGINT[]))",
+                [collection_id, label_list],
+            )
+
+    def _insert(self, table: str, columns: Dict[str, np.ndarray]) -> None:
+        self.con.register("_vectordb_batch", columns)
+        try:
+            names = ", ".join(columns)
+            self.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _vectordb_batch")
+        finally:
+            self.con.unregister("_vectordb_batch")
+
+
+class _Transaction:
+    """``with`` block: BEGIN, then COMMIT, or ROLLBACK on any error."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def __enter__(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.con.execute("COMMIT")
+        else:
+            self.con.execute("ROLLBACK")
+
+
+def _collection_row(r: Tuple) -> CollectionRow:
+    return CollectionRow(
+        id=r[0], name=r[1], metadata=_unjson(r[2]), metric=r[3], dimension=r[4], ef_name=r[5],
+        ef_config=_unjson(r[6]), next_label=int(r[7]), seq=int(r[8]), position=int(r[9]),
+    )
+
+
+def _blobs(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.ascontiguousarray(vectors, dtype="<f4")
+    out = np.empty(len(vectors), dtype=object)
+    out[:] = [row.tobytes() for row in vectors]
+    return out
+
+
+def _metadata_columns(collection_id: str, labels: np.ndarray, metadatas: List[Optional[Dict[str, Any]]]) -> Optional[Dict[str, np.ndarray]]:
+    out_labels: List[int] = []
+    keys: List[str] = []
+    strs: List[Optional[str]] = []
+    ints: List[Optional[int]] = []
+    floats: List[Optional[float]] = []
+    bools: List[Optional[bool]] = []
+    for label, meta in zip(labels, metadatas):
+        if not meta:
+            continue
+        for key, value in meta.items():
+            out_labels.append(int(label))
+            keys.append(key)
+            strs.append(value if isinstance(value, str) else None)
+            bools.append(value if isinstance(value, bool) else None)
+            ints.append(value if isinstance(value, int) and not isinstance(value, bool) else None)
+            floats.append(value if isinstance(value, float) else None)
+    if not keys:
+        return None
+    return {
+        "collection_id": np.full(len(keys), collection_id, dtype=object),
+        "label": np.asarray(out_labels, dtype=np.int64),
+        "key": np.asarray(keys, dtype=object),
+        "str_value": np.asarray(strs, dtype=object),
+        "int_value": np.asarray(ints, dtype=object),
+        "float_value": np.asarray(floats, dtype=object),
+        "bool_value": np.asarray(bools, dtype=object),
+    }
+
+
+def _lock_error(path: Optional[str], exc: Exception) -> VectorDBError:
+    message = str(exc)
+    if "lock" not in message.lower():
+        return VectorDBError(f"cannot open the store at {path}: {message}")
+    pid = re.search(r"PID (\d+)", message)
+    holder = f"process {pid.group(1)}" if pid else "another process"
+    return StoreLockedError(
+        f"the store at {path} is open for writing in {holder}; one process writes a store at a time: "
+        "share it through `vectordb serve`, or open it with read_only=True"
+    )

@@ -1,0 +1,226 @@
+"""Pure checks and normalisation of user input; no I/O.
+
+Every public argument passes through here before anything is embedded or written,
+so that a call that raises changes nothing. Messages name the argument, the position
+and the value, e.g. ``metadatas[3]['year']: expected str, int, float or bool, got list``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from vectordb.errors import DuplicateIDError, InvalidArgumentError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+GET_INCLUDE = ("embeddings", "metadatas", "documents")
+QUERY_INCLUDE = ("embeddings", "metadatas", "documents", "distances")
+METRICS = ("l2", "cosine", "ip")
+HNSW_INT_KEYS = ("hnsw:M", "hnsw:construction_ef", "hnsw:search_ef")
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def validate_collection_name(name: Any) -> str:
+    """Collection names: 3–512 characters of [A-Za-z0-9._-], starting and ending with a letter or digit."""
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"name: expected str, got {_type_name(name)}")
+    if not _NAME.match(name):
+        raise InvalidArgumentError(
+            f"name: {_short(name)} is not a valid collection name: use 3-512 characters of "
+            "[A-Za-z0-9._-], starting and ending with a letter or digit"
+        )
+    return name
+
+
+def as_list(value: Any, arg: str, item_types: tuple) -> List[Any]:
+    """One item or a list of items → a list (one-or-many normalisation)."""
+    if isinstance(value, item_types):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise InvalidArgumentError(f"{arg}: expected one item or a list, got {_type_name(value)}")
+
+
+def validate_ids(ids: Any, arg: str = "ids", unique: bool = True) -> List[str]:
+    """A non-empty list of non-empty string ids; repeated ids raise :class:`DuplicateIDError`."""
+    if ids is None:
+        raise InvalidArgumentError(f"{arg}: required")
+    items = as_list(ids, arg, (str,))
+    if not items:
+        raise InvalidArgumentError(f"{arg}: expected at least one id, got an empty list")
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InvalidArgumentError(f"{arg}[{i}]: expected str, got {_type_name(item)} {_short(item)}")
+        if not item:
+            raise InvalidArgumentError(f"{arg}[{i}]: ids must be non-empty strings")
+    if unique and len(set(items)) != len(items):
+        repeated = [k for k, n in Counter(items).items() if n > 1]
+        raise DuplicateIDError(f"{arg}: repeated in one call: {', '.join(map(repr, repeated[:10]))}")
+    return items
+
+
+def validate_embeddings(embeddings: Any, arg: str = "embeddings") -> np.ndarray:
+    """One embedding or many (lists of numbers or a numpy array) → finite float32 (n, d)."""
+    if isinstance(embeddings, np.ndarray):
+        arr = embeddings
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2:
+            raise InvalidArgumentError(f"{arg}: expected a 1-D or 2-D array, got {arr.ndim}-D")
+        if arr.dtype.kind not in "fiu":
+            raise InvalidArgumentError(f"{arg}: expected numbers, got an array of {arr.dtype}")
+    else:
+        if not isinstance(embeddings, (list, tuple)) or not embeddings:
+            raise InvalidArgumentError(
+                f"{arg}: expected a non-empty list of floats, a list of them or a numpy array, "
+                f"got {_short(embeddings)}"
+            )
+        rows = embeddings
+        if not isinstance(embeddings[0], (list, tuple, np.ndarray)):
+            rows = [embeddings]
+        try:
+            arr = np.asarray(rows)
+        except ValueError:
+            arr = np.empty(0, dtype=object)
+        if arr.ndim != 2 or arr.dtype.kind not in "fiu":
+            _explain_bad_rows(rows, arg)
+            raise InvalidArgumentError(f"{arg}: expected lists of numbers of one length")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InvalidArgumentError(f"{arg}: expected at least one embedding of at least one dimension")
+    with np.errstate(over="ignore"):
+        out = arr.astype(np.float32)
+    if not np.isfinite(out).all():
+        i, j = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
+        raise InvalidArgumentError(f"{arg}[{i}][{j}]: NaN or infinite value ({arr[i, j]!r}) is not allowed")
+    return np.ascontiguousarray(out)
+
+
+def _explain_bad_rows(rows: Sequence[Any], arg: str) -> None:
+    """Find and name the first bad row or value (slow path, only on bad input)."""
+    dim = None
+    for i, row in enumerate(rows):
+        if not isinstance(row, (list, tuple, np.ndarray)):
+            raise InvalidArgumentError(f"{arg}[{i}]: expected a list of floats, got {_type_name(row)}")
+        for j, x in enumerate(row):
+            if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.number)):
+                raise InvalidArgumentError(f"{arg}[{i}][{j}]: expected a number, got {_type_name(x)} {_short(x)}")
+        if dim is None:
+            dim = len(row)
+        elif len(row) != dim:
+            raise InvalidArgumentError(f"{arg}[{i}]: has {len(row)} values, but {arg}[0] has {dim}")
+
+
+def validate_metadata_value(value: Any, where: str, allow_none: bool = False) -> Any:
+    """A metadata value: str, int (int64), finite float or bool; None only where it means 'remove'."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)):
+        if not INT64_MIN <= int(value) <= INT64_MAX:
+            raise InvalidArgumentError(f"{where}: int {value} is outside the 64-bit range")
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(float(value)):
+            raise InvalidArgumentError(f"{where}: NaN or infinite float is not allowed")
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise InvalidArgumentError(f"{where}: expected str, int, float or bool, got {_type_name(value)}")
+
+
+def validate_metadata(meta: Any, where: str, allow_none_values: bool = False) -> Dict[str, Any]:
+    """One metadata dict: string keys, valid values."""
+    if not isinstance(meta, dict):
+        raise InvalidArgumentError(f"{where}: expected a dict, got {_type_name(meta)}")
+    out: Dict[str, Any] = {}
+    for key, value in meta.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidArgumentError(f"{where}: keys must be non-empty strings, got {_short(key)}")
+        if key.startswith("$"):
+            raise InvalidArgumentError(f"{where}: key {key!r} may not start with '$' (reserved for filters)")
+        out[key] = validate_metadata_value(value, f"{where}[{key!r}]", allow_none_values)
+    return out
+
+
+def validate_metadatas(metadatas: Any, n: int, allow_none_values: bool = False) -> List[Optional[Dict[str, Any]]]:
+    """One dict or a list of n dicts (None items allowed: no metadata)."""
+    items = as_list(metadatas, "metadatas", (dict,))
+    _check_length(items, n, "metadatas")
+    return [
+        None if m is None else validate_metadata(m, f"metadatas[{i}]", allow_none_values) for i, m in enumerate(items)
+    ]
+
+
+def validate_documents(documents: Any, n: int) -> List[str]:
+    """One string or a list of n strings."""
+    items = as_list(documents, "documents", (str,))
+    _check_length(items, n, "documents")
+    for i, doc in enumerate(items):
+        if not isinstance(doc, str):
+            raise InvalidArgumentError(f"documents[{i}]: expected str, got {_type_name(doc)}")
+    return items
+
+
+def _check_length(items: Sequence[Any], n: int, arg: str) -> None:
+    if len(items) != n:
+        raise InvalidArgumentError(f"{arg}: expected {n} items (one per id), got {len(items)}")
+
+
+def validate_include(include: Any, allowed: Sequence[str]) -> List[str]:
+    """A list of field names out of ``allowed``."""
+    items = as_list(include, "include", (str,))
+    for item in items:
+        if item not in allowed:
+            raise InvalidArgumentError(
+                f"include: {_short(item)} is not one of {', '.join(allowed)}"
+            )
+    return items
+
+
+def validate_positive_int(value: Any, arg: str) -> int:
+    """An int ≥ 1 (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidArgumentError(f"{arg}: expected a positive int, got {_short(value)}")
+    return int(value)
+
+
+def validate_optional_count(value: Any, arg: str) -> Optional[int]:
+    """None or an int ≥ 0 (for limit and offset)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InvalidArgumentError(f"{arg}: expected an int >= 0, got {_short(value)}")
+    return int(value)
+
+
+def validate_collection_metadata(metadata: Any) -> Optional[Dict[str, Any]]:
+    """Collection metadata, including the ``hnsw:*`` settings it may carry."""
+    if metadata is None:
+        return None
+    meta = validate_metadata(metadata, "metadata")
+    space = meta.get("hnsw:space", "l2")
+    if space not in METRICS:
+        raise InvalidArgumentError(f"metadata['hnsw:space']: expected one of {', '.join(METRICS)}, got {_short(space)}")
+    for key in HNSW_INT_KEYS:
+        if key in meta:
+            validate_positive_int(meta[key], f"metadata[{key!r}]")
+    unknown = [k for k in meta if k.startswith("hnsw:") and k != "hnsw:space" and k not in HNSW_INT_KEYS]
+    if unknown:
+        raise InvalidArgumentError(
+            f"metadata: unknown index setting {unknown[0]!r} (known: hnsw:space, {', '.join(HNSW_INT_KEYS)})"
+        )
+    return meta
