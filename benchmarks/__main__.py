@@ -49,8 +49,9 @@ def parse(argv: Optional[List[str]] = None) -> argparse.Namespace:
     unknown = sorted(set(names) - set(systems.NAMES))
     if unknown or not names:
         parser.error(f"--systems: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(systems.NAMES)}")
-    if args.n < args.batch and args.n <= 0:
-        parser.error("--n must be positive")
+    for name in ("n", "dim", "batch", "queries", "repeats"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} must be positive")
     args.systems = names
     return args
 

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 SUBJECT = "vectordb"
 BASELINES = ("hnswlib", "chromadb")
+SHORT = {"hnswlib": "hnsw", "chromadb": "chroma"}
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class Metric:
     label: str
     path: Tuple[str, ...]
     fmt: str
+    ratio: bool = True
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Target:
 
 METRICS = (
     Metric("ingest", "ingest (rec/s)", ("ingest", "rate"), "{:,.0f}"),
-    Metric("finish", "  of which finish/save (s)", ("ingest", "finish_seconds"), "{:.2f}"),
+    Metric("finish", "  of which finish/save (s)", ("ingest", "finish_seconds"), "{:.2f}", ratio=False),
     Metric("query_p50", "query p50 (ms)", ("query", "p50_ms"), "{:.3f}"),
     Metric("query_p99", "query p99 (ms)", ("query", "p99_ms"), "{:.3f}"),
     Metric("recall", "recall@10", ("query", "recall"), "{:.3f}"),
@@ -44,7 +46,7 @@ METRICS = (
     Metric("cold_open", "  open+first query (s)", ("cold", "open_query_s"), "{:.3f}"),
     Metric("import", "import (s, best)", ("import_s",), "{:.3f}"),
     Metric("rss", "peak RSS (MiB)", ("rss_peak_mib",), "{:,.0f}"),
-    Metric("rss_over", "  over data loaded (MiB)", ("rss_over_data_mib",), "{:,.0f}"),
+    Metric("rss_over", "  over data loaded (MiB)", ("rss_over_data_mib",), "{:,.0f}", ratio=False),
     Metric("disk", "disk (MiB)", ("disk_mib",), "{:,.1f}"),
 )
 
@@ -114,7 +116,7 @@ def table_rows(report: Dict[str, Any]) -> List[List[str]]:
     systems = report["systems"]
     names = [SUBJECT] + [b for b in BASELINES if b in systems] if SUBJECT in systems else list(systems)
     ratios = [b for b in BASELINES if b in systems and SUBJECT in systems]
-    header = ["metric"] + names + [f"vdb/{b[:6]}" for b in ratios] + ["target (vectordb)", "pass"]
+    header = ["metric"] + names + [f"vdb/{SHORT[b]}" for b in ratios] + ["target (vectordb)", "pass"]
     judged = evaluate(report)
     rows = [header]
     for metric in METRICS:
@@ -123,7 +125,7 @@ def table_rows(report: Dict[str, Any]) -> List[List[str]]:
             row.append(_status(systems[name]) or _cell(lookup(systems[name], metric.path), metric.fmt))
         mine = lookup(systems.get(SUBJECT, {}), metric.path)
         for base in ratios:
-            theirs = lookup(systems[base], metric.path)
+            theirs = lookup(systems[base], metric.path) if metric.ratio else None
             row.append(_cell(mine / theirs if mine is not None and theirs else None, "{:.2f}x"))
         targets = [j for j in judged if j["metric"] == metric.key]
         row += ["; ".join(t["target"] for t in targets), _pass_cell(targets)]

@@ -2,7 +2,9 @@
 
 Ingest is ``add_items`` in the same batches plus ``save_index`` at the end; the filtered
 query is ``knn_query`` with a filter callable over a precomputed set of allowed labels,
-which is what raw hnswlib offers. Metadata and documents are not stored.
+which is what raw hnswlib offers (a search that reaches fewer than k allowed items
+raises in hnswlib; it counts as a query that found nothing). Metadata and documents are
+not stored.
 """
 
 from __future__ import annotations
@@ -75,9 +77,15 @@ class Store:
             labels, _ = self.index.knn_query(np.asarray(vector, dtype=np.float32), k=k, num_threads=1)
         else:
             allowed = self.allowed.get(category, set())
-            labels, _ = self.index.knn_query(
-                np.asarray(vector, dtype=np.float32), k=k, num_threads=1, filter=allowed.__contains__
-            )
+            if not allowed:
+                return []
+            try:
+                labels, _ = self.index.knn_query(
+                    np.asarray(vector, dtype=np.float32), k=min(k, len(allowed)), num_threads=1,
+                    filter=allowed.__contains__,
+                )
+            except RuntimeError:  # the filtered search reached fewer than k allowed items
+                return []
         return labels[0].tolist()
 
     def close(self) -> None:

@@ -27,6 +27,18 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def current_rss_mib() -> float:
+    """This process's resident set size now (Linux), else its peak so far."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return peak_rss_mib()
+
+
 def ingest(store: Any, ds: data.Dataset, batch: int) -> Dict[str, Any]:
     """Add every record in batches; the time includes ``finish()`` (making it durable)."""
     sizes: List[int] = []
@@ -76,7 +88,7 @@ def run(system: str, data_dir: Path, store_dir: Path, batch: int, ingest_only: b
     """The whole workload of one system; returns the figures as a JSON-safe dict."""
     module = systems.load(system)
     ds = data.load(data_dir)
-    result: Dict[str, Any] = {"system": system, "rss_data_mib": peak_rss_mib()}
+    result: Dict[str, Any] = {"system": system, "rss_data_mib": current_rss_mib()}
     store = module.Store.create(str(store_dir), ds.vectors.shape[1], len(ds.vectors))
     result["ingest"] = ingest(store, ds, batch)
     if not ingest_only:

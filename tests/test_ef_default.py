@@ -135,7 +135,10 @@ def test_import_loads_no_torch() -> None:
         import sys
         import vectordb
         import vectordb.embedding_functions
-        from vectordb.embedding_functions.sentence_transformer import DefaultEmbeddingFunction, SentenceTransformerEmbeddingFunction
+        from vectordb.embedding_functions.sentence_transformer import (
+            DefaultEmbeddingFunction,
+            SentenceTransformerEmbeddingFunction,
+        )
         from vectordb.embedding_functions.instructor import InstructorEmbeddingFunction
         DefaultEmbeddingFunction(), SentenceTransformerEmbeddingFunction(), InstructorEmbeddingFunction()
         print(sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules))
@@ -153,11 +156,20 @@ def test_default_config_round_trip() -> None:
 
 def test_sentence_transformer_config_round_trip() -> None:
     fn = SentenceTransformerEmbeddingFunction(
-        model_name="some/model", device="cpu", normalize_embeddings=True, truncate_dim=64, model_kwargs={"dtype": object()}
+        model_name="some/model",
+        device="cpu",
+        normalize_embeddings=True,
+        truncate_dim=64,
+        model_kwargs={"dtype": object()},
     )
     name, config = describe(fn)
     assert name == "sentence_transformer"
-    assert config == {"model_name": "some/model", "device": "cpu", "normalize_embeddings": True, "kwargs": {"truncate_dim": 64}}
+    assert config == {
+        "model_name": "some/model",
+        "device": "cpu",
+        "normalize_embeddings": True,
+        "kwargs": {"truncate_dim": 64},
+    }
     rebuilt = build_from_config(name, json.loads(json.dumps(config)))
     assert isinstance(rebuilt, SentenceTransformerEmbeddingFunction) and rebuilt.get_config() == config
 
@@ -199,3 +211,20 @@ def test_invalid_arguments_are_rejected() -> None:
         SentenceTransformerEmbeddingFunction(model_name="")
     with pytest.raises(InvalidArgumentError):
         SentenceTransformerEmbeddingFunction(normalize_embeddings="yes")
+
+
+@needs_bundle
+def test_default_function_through_a_persistent_collection(tmp_path: Path) -> None:
+    import vectordb
+
+    path = str(tmp_path / "db")
+    with vectordb.PersistentClient(path) as client:
+        collection = client.create_collection(
+            "animals", embedding_function=DefaultEmbeddingFunction(), metadata={"hnsw:space": "cosine"}
+        )
+        collection.add(ids=["cat", "stocks", "kitten"], documents=[TEXTS[0], TEXTS[2], TEXTS[1]])
+    with vectordb.PersistentClient(path) as client:
+        collection = client.get_collection("animals")
+        assert isinstance(collection.embedding_function, DefaultEmbeddingFunction)
+        result = collection.query(query_texts=["a small cat"], n_results=3)
+    assert set(result["ids"][0][:2]) == {"cat", "kitten"} and result["ids"][0][2] == "stocks"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -175,6 +176,17 @@ def test_auth_errors_are_not_retried(server: GoogleServer, status: int) -> None:
         gemini(server)(["a"])
     assert info.value.status == status
     assert len(server.requests) == 1
+
+
+def test_unreachable_server_is_retried_then_reported() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    fn = GooglePalmEmbeddingFunction(api_key=KEY, api_base=f"http://127.0.0.1:{port}", retry_policy=FAST)
+    with pytest.raises(EmbeddingError) as info:
+        fn(["a"])
+    assert info.value.status is None and "no response" in str(info.value)
+    assert f"after {FAST.max_attempts} attempts" in str(info.value)
 
 
 def test_missing_key_is_a_clear_error() -> None:

@@ -71,9 +71,8 @@ def test_query_instruction_is_used_for_queries(model_dir: str, oracle) -> None:
         model_name=model_dir, instruction=INSTRUCTION, query_instruction="Represent the science question:"
     )
     queries = ["how do proteins fold?"]
-    np.testing.assert_allclose(
-        embed_texts(fn, queries, query=True)[0], oracle("Represent the science question:", queries[0]), rtol=1e-4, atol=1e-5
-    )
+    expected = oracle("Represent the science question:", queries[0])
+    np.testing.assert_allclose(embed_texts(fn, queries, query=True)[0], expected, rtol=1e-4, atol=1e-5)
     assert not np.allclose(fn.embed_query(queries), fn(queries), atol=1e-3)
 
 
@@ -132,3 +131,17 @@ def test_missing_sentence_transformers_names_the_extra(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(MissingDependencyError, match=r'vectordb\[instructor\]'):
         InstructorEmbeddingFunction()
+
+
+def test_collection_embeds_queries_with_the_query_instruction(model_dir: str) -> None:
+    import vectordb
+
+    fn = InstructorEmbeddingFunction(model_name=model_dir, instruction=INSTRUCTION, query_instruction="Q:")
+    collection = vectordb.Client().create_collection("titles", embedding_function=fn)
+    collection.add(ids=["a", "b"], documents=TEXTS[:2])
+    result = collection.query(query_texts=["proteins fold"], n_results=2, include=["distances"])
+    query, docs = fn.embed_query(["proteins fold"])[0], fn(TEXTS[:2])
+    assert not np.allclose(query, fn(["proteins fold"])[0], atol=1e-3)
+    expected = {id_: float(((query - docs[i]) ** 2).sum()) for i, id_ in enumerate(["a", "b"])}
+    for id_, distance in zip(result["ids"][0], result["distances"][0]):
+        assert distance == pytest.approx(expected[id_], rel=1e-4)

@@ -28,6 +28,9 @@ from vectordb.errors import (
     VectorDBError,
 )
 from vectordb.index.manager import IndexManager
+from vectordb.persistence import maintenance
+from vectordb.persistence.check import CheckReport, check_store
+from vectordb.persistence.maintenance import CompactResult
 from vectordb.persistence.store import CollectionRow, Store
 
 log = logging.getLogger("vectordb")
@@ -72,6 +75,8 @@ class Client:
         self._closed = False
         if path is not None:
             self._indexes.remove_orphans({row.id for row in self._store.collections()})
+            if not read_only:
+                maintenance.remove_leftovers(path)
             atexit.register(_close_at_exit, weakref.ref(self))
 
     # -- lifecycle ----------------------------------------------------------
@@ -100,6 +105,24 @@ class Client:
         self._check_open()
         if self.read_only:
             raise VectorDBError(f"the store at {self.path} is open read-only")
+
+    def check(self, repair: bool = False) -> CheckReport:
+        """Verify that records, metadata rows, indexes and catalog agree; with ``repair``, fix what can be.
+
+        Returns a CheckReport listing each problem (its collection and what is wrong) and
+        whether it was repaired. Repairs rebuild indexes, rewrite metadata rows and drop orphans.
+        """
+        with self._lock:
+            if repair:
+                self._check_writable()
+            self._check_open()
+            return check_store(self, repair)
+
+    def compact(self) -> CompactResult:
+        """Rebuild every index from its live vectors and shrink the database file."""
+        with self._lock:
+            self._check_writable()
+            return maintenance.compact(self, self._store.collections())
 
     def heartbeat(self) -> int:
         """Nanoseconds since the epoch (a liveness check)."""

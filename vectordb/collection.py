@@ -19,6 +19,8 @@ from vectordb import validation as v
 from vectordb.embedding_functions.base import embed_texts
 from vectordb.errors import InvalidArgumentError, InvalidDimensionError
 from vectordb.filters import compile_where, compile_where_document
+from vectordb.persistence import maintenance
+from vectordb.persistence.maintenance import CompactResult
 from vectordb.persistence.store import CollectionRow, RecordBatch
 from vectordb.types import GetResult, QueryResult
 
@@ -246,7 +248,7 @@ class Collection:
 
         Raises InvalidArgumentError when no condition is given: that would delete everything.
         """
-        if ids is None and where is None and where_document is None:
+        if ids is None and where in (None, {}) and where_document in (None, {}):  # {} filters nothing
             raise InvalidArgumentError("delete: give ids, where or where_document (deleting everything is refused)")
         id_list = None if ids is None else v.validate_ids(ids)
         with self._client._lock:
@@ -258,6 +260,17 @@ class Collection:
             new_row = self._client._store.delete(row, labels)
             self._row = new_row
             self._client._indexes.remove(new_row, labels)
+            maintenance.maybe_compact(self._client, new_row)
+
+    def compact(self) -> CompactResult:
+        """Give back the space of deleted records: rebuild the index and shrink the database file.
+
+        Runs by itself after a delete once deleted index slots exceed half the live
+        vectors (and 1000). Returns the store's bytes on disk before and after.
+        """
+        with self._client._lock:
+            self._client._check_writable()
+            return maintenance.compact(self._client, [self._refresh()])
 
     # -- reads --------------------------------------------------------------
 

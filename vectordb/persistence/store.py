@@ -91,7 +91,7 @@ class Store:
         try:
             self.con = duckdb.connect(target, read_only=read_only)
         except duckdb.IOException as exc:
-            raise _lock_error(path, exc) from None
+            raise _lock_error(path, exc, read_only) from None
         if not read_only:
             for statement in _SCHEMA:
                 self.con.execute(statement)
@@ -367,13 +367,23 @@ def _metadata_columns(collection_id: str, labels: np.ndarray, metadatas: List[Op
     }
 
 
-def _lock_error(path: Optional[str], exc: Exception) -> VectorDBError:
+def _lock_error(path: Optional[str], exc: Exception, read_only: bool = False) -> VectorDBError:
     message = str(exc)
     if "lock" not in message.lower():
         return VectorDBError(f"cannot open the store at {path}: {message}")
     pid = re.search(r"PID (\d+)", message)
     holder = f"process {pid.group(1)}" if pid else "another process"
+    if read_only:
+        return StoreLockedError(
+            f"the store at {path} is open for writing in {holder}, and DuckDB refuses read-only opens while "
+            "a writer holds the file: close that process's client, or share the store through `vectordb serve`"
+        )
+    if "read-only mode" in message:
+        return StoreLockedError(
+            f"the store at {path} is open read-only in {holder}, so it cannot be opened for writing until that "
+            "client closes: open it with read_only=True too, or share it through `vectordb serve`"
+        )
     return StoreLockedError(
-        f"the store at {path} is open for writing in {holder}; one process writes a store at a time: "
-        "share it through `vectordb serve`, or open it with read_only=True"
+        f"the store at {path} is open for writing in {holder}; one process writes a store at a time "
+        "(and DuckDB refuses readers meanwhile): share it through `vectordb serve`"
     )

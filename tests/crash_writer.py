@@ -1,0 +1,80 @@
+"""A writer for the crash tests, run as a child process and killed with SIGKILL.
+
+Usage: ``python crash_writer.py STORE LOG SEED FIRST_CALL``. Call number k writes a
+batch whose every record carries ``k``: metadata ``{"call": k}``, document ``"<id>@k"``
+and the embedding :func:`vector` (k, id). Before each call the writer appends an
+``intent`` line to LOG (fsynced); after the call returns, a ``done`` line. So the
+parent knows every acknowledged call, and the one call that may have been cut short.
+Index saves and automatic compaction are made frequent so that kills land inside them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import zlib
+from typing import List
+
+import numpy as np
+
+import vectordb
+from vectordb.index import manager
+from vectordb.persistence import maintenance
+
+DIM = 8
+POOL = 240
+OPS = ("add", "upsert", "update", "delete", "compact")
+WEIGHTS = (4, 4, 2, 3, 0.3)
+
+
+def vector(call: int, record_id: str) -> List[float]:
+    """The embedding that call ``call`` writes for ``record_id``."""
+    rng = np.random.default_rng(zlib.crc32(f"{call}:{record_id}".encode()))
+    return rng.standard_normal(DIM).astype(np.float32).tolist()
+
+
+def open_collection(path: str) -> "vectordb.Collection":
+    """The crash test's collection (exact-enough search for a few hundred records)."""
+    client = vectordb.PersistentClient(path)
+    return client.get_or_create_collection(
+        "crash", metadata={"hnsw:search_ef": 400}, embedding_function=None
+    )
+
+
+def _log(f, entry: dict) -> None:
+    f.write(json.dumps(entry) + "\n")
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def main(path: str, log_path: str, seed: int, first_call: int) -> None:
+    manager.SAVE_MIN_CHANGES = 40
+    maintenance.AUTO_COMPACT_MIN_DELETED = 30
+    rng = random.Random(seed)
+    collection = open_collection(path)
+    print("ready", flush=True)
+    with open(log_path, "a") as log:
+        call = first_call
+        while True:
+            op = rng.choices(OPS, WEIGHTS)[0]
+            ids = [f"r{i}" for i in rng.sample(range(POOL), rng.randint(1, 30))]
+            _log(log, {"intent": call, "op": op, "ids": ids})
+            if op == "delete":
+                collection.delete(ids=ids)
+            elif op == "compact":
+                collection.compact()
+            else:
+                getattr(collection, op)(
+                    ids=ids,
+                    embeddings=[vector(call, i) for i in ids],
+                    metadatas=[{"call": call} for _ in ids],
+                    documents=[f"{i}@{call}" for i in ids],
+                )
+            _log(log, {"done": call})
+            call += 1
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

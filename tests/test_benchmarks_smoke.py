@@ -1,0 +1,40 @@
+"""The benchmark harness runs end to end on a tiny size and writes sane figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("hnswlib")
+pytest.importorskip("matplotlib")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_harness_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--n", "2000", "--batch", "500", "--queries", "30",
+         "--systems", "vectordb,hnswlib", "--repeats", "1", "--ef-texts", "0", "--out", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "recall@10" in proc.stdout and "vdb/hnsw" in proc.stdout
+    assert (out / "bench-n2000.png").stat().st_size > 0
+    report = json.loads((out / "bench-n2000.json").read_text())
+    for name in ("vectordb", "hnswlib"):
+        figures = report["systems"][name]
+        assert "error" not in figures and "skipped" not in figures, figures
+        assert figures["ingest"]["rate"] > 0
+        assert len(figures["ingest"]["batch_rates"]) == 4
+        for kind in ("query", "filtered_query"):
+            assert 0.0 <= figures[kind]["recall"] <= 1.0
+            assert 0 < figures[kind]["p50_ms"] <= figures[kind]["p99_ms"]
+        assert figures["cold"]["total_s"] > 0 and figures["import_s"] > 0
+        assert figures["rss_peak_mib"] > 0 and figures["disk_mib"] > 0
+    assert report["systems"]["vectordb"]["query"]["recall"] >= 0.8
+    assert {t["metric"] for t in report["targets"]} >= {"ingest", "recall", "cold", "import"}

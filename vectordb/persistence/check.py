@@ -1,0 +1,231 @@
+"""Integrity check of a store: do the records, the metadata rows, the indexes and the
+catalog agree?
+
+:func:`check_store` looks, for every collection, at: duplicate ids or labels; ``seq``
+and ``next_label`` against the records and tombstones; embedding lengths against the
+dimension; the ``metadata`` rows against each record's metadata JSON; the saved index
+(caught up from the records, as an open would) and the index in memory, whose live
+labels must equal the record labels and whose vectors must equal the stored
+embeddings for a sample. Store-wide it looks for rows and index folders of no
+collection and for files left by an interrupted compaction. With ``repair=True`` it
+fixes what it can: rebuilds indexes, rewrites metadata rows, raises ``seq`` and
+``next_label``, drops orphans; duplicates and wrong-length embeddings are only reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, List, Optional, Set, Tuple
+
+import numpy as np
+
+from vectordb.index.hnsw import HnswIndex
+from vectordb.index.manager import index_params
+from vectordb.persistence import maintenance
+from vectordb.persistence.store import DB_FILE, CollectionRow, _metadata_columns
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vectordb.client import Client
+
+SAMPLE = 64
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One disagreement: the collection it concerns (None: the store), what is wrong, whether fixed."""
+
+    collection: Optional[str]
+    what: str
+    repaired: bool = False
+
+    def __str__(self) -> str:
+        where = f"collection {self.collection!r}" if self.collection else "store"
+        return f"{where}: {self.what}" + (" (repaired)" if self.repaired else "")
+
+
+@dataclass
+class CheckReport:
+    """The outcome of :meth:`Client.check`."""
+
+    collections_checked: int = 0
+    problems: List[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong, or everything wrong was repaired."""
+        return all(p.repaired for p in self.problems)
+
+    @property
+    def repairs(self) -> List[Problem]:
+        """The problems that were fixed."""
+        return [p for p in self.problems if p.repaired]
+
+    def __str__(self) -> str:
+        head = f"checked {self.collections_checked} collections: "
+        if not self.problems:
+            return head + "no problems"
+        return head + f"{len(self.problems)} problems\n" + "\n".join(f"- {p}" for p in self.problems)
+
+
+class _Checker:
+    """Runs the checks of one store, collecting problems (and repairing when asked)."""
+
+    def __init__(self, client: "Client", repair: bool) -> None:
+        self.client = client
+        self.con = client._store.con
+        self.repair = repair
+        self.report = CheckReport()
+
+    def add(self, collection: Optional[str], what: str, fix: Any = None) -> None:
+        repaired = False
+        if self.repair and fix is not None:
+            fix()
+            repaired = True
+        self.report.problems.append(Problem(collection, what, repaired))
+
+    def scalar(self, sql: str, params: List[Any]) -> Any:
+        return self.con.execute(sql, params).fetchone()[0]
+
+    def run(self) -> CheckReport:
+        rows = self.client._store.collections()
+        self.check_store({row.id for row in rows})
+        for row in rows:
+            self.check_collection(row)
+            self.report.collections_checked += 1
+        return self.report
+
+    def check_store(self, known: Set[str]) -> None:
+        for table in ("records", "metadata", "tombstones"):
+            n = self.scalar(f"SELECT count(*) FROM {table} WHERE collection_id NOT IN (SELECT id FROM collections)", [])
+            if n:
+                self.add(None, f"{n} rows of table {table} belong to no collection",
+                         lambda t=table: self.con.execute(
+                             f"DELETE FROM {t} WHERE collection_id NOT IN (SELECT id FROM collections)"))
+        path = self.client.path
+        if path is None:
+            return
+        folder = os.path.join(path, "index")
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if name not in known:
+                self.add(None, f"index folder {name} belongs to no collection",
+                         lambda n=name: shutil.rmtree(os.path.join(folder, n), ignore_errors=True))
+        leftover = os.path.join(path, DB_FILE + maintenance.COMPACT_SUFFIX)
+        if os.path.exists(leftover):
+            self.add(None, f"{leftover} was left by an interrupted compaction",
+                     lambda: maintenance.remove_leftovers(path))
+
+    def check_collection(self, row: CollectionRow) -> None:
+        cid, name = row.id, row.name
+        dup_ids = self.scalar("SELECT count(*) FROM (SELECT id FROM records WHERE collection_id = ? "
+                              "GROUP BY id HAVING count(*) > 1)", [cid])
+        if dup_ids:
+            self.add(name, f"{dup_ids} ids are stored more than once (not repairable automatically)")
+        dup_labels = self.scalar("SELECT count(*) FROM (SELECT label FROM records WHERE collection_id = ? "
+                                 "GROUP BY label HAVING count(*) > 1)", [cid])
+        if dup_labels:
+            self.add(name, f"{dup_labels} labels are used by more than one record (not repairable automatically)")
+        self.check_counters(row)
+        if row.dimension is not None:
+            bad = self.scalar("SELECT count(*) FROM records WHERE collection_id = ? AND octet_length(embedding) != ?",
+                              [cid, 4 * row.dimension])
+            if bad:
+                self.add(name, f"{bad} embeddings do not have the collection's dimension {row.dimension} "
+                               "(not repairable automatically)")
+        self.check_metadata(row)
+        row = self.client._store.collection_by_id(cid) or row
+        self.check_indexes(row)
+
+    def check_counters(self, row: CollectionRow) -> None:
+        cid = row.id
+        top_seq = max(self.scalar("SELECT coalesce(max(seq), 0) FROM records WHERE collection_id = ?", [cid]),
+                      self.scalar("SELECT coalesce(max(seq), 0) FROM tombstones WHERE collection_id = ?", [cid]))
+        if top_seq > row.seq:
+            self.add(row.name, f"seq {row.seq} is behind the records' seq {top_seq}",
+                     lambda: self.con.execute("UPDATE collections SET seq = ? WHERE id = ?", [top_seq, cid]))
+        top_label = self.scalar("SELECT coalesce(max(label), -1) FROM records WHERE collection_id = ?", [cid])
+        if top_label >= row.next_label:
+            self.add(row.name, f"next_label {row.next_label} would reuse stored label {top_label}",
+                     lambda: self.con.execute("UPDATE collections SET next_label = ? WHERE id = ?",
+                                              [top_label + 1, cid]))
+
+    def check_metadata(self, row: CollectionRow) -> None:
+        records = self.con.execute("SELECT label, metadata FROM records WHERE collection_id = ? ORDER BY label",
+                                   [row.id]).fetchall()
+        labels = np.asarray([r[0] for r in records], dtype=np.int64)
+        metas = [None if r[1] is None else json.loads(r[1]) for r in records]
+        expected = _metadata_rows(_metadata_columns(row.id, labels, metas))
+        stored = set(self.con.execute(
+            "SELECT label, key, str_value, int_value, float_value, bool_value FROM metadata WHERE collection_id = ?",
+            [row.id]).fetchall())
+        stored_count = self.scalar("SELECT count(*) FROM metadata WHERE collection_id = ?", [row.id])
+        if stored != expected or stored_count != len(expected):
+            wrong = len(stored.symmetric_difference(expected)) + abs(stored_count - len(stored))
+            self.add(row.name, f"{wrong} metadata rows disagree with the records' metadata",
+                     lambda: self.rewrite_metadata(row, labels, metas))
+
+    def rewrite_metadata(self, row: CollectionRow, labels: np.ndarray, metas: List[Any]) -> None:
+        store = self.client._store
+        with store._transaction():
+            self.con.execute("DELETE FROM metadata WHERE collection_id = ?", [row.id])
+            columns = _metadata_columns(row.id, labels, metas)
+            if columns is not None:
+                store._insert("metadata", columns)
+
+    def check_indexes(self, row: CollectionRow) -> None:
+        indexes = self.client._indexes
+        labels = self.client._store.select_labels(row.id)
+        rebuild = lambda: maintenance.rebuild_index(indexes, row)  # noqa: E731
+        if row.dimension is None:
+            return
+        folder = indexes._folder_of(row.id)
+        # An index made in this session is first saved on close or once enough changes accumulate.
+        unsaved_new = indexes._saved_seq.get(row.id, 0) < 0
+        if folder is not None and len(labels) and not (unsaved_new and not os.path.exists(folder)):
+            loaded = HnswIndex.load(folder, index_params(row), row.dimension)
+            if loaded is None:
+                self.add(row.name, "the saved index is missing or unusable", rebuild)
+            elif loaded[1] > row.seq:
+                self.add(row.name, f"the saved index is of seq {loaded[1]}, later than the store's {row.seq}",
+                         rebuild)
+            else:
+                indexes._catch_up(loaded[0], row.id, loaded[1])
+                self.compare(row, loaded[0], labels, "the saved index (caught up)", rebuild)
+        live = indexes._indexes.get(row.id)
+        if live is not None:
+            self.compare(row, live, labels, "the index in memory", rebuild)
+
+    def compare(self, row: CollectionRow, index: HnswIndex, labels: np.ndarray, what: str, rebuild: Any) -> None:
+        live = index.live_labels()
+        if not np.array_equal(live, labels):
+            missing, extra = np.setdiff1d(labels, live).size, np.setdiff1d(live, labels).size
+            self.add(row.name, f"{what} lacks {missing} records and holds {extra} labels of no record", rebuild)
+            return
+        sample = labels if len(labels) <= SAMPLE else np.random.default_rng(0).choice(labels, SAMPLE, replace=False)
+        stored = self.client._store.fetch(row.id, sample, embeddings=True, dim=row.dimension)
+        expected = np.stack([stored[int(label)][3] for label in sample]) if len(sample) else None
+        if expected is None:
+            return
+        if row.metric == "cosine":
+            norms = np.linalg.norm(expected, axis=1, keepdims=True)
+            expected = expected / np.where(norms == 0, 1, norms)
+        if not np.allclose(index.vectors(sample), expected, atol=1e-5):
+            self.add(row.name, f"{what} holds vectors that differ from the stored embeddings", rebuild)
+
+
+def _metadata_rows(columns: Optional[dict]) -> Set[Tuple]:
+    if columns is None:
+        return set()
+    keys = ("label", "key", "str_value", "int_value", "float_value", "bool_value")
+    return set(zip(*[[_plain(x) for x in columns[k]] for k in keys]))
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def check_store(client: "Client", repair: bool = False) -> CheckReport:
+    """Check (and with ``repair`` fix) the client's store; the caller holds the client's lock."""
+    return _Checker(client, repair).run()

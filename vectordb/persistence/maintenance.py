@@ -1,0 +1,151 @@
+"""Giving space back after deletes: rebuilding an index from its live vectors and
+copying the DuckDB file into a fresh one.
+
+hnswlib keeps a deleted vector's slot (reused only by later adds) and DuckDB does not
+shrink its file on DELETE. :func:`compact` rebuilds a collection's index from the
+records and, for a store on disk, copies the database into ``vectordb.duckdb.compact``
+(``COPY FROM DATABASE``), syncs it, and renames it over the old file before
+reconnecting. A kill at any moment leaves either the old file (plus a leftover copy,
+removed on the next open) or the complete new one; an index rebuilt but not yet saved
+is caught up or rebuilt from the records on the next open.
+
+:func:`maybe_compact` runs after each delete and compacts once the deleted slots of an
+index exceed ``AUTO_COMPACT_FRACTION`` of its live vectors and ``AUTO_COMPACT_MIN_DELETED``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, List, Optional
+
+import duckdb
+
+from vectordb.errors import VectorDBError
+from vectordb.index.hnsw import HnswIndex
+from vectordb.index.manager import IndexManager, index_params
+from vectordb.persistence.store import DB_FILE, CollectionRow, Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vectordb.client import Client
+
+log = logging.getLogger("vectordb")
+
+AUTO_COMPACT_MIN_DELETED = 1000
+AUTO_COMPACT_FRACTION = 0.5
+COMPACT_SUFFIX = ".compact"
+_COPY_ALIAS = "vectordb_compact"
+
+
+@dataclass(frozen=True)
+class CompactResult:
+    """What a compaction did: bytes on disk before and after (0 for a store in memory)."""
+
+    bytes_before: int
+    bytes_after: int
+    indexes_rebuilt: int
+
+
+def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[HnswIndex]:
+    """Replace the collection's index by one built from its records, and save it."""
+    if row.dimension is None:
+        return None
+    count = indexes.store.count(row.id)
+    index = HnswIndex(index_params(row), row.dimension, capacity=max(count, 16))
+    indexes._catch_up(index, row.id, -1)
+    indexes._indexes[row.id] = index
+    indexes._unsaved[row.id] = count
+    indexes._save(row)
+    return index
+
+
+def compact(client: "Client", rows: List[CollectionRow]) -> CompactResult:
+    """Rebuild the indexes of ``rows`` and shrink the database file (caller holds the lock)."""
+    before = disk_usage(client.path)
+    rebuilt = sum(rebuild_index(client._indexes, row) is not None for row in rows)
+    if client.path is not None:
+        compact_database(client._store)
+    after = disk_usage(client.path)
+    log.info("compacted the store at %s: %d -> %d bytes", client.path, before, after)
+    return CompactResult(before, after, rebuilt)
+
+
+def maybe_compact(client: "Client", row: CollectionRow) -> Optional[CompactResult]:
+    """Compact when the collection's index has many deleted slots (after a delete)."""
+    index = client._indexes._indexes.get(row.id)
+    if index is None or index.deleted <= max(AUTO_COMPACT_MIN_DELETED, AUTO_COMPACT_FRACTION * index.count):
+        return None
+    log.info("collection %r has %d deleted index slots for %d live vectors; compacting", row.name,
+             index.deleted, index.count)
+    return compact(client, [row])
+
+
+def compact_database(store: Store) -> None:
+    """Copy the database into a fresh file and swap it in atomically, then reconnect."""
+    db_path = os.path.join(store.path, DB_FILE)
+    copy_path = db_path + COMPACT_SUFFIX
+    remove_leftovers(store.path)
+    con = store.con
+    con.execute("CHECKPOINT")
+    name = con.execute("SELECT current_database()").fetchone()[0]
+    con.execute(f"ATTACH '{_quote(copy_path)}' AS {_COPY_ALIAS}")
+    try:
+        con.execute(f'COPY FROM DATABASE "{name}" TO {_COPY_ALIAS}')  # name: from our own file name
+    finally:
+        con.execute("DETACH " + _COPY_ALIAS)
+    if _nonempty(copy_path + ".wal"):
+        remove_leftovers(store.path)
+        raise VectorDBError(f"compacting {store.path}: the copy was not fully checkpointed; the store is unchanged")
+    _fsync(copy_path)
+    con.close()
+    try:
+        if _nonempty(db_path + ".wal"):
+            raise VectorDBError(f"compacting {store.path}: the database kept a write-ahead log; the store is unchanged")
+        if os.path.exists(db_path + ".wal"):
+            os.remove(db_path + ".wal")
+        os.replace(copy_path, db_path)
+        _fsync(store.path)
+    finally:
+        store.con = duckdb.connect(db_path)
+
+
+def remove_leftovers(path: Optional[str]) -> None:
+    """Delete a copy left by a compaction that was interrupted before its swap."""
+    if path is None:
+        return
+    base = os.path.join(path, DB_FILE + COMPACT_SUFFIX)
+    for leftover in (base, base + ".wal"):
+        if os.path.exists(leftover):
+            log.warning("removing %s, left by an interrupted compaction", leftover)
+            os.remove(leftover)
+
+
+def disk_usage(path: Optional[str]) -> int:
+    """Bytes under the store's folder (database, write-ahead log and index files)."""
+    if path is None:
+        return 0
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(folder, name))
+            except OSError:
+                pass
+    return total
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _nonempty(path: str) -> bool:
+    return os.path.exists(path) and os.path.getsize(path) > 0
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
