@@ -48,7 +48,8 @@ def parse(argv: Optional[List[str]] = None) -> argparse.Namespace:
     names = tuple(s.strip() for s in args.systems.split(",") if s.strip())
     unknown = sorted(set(names) - set(systems.NAMES))
     if unknown or not names:
-        parser.error(f"--systems: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(systems.NAMES)}")
+        given = ", ".join(unknown) or "(none given)"
+        parser.error(f"--systems: unknown {given}; choose from {', '.join(systems.NAMES)}")
     for name in ("n", "dim", "batch", "queries", "repeats"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name} must be positive")

@@ -182,7 +182,7 @@ def embedding_run(texts: List[str], work: Path) -> Dict[str, Any]:
 def machine() -> Dict[str, Any]:
     """What the figures were measured on."""
     return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "processor": platform.processor()}
+            "processor": platform.processor(), "load_average_at_start": list(os.getloadavg())}
 
 
 def run_all(opts: Options, work_root: Optional[str] = None) -> Dict[str, Any]:
@@ -227,4 +227,5 @@ def run_all(opts: Options, work_root: Optional[str] = None) -> Dict[str, Any]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["config"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    report["config"]["machine"]["load_average_at_end"] = list(os.getloadavg())
     return report

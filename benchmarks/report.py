@@ -154,7 +154,8 @@ def format_table(report: Dict[str, Any]) -> str:
             lines.append("-" * len(lines[0]))
     cfg = report["config"]
     title = (f"n={cfg['n']:,} dim={cfg['dim']} batch={cfg['batch']:,} queries={cfg['queries']:,} "
-             f"cpus={cfg['machine']['cpus']} (targets are stated for n=100,000)")
+             f"cpus={cfg['machine']['cpus']} load={cfg['machine']['load_average_at_start'][0]:.1f} "
+             "(targets are stated for n=100,000)")
     notes = [f"note: {name}: {sys.get('skipped') or sys.get('error')}"
              for name, sys in report["systems"].items() if _status(sys)]
     embedding = report.get("embedding") or {}

@@ -22,21 +22,32 @@ WARMUP_QUERIES = 20
 K = 10
 
 
+def _status_mib(field: str) -> Optional[float]:
+    """A ``/proc/self/status`` memory field (Linux) in MiB, or None elsewhere."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mib() -> float:
-    """This process's peak resident set size so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's peak resident set size so far.
+
+    ``VmHWM`` belongs to this process's own address space; ``ru_maxrss`` (the fallback)
+    also counts the parent's size at fork, since Linux keeps it across exec.
+    """
+    hwm = _status_mib("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def current_rss_mib() -> float:
     """This process's resident set size now (Linux), else its peak so far."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return peak_rss_mib()
+    rss = _status_mib("VmRSS")
+    return rss if rss is not None else peak_rss_mib()
 
 
 def ingest(store: Any, ds: data.Dataset, batch: int) -> Dict[str, Any]:

@@ -6,7 +6,12 @@ deterministic :class:`CountingEmbedding` below; none of them loads a model.
 
 from __future__ import annotations
 
-from typing import Dict, List
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any, Dict, List
 
 import numpy as np
 import pytest
@@ -23,6 +28,22 @@ def client(request, tmp_path):
         c = vectordb.PersistentClient(str(tmp_path / "db"))
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module")
+def shared_memory_client():
+    """One in-memory client per test module, for big parametrised matrices (a new client costs ~0.1 s)."""
+    c = vectordb.Client()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def memory_collection(shared_memory_client):
+    """An empty embeddings-only collection in the module's shared in-memory client, removed afterwards."""
+    col = shared_memory_client.create_collection("memory-collection", embedding_function=None)
+    yield col
+    shared_memory_client.delete_collection(col.name)
 
 
 @pytest.fixture
@@ -73,3 +94,18 @@ def snapshot(col) -> Dict:
         "get": col.get(include=["embeddings", "metadatas", "documents"]),
         "dimension": col.dimension,
     }
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` (dedented) in a new Python process that sees this one's sys.path, offline."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join(sys.path))
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def in_new_process(code: str) -> Any:
+    """The JSON that ``code`` prints on its last line, run in a new Python process."""
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -35,12 +35,9 @@ def vector(call: int, record_id: str) -> List[float]:
     return rng.standard_normal(DIM).astype(np.float32).tolist()
 
 
-def open_collection(path: str) -> "vectordb.Collection":
-    """The crash test's collection (exact-enough search for a few hundred records)."""
-    client = vectordb.PersistentClient(path)
-    return client.get_or_create_collection(
-        "crash", metadata={"hnsw:search_ef": 400}, embedding_function=None
-    )
+def collection_of(client: vectordb.Client) -> vectordb.Collection:
+    """The crash test's collection (a wide search: exact for a few hundred records)."""
+    return client.get_or_create_collection("crash", metadata={"hnsw:search_ef": 400}, embedding_function=None)
 
 
 def _log(f, entry: dict) -> None:
@@ -53,7 +50,7 @@ def main(path: str, log_path: str, seed: int, first_call: int) -> None:
     manager.SAVE_MIN_CHANGES = 40
     maintenance.AUTO_COMPACT_MIN_DELETED = 30
     rng = random.Random(seed)
-    collection = open_collection(path)
+    collection = collection_of(vectordb.PersistentClient(path))
     print("ready", flush=True)
     with open(log_path, "a") as log:
         call = first_call

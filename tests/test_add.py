@@ -6,9 +6,13 @@ import logging
 
 import numpy as np
 import pytest
-
 from conftest import CountingEmbedding, snapshot, text_vector
-from vectordb.errors import DuplicateIDError, InvalidArgumentError, InvalidDimensionError
+
+from vectordb.errors import (
+    DuplicateIDError,
+    InvalidArgumentError,
+    InvalidDimensionError,
+)
 
 ALL = ["embeddings", "metadatas", "documents"]
 
@@ -33,7 +37,10 @@ def test_add_single_items(collection):
     collection.add(ids="a", embeddings=[1.0, 2.0], metadatas={"k": "v"}, documents="doc a")
     got = collection.get(include=ALL)
     assert got == {
-        "ids": ["a"], "embeddings": [[1.0, 2.0]], "metadatas": [{"k": "v"}], "documents": ["doc a"],
+        "ids": ["a"],
+        "embeddings": [[1.0, 2.0]],
+        "metadatas": [{"k": "v"}],
+        "documents": ["doc a"],
         "include": ALL,
     }
 

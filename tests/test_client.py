@@ -160,3 +160,8 @@ def test_persistent_client_path_must_be_a_folder(tmp_path):
     f.write_text("x")
     with pytest.raises(InvalidArgumentError, match="not a folder"):
         vectordb.PersistentClient(str(f))
+
+
+def test_get_collection_name_must_be_str(client):
+    with pytest.raises(InvalidArgumentError, match="name: expected str, got int"):
+        client.get_collection(123)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import snapshot
+
 from vectordb.errors import DuplicateIDError, InvalidArgumentError
 
 

@@ -86,7 +86,9 @@ def test_query_after_deletes_and_updates(client, space):
 
 def test_query_result_shape_and_fields(client):
     col, ids, vectors, _ = make(client, "l2", n=5)
-    result = col.query(query_embeddings=vectors[2], n_results=2, include=["embeddings", "metadatas", "documents", "distances"])
+    result = col.query(
+        query_embeddings=vectors[2], n_results=2, include=["embeddings", "metadatas", "documents", "distances"]
+    )
     assert set(result) == {"ids", "distances", "embeddings", "metadatas", "documents", "include"}
     assert result["ids"][0][0] == "v2"
     assert result["distances"][0][0] == pytest.approx(0.0, abs=1e-5)
@@ -190,8 +192,6 @@ def test_query_texts_without_function(client):
 
 
 def test_query_texts_uses_embed_query(client, counting_ef):
-    from conftest import text_vector
-
     col = client.create_collection("docs", embedding_function=counting_ef)
     col.add(ids=["a", "b", "c"], documents=["cat", "dog", "fish"])
     result = col.query(query_texts="dog", n_results=1)
@@ -202,7 +202,6 @@ def test_query_texts_uses_embed_query(client, counting_ef):
     result = col.query(query_texts=["fish", "cat"], n_results=1)
     assert result["ids"] == [["c"], ["a"]]
     assert counting_ef.query_calls[-1] == ["fish", "cat"]
-    assert text_vector("dog") == counting_ef(["dog"])[0]
 
 
 def test_query_texts_without_embed_query_uses_call(client):

@@ -6,8 +6,8 @@ import logging
 
 import numpy as np
 import pytest
-
 from conftest import snapshot, text_vector
+
 from vectordb.errors import DuplicateIDError, InvalidArgumentError
 
 ALL = ["embeddings", "metadatas", "documents"]
@@ -162,7 +162,9 @@ def test_update_unchanged_document_not_reembedded(docs, counting_ef):
     assert counting_ef.embedded == []
     docs.update(ids="a", documents="alpha two")
     assert counting_ef.embedded == ["alpha two"]
-    np.testing.assert_allclose(docs.get(ids="a", include=["embeddings"])["embeddings"][0], text_vector("alpha two"), rtol=1e-6)
+    np.testing.assert_allclose(
+        docs.get(ids="a", include=["embeddings"])["embeddings"][0], text_vector("alpha two"), rtol=1e-6
+    )
     assert docs.query(query_embeddings=[text_vector("alpha two")], n_results=1)["ids"] == [["a"]]
 
 
@@ -187,3 +189,29 @@ def test_documents_needing_embedding_without_function_refused(filled):
     assert snapshot(filled) == before
     filled.update(ids="a", documents="doc a")  # unchanged: nothing to embed
     assert snapshot(filled) == before
+
+
+def test_concurrent_upserts_from_threads(client, counting_ef):
+    import threading
+
+    col = client.create_collection("threads", embedding_function=counting_ef)
+
+    def work(k):
+        for i in range(15):
+            col.upsert(
+                ids=[f"{k}-{i}", "shared"],
+                documents=[f"doc {k} {i}", f"shared by {k} at {i}"],
+                metadatas=[{"k": k}, {"last": k}],
+            )
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = col.get(include=["embeddings", "documents"])
+    assert col.count() == 4 * 15 + 1
+    for doc, vector in zip(got["documents"], got["embeddings"]):
+        np.testing.assert_allclose(vector, text_vector(doc), rtol=1e-6)  # each stored vector is its document's
+    shared = col.query(query_embeddings=[text_vector(got["documents"][got["ids"].index("shared")])], n_results=1)
+    assert shared["ids"] == [["shared"]]

@@ -10,6 +10,7 @@
 from vectordb import embedding_functions, errors
 from vectordb.client import Client, EphemeralClient, PersistentClient
 from vectordb.collection import Collection
+from vectordb.http_client import HttpClient
 from vectordb.types import GetResult, QueryResult
 
 __version__ = "0.1.0"
@@ -19,6 +20,7 @@ __all__ = [
     "Collection",
     "EphemeralClient",
     "GetResult",
+    "HttpClient",
     "PersistentClient",
     "QueryResult",
     "embedding_functions",

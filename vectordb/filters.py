@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, List, Tuple
 
 from vectordb.errors import InvalidArgumentError
-from vectordb.validation import validate_metadata_value
+from vectordb.validation import check_text, validate_metadata_value
 
 Params = List[Any]
 SQL = Tuple[str, Params]
@@ -46,6 +46,7 @@ def compile_where(where: Any, collection_id: str, path: str = "where") -> SQL:
     for key, value in where.items():
         if not isinstance(key, str):
             raise InvalidArgumentError(f"{path}: keys must be strings, got {_short(key)}")
+        check_text(key, f"{path}: key {key!r}")
         if key in _LOGIC:
             parts.append(_logic(key, value, lambda w, p: compile_where(w, collection_id, p), f"{path}[{key!r}]"))
         elif key.startswith("$"):
@@ -71,6 +72,7 @@ def compile_where_document(where_document: Any, path: str = "where_document") ->
         raise InvalidArgumentError(f"{path}: unknown operator {_short(op)} (expected one of {', '.join(_DOC_OPS + _LOGIC)})")
     if not isinstance(value, str):
         raise InvalidArgumentError(f"{path}[{op!r}]: expected a string, got {type(value).__name__}")
+    check_text(value, f"{path}[{op!r}]")
     if op == "$contains":
         return "(r.document IS NOT NULL AND contains(r.document, ?))", [value]
     return "(r.document IS NULL OR NOT contains(r.document, ?))", [value]

@@ -45,6 +45,15 @@ def validate_collection_name(name: Any) -> str:
     return name
 
 
+def check_text(text: str, where: str) -> str:
+    """A string that can be stored: encodable as UTF-8 (no lone surrogates such as '\\ud800')."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgumentError(f"{where}: not valid Unicode text ({exc.reason} at position {exc.start})") from None
+    return text
+
+
 def as_list(value: Any, arg: str, item_types: tuple) -> List[Any]:
     """One item or a list of items → a list (one-or-many normalisation)."""
     if isinstance(value, item_types):
@@ -66,6 +75,7 @@ def validate_ids(ids: Any, arg: str = "ids", unique: bool = True) -> List[str]:
             raise InvalidArgumentError(f"{arg}[{i}]: expected str, got {_type_name(item)} {_short(item)}")
         if not item:
             raise InvalidArgumentError(f"{arg}[{i}]: ids must be non-empty strings")
+        check_text(item, f"{arg}[{i}]")
     if unique and len(set(items)) != len(items):
         repeated = [k for k, n in Counter(items).items() if n > 1]
         raise DuplicateIDError(f"{arg}: repeated in one call: {', '.join(map(repr, repeated[:10]))}")
@@ -104,7 +114,7 @@ def validate_embeddings(embeddings: Any, arg: str = "embeddings") -> np.ndarray:
         out = arr.astype(np.float32)
     if not np.isfinite(out).all():
         i, j = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
-        raise InvalidArgumentError(f"{arg}[{i}][{j}]: NaN or infinite value ({arr[i, j]!r}) is not allowed")
+        raise InvalidArgumentError(f"{arg}[{i}][{j}]: NaN or infinite value ({float(arr[i, j])!r}) is not allowed")
     return np.ascontiguousarray(out)
 
 
@@ -127,7 +137,9 @@ def validate_metadata_value(value: Any, where: str, allow_none: bool = False) ->
     """A metadata value: str, int (int64), finite float or bool; None only where it means 'remove'."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, str):
+        return check_text(value, where)
+    if isinstance(value, bool):
         return value
     if isinstance(value, (int, np.integer)):
         if not INT64_MIN <= int(value) <= INT64_MAX:
@@ -152,6 +164,7 @@ def validate_metadata(meta: Any, where: str, allow_none_values: bool = False) ->
             raise InvalidArgumentError(f"{where}: keys must be non-empty strings, got {_short(key)}")
         if key.startswith("$"):
             raise InvalidArgumentError(f"{where}: key {key!r} may not start with '$' (reserved for filters)")
+        check_text(key, f"{where}: key {key!r}")
         out[key] = validate_metadata_value(value, f"{where}[{key!r}]", allow_none_values)
     return out
 
@@ -172,6 +185,7 @@ def validate_documents(documents: Any, n: int) -> List[str]:
     for i, doc in enumerate(items):
         if not isinstance(doc, str):
             raise InvalidArgumentError(f"documents[{i}]: expected str, got {_type_name(doc)}")
+        check_text(doc, f"documents[{i}]")
     return items
 
 
@@ -184,7 +198,7 @@ def validate_include(include: Any, allowed: Sequence[str]) -> List[str]:
     """A list of field names out of ``allowed``."""
     items = as_list(include, "include", (str,))
     for item in items:
-        if item not in allowed:
+        if not isinstance(item, str) or item not in allowed:
             raise InvalidArgumentError(
                 f"include: {_short(item)} is not one of {', '.join(allowed)}"
             )

@@ -132,12 +132,14 @@ def embed_texts(fn: Any, texts: Sequence[str], *, query: bool = False) -> np.nda
     if len(texts) >= PROGRESS_MIN_TEXTS:
         from tqdm.auto import tqdm
 
+        batch = getattr(fn, "max_batch_size", None)
+        chunk = batch * max(1, round(PROGRESS_CHUNK / batch)) if isinstance(batch, int) and batch > 0 else PROGRESS_CHUNK
         parts = []
         with tqdm(total=len(texts), desc="embedding", unit="text", disable=_progress_disabled()) as bar:
-            for start in range(0, len(texts), PROGRESS_CHUNK):
-                chunk = texts[start : start + PROGRESS_CHUNK]
-                parts.append(check_embeddings(_invoke(call, chunk, fn), len(chunk), fn))
-                bar.update(len(chunk))
+            for start in range(0, len(texts), chunk):
+                part = texts[start : start + chunk]
+                parts.append(check_embeddings(_invoke(call, part, fn), len(part), fn))
+                bar.update(len(part))
         dims = {p.shape[1] for p in parts}
         if len(dims) > 1:
             raise EmbeddingError(f"{_label(fn)} returned vectors of different dimensions {sorted(dims)}")

@@ -58,6 +58,9 @@ class CohereEmbeddingFunction:
         InvalidArgumentError: no API key was found.
     """
 
+    max_batch_size = MAX_BATCH
+    """Inputs per request; callers that chunk work use multiples of it."""
+
     def __init__(
         self,
         api_key: Optional[str] = None,

@@ -47,6 +47,9 @@ TASK_TYPES = (
 class _GoogleEmbeddingBase:
     """Key lookup, client construction and error reading shared by both Google functions."""
 
+    max_batch_size = MAX_BATCH
+    """Inputs per request; callers that chunk work use multiples of it."""
+
     _purpose = "Google embedding functions"
 
     def __init__(

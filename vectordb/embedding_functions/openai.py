@@ -57,6 +57,9 @@ class OpenAIEmbeddingFunction:
         InvalidArgumentError: no key was found, or the arguments do not fit together.
     """
 
+    max_batch_size = MAX_BATCH
+    """Inputs per request; callers that chunk work use multiples of it."""
+
     def __init__(
         self,
         api_key: Optional[str] = None,

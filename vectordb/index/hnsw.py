@@ -184,7 +184,9 @@ class HnswIndex:
         try:
             with open(meta_path, "rb") as f:
                 meta = json.loads(f.read())
-            if meta.get("format") != FORMAT or meta.get("dim") != dim or meta.get("params") != params.__dict__:
+            built = {k: x for k, x in (meta.get("params") or {}).items() if k != "search_ef"}  # search-time only
+            wanted = {k: x for k, x in params.__dict__.items() if k != "search_ef"}
+            if meta.get("format") != FORMAT or meta.get("dim") != dim or built != wanted:
                 raise ValueError("it was saved with other settings")
             for name, expected in meta["files"].items():
                 if _checksum(os.path.join(folder, name)) != expected:

@@ -85,6 +85,7 @@ class IndexManager:
                     self._unsaved[row.id] = replayed
                     if replayed:
                         log.info("index of %s caught up with %d changes", row.name, replayed)
+                        self._indexes[row.id] = index
                         self._save(row)
                     return index
             log.warning("index of collection %r disagrees with its records; rebuilding it", row.name)
@@ -95,6 +96,7 @@ class IndexManager:
         self._saved_seq[row.id] = -1
         self._unsaved[row.id] = count
         if count:
+            self._indexes[row.id] = index
             self._save(row)
         return index
 
@@ -117,7 +119,11 @@ class IndexManager:
 
     def add(self, row: CollectionRow, labels: np.ndarray, vectors: np.ndarray) -> None:
         """Apply a committed write to the index."""
-        index = self._indexes.get(row.id) or self.create(row)
+        index = self._indexes.get(row.id)
+        if index is None:
+            # Not loaded yet: a first write starts an empty index; later ones load the saved one
+            # and catch up (which includes this write).
+            index = self.create(row) if row.seq <= 1 else self.get(row)
         self._apply(row, lambda: index.add(labels, vectors), len(labels))
 
     def remove(self, row: CollectionRow, labels: np.ndarray) -> None:

@@ -1,0 +1,148 @@
+"""client.check(): records, metadata rows, indexes and catalog must agree; each kind of
+disagreement is reported with its collection, and repair=True fixes what it can."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import pytest
+
+import vectordb
+from vectordb.persistence.check import CheckReport
+
+DIM = 4
+N = 60
+
+
+@pytest.fixture
+def client(tmp_path):
+    c = vectordb.PersistentClient(str(tmp_path / "db"))
+    col = c.create_collection("docs", embedding_function=None)
+    vectors = np.random.default_rng(0).standard_normal((N, DIM)).astype(np.float32)
+    col.add([f"r{i}" for i in range(N)], vectors, metadatas=[{"i": i, "even": i % 2 == 0} for i in range(N)])
+    col.delete(["r0", "r1"])
+    c.create_collection("empty", embedding_function=None)
+    yield c
+    c.close()
+
+
+def _con(client):
+    return client._store.con
+
+
+def _label(client, record_id: str) -> int:
+    col = client.get_collection("docs")
+    return client._store.labels_of(col.id, [record_id])[record_id]
+
+
+def _index(client):
+    col = client.get_collection("docs")
+    col.count()
+    client._indexes.get(col._refresh())
+    return client._indexes._indexes[col.id]
+
+
+def _assert_found_then_repaired(client, fragment: str, collection="docs") -> CheckReport:
+    report = client.check()
+    assert not report.ok
+    assert any(fragment in p.what and p.collection == collection for p in report.problems), str(report)
+    fixed = client.check(repair=True)
+    assert fixed.ok and fixed.repairs, str(fixed)
+    assert client.check().problems == [], str(client.check())
+    return fixed
+
+
+def test_a_healthy_store_has_no_problems(client):
+    report = client.check()
+    assert report.ok and report.problems == [] and report.collections_checked == 2
+    assert "no problems" in str(report)
+
+
+def test_a_healthy_store_stays_healthy_after_reopen(client, tmp_path):
+    client.close()
+    with vectordb.PersistentClient(str(tmp_path / "db")) as again:
+        assert again.check().problems == []
+
+
+def test_index_missing_a_record(client):
+    _index(client).remove(np.asarray([_label(client, "r5")]))
+    _assert_found_then_repaired(client, "lacks 1 records")
+    result = client.get_collection("docs").query([0.0] * DIM, n_results=N, include=[])
+    assert "r5" in result["ids"][0]
+
+
+def test_index_vector_differs_from_stored_embedding(client):
+    for rid in [f"r{i}" for i in range(2, N)]:
+        _index(client).add(np.asarray([_label(client, rid)]), np.full((1, DIM), 9.0, dtype=np.float32))
+    _assert_found_then_repaired(client, "differ from the stored embeddings")
+
+
+def test_metadata_rows_disagree_with_records(client):
+    col = client.get_collection("docs")
+    _con(client).execute("DELETE FROM metadata WHERE label = ? AND collection_id = ?", [_label(client, "r4"), col.id])
+    _con(client).execute("UPDATE metadata SET int_value = 999 WHERE key = 'i' AND label = ? AND collection_id = ?",
+                         [_label(client, "r6"), col.id])
+    assert col.get(where={"i": 4})["ids"] == []
+    _assert_found_then_repaired(client, "metadata rows disagree")
+    assert col.get(where={"i": 4})["ids"] == ["r4"] and col.get(where={"i": 999})["ids"] == []
+
+
+def test_sequence_and_next_label_behind_the_records(client):
+    col = client.get_collection("docs")
+    _con(client).execute("UPDATE collections SET seq = 0, next_label = 3 WHERE id = ?", [col.id])
+    report = client.check()
+    whats = " | ".join(p.what for p in report.problems)
+    assert "seq 0 is behind" in whats and "next_label 3" in whats
+    assert client.check(repair=True).ok and client.check().problems == []
+    col.add(["new"], [[1.0, 2.0, 3.0, 4.0]])
+    assert col.count() == N - 1 and col.get(ids=["r10"])["ids"] == ["r10"]
+
+
+def test_orphan_rows_and_index_folders(client, tmp_path):
+    _con(client).execute("INSERT INTO records (collection_id, label, id, seq) VALUES ('gone', 0, 'x', 1)")
+    _con(client).execute("INSERT INTO tombstones VALUES ('gone', 5, 1)")
+    orphan = tmp_path / "db" / "index" / "not-a-collection"
+    orphan.mkdir(parents=True)
+    report = client.check()
+    store_problems = [p for p in report.problems if p.collection is None]
+    assert len(store_problems) == 3 and "store:" in str(store_problems[0])
+    assert client.check(repair=True).ok
+    assert not orphan.exists() and client.check().problems == []
+    assert _con(client).execute("SELECT count(*) FROM records WHERE collection_id = 'gone'").fetchone()[0] == 0
+
+
+def test_saved_index_file_corrupted_while_open(client):
+    client.close()
+    path = client.path
+    client = vectordb.PersistentClient(path)
+    (index_bin,) = glob.glob(os.path.join(path, "index", "*", "index.bin"))
+    with open(index_bin, "r+b") as f:
+        f.truncate(100)
+    try:
+        _assert_found_then_repaired(client, "missing or unusable")
+    finally:
+        client.close()
+
+
+def test_duplicate_ids_are_reported_not_repaired(client):
+    col = client.get_collection("docs")
+    _con(client).execute(
+        "INSERT INTO records SELECT collection_id, 1000, id, seq, embedding, document, metadata "
+        "FROM records WHERE collection_id = ? AND id = 'r7'", [col.id])
+    _con(client).execute("UPDATE collections SET next_label = 1001 WHERE id = ?", [col.id])
+    report = client.check(repair=True)
+    assert not report.ok
+    assert any("stored more than once" in p.what and not p.repaired for p in report.problems)
+
+
+def test_in_memory_client_can_be_checked():
+    client = vectordb.Client()
+    col = client.create_collection("mem", embedding_function=None)
+    col.add(["a", "b"], [[1.0, 0.0], [0.0, 1.0]])
+    col.query([1.0, 0.0], n_results=1)
+    assert client.check().problems == []
+    client._indexes._indexes[col.id].remove(np.asarray([0]))
+    assert not client.check().ok
+    assert client.check(repair=True).ok and client.check().problems == []

@@ -1,0 +1,239 @@
+"""The `vectordb` command line, run as a subprocess: every command, round trips, and bad arguments."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from typing import List
+
+import numpy as np
+import pytest
+
+import vectordb
+from vectordb import cli
+
+sys.path.insert(0, os.path.dirname(__file__))
+from server_helpers import ROOT, HashEmbedding, embed_text, subprocess_env  # noqa: E402
+
+RECORDS = [
+    {"id": "r1", "document": "the cat sat on the mat", "metadata": {"year": 2020, "tag": "pets", "ok": True}},
+    {"id": "r2", "document": "a dog chased a ball", "metadata": {"year": 2021, "tag": "pets", "score": 0.5}},
+    {"id": "r3", "document": "stocks fell sharply", "metadata": {"year": 2019, "tag": "news"}},
+    {"id": "r4", "document": None, "metadata": None},
+    {"id": "r5", "document": "rain tomorrow, ünïcode ☂", "metadata": {"tag": "weather"}},
+]
+
+
+def vector(i: int) -> List[float]:
+    return np.random.default_rng(i).random(4, dtype=np.float32).tolist()
+
+
+def run(*args: str, ok: bool = True, module: bool = True) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "vectordb", *args] if module else [shutil.which("vectordb") or "vectordb", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=subprocess_env(), cwd=ROOT)
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and fragment in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("cli") / "db")
+    with vectordb.PersistentClient(path) as client:
+        notes = client.create_collection("notes", metadata={"hnsw:space": "cosine"}, embedding_function=None)
+        for i, record in enumerate(RECORDS):
+            notes.add(ids=record["id"], embeddings=vector(i), documents=record["document"],
+                      metadatas=record["metadata"])
+        client.create_collection("hashed", embedding_function=HashEmbedding(8)).add(ids="h1", documents="hello")
+    return path
+
+
+def test_ls_table_and_json(store):
+    table = run("ls", "--path", store).stdout.splitlines()
+    assert table[0].split() == ["NAME", "COUNT", "DIMENSION", "METRIC", "EMBEDDING", "FUNCTION"]
+    assert table[1].split() == ["notes", "5", "4", "cosine", "none"]
+    assert table[2].split() == ["hashed", "1", "8", "l2", "test-hash"]
+    assert table[0].index("METRIC") == table[1].index("cosine") == table[2].index("l2")
+    listed = json.loads(run("ls", "--path", store, "--json").stdout)
+    assert [(c["name"], c["count"], c["dimension"], c["metric"], c["embedding_function"]) for c in listed] == [
+        ("notes", 5, 4, "cosine", None), ("hashed", 1, 8, "l2", "test-hash")]
+
+
+def test_info(store):
+    info = json.loads(run("info", "hashed", "--path", store, "--json").stdout)
+    assert info["embedding_function_config"] == {"dim": 8} and info["count"] == 1
+    text = run("info", "notes", "--path", store).stdout
+    assert "cosine" in text and "notes" in text
+
+
+def test_peek(store):
+    lines = run("peek", "notes", "--path", store, "-n", "2").stdout.splitlines()
+    assert lines[0].split() == ["ID", "DOCUMENT", "METADATA"] and len(lines) == 3
+    assert lines[1].startswith("r1") and "the cat sat" in lines[1]
+    peeked = json.loads(run("peek", "notes", "--path", store, "--json").stdout)
+    assert peeked["ids"] == ["r1", "r2", "r3", "r4", "r5"] and len(peeked["embeddings"][0]) == 4
+
+
+def test_query_by_vector_with_filter(store):
+    result = json.loads(run("query", "notes", "--embedding", json.dumps(vector(1)), "--path", store,
+                            "-n", "2", "--json").stdout)
+    assert result["ids"][0] == "r2" and result["distances"][0] == pytest.approx(0, abs=1e-5)
+    filtered = json.loads(run("query", "notes", "--embedding", json.dumps(vector(1)), "--path", store,
+                              "--where", '{"tag": "news"}', "--json").stdout)
+    assert filtered["ids"] == ["r3"]
+    table = run("query", "notes", "--embedding", json.dumps(vector(0)), "--path", store, "-n", "1").stdout
+    assert table.splitlines()[1].split()[:2] == ["1", "r1"]
+
+
+def test_query_by_text_uses_the_collections_function(store, capsys):
+    assert cli.main(["query", "hashed", "hello", "--path", store, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ids"] == ["h1"] and result["distances"][0] == pytest.approx(0, abs=1e-5)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["query", "notes", "cats"], "no embedding function"),
+    (["query", "notes", "--embedding", "[1, 2"], "--embedding: not valid JSON"),
+    (["query", "notes", "--embedding", "[1, 2]"], "dimension"),
+    (["query", "notes", "--embedding", "[1, 2, 3, 4]", "--where", '{"$or": []}'], "$or"),
+    (["query", "notes"], "give a text or --embedding"),
+    (["info", "missing-one"], "does not exist"),
+    (["peek", "notes", "-n", "0"], "-n"),
+    (["peek", "notes", "-n", "many"], "invalid int value"),
+    (["export", "notes", "out.txt"], "--format"),
+    (["frobnicate"], "invalid choice"),
+    (["ls", "--bogus"], "unrecognized arguments"),
+    (["import", "notes"], "required"),
+])
+def test_bad_arguments_are_one_line_errors(store, args, fragment):
+    assert_one_line_error(run(*args, "--path", store, ok=False), fragment)
+
+
+def test_missing_store_is_an_error(tmp_path):
+    assert_one_line_error(run("ls", "--path", str(tmp_path / "nothing"), ok=False), "no store")
+    assert not (tmp_path / "nothing").exists()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_export_then_import_gives_identical_records(store, tmp_path, fmt):
+    target = str(tmp_path / f"notes.{fmt}")
+    assert "exported 5 records" in run("export", "notes", target, "--path", store, "--batch-size", "2").stdout
+    new_store = str(tmp_path / "copy")
+    out = run("import", "copy", target, "--path", new_store, "--embedding-function", "none", "--metric", "cosine",
+              "--batch-size", "2")
+    assert "imported 5 records into 'copy'" in out.stdout
+    everything = ["embeddings", "metadatas", "documents"]
+    with vectordb.PersistentClient(store, read_only=True) as a, vectordb.PersistentClient(new_store) as b:
+        original, copied = a.get_collection("notes").get(include=everything), b.get_collection("copy")
+        assert copied.get(include=everything) == original
+        assert copied.metadata == {"hnsw:space": "cosine"}
+        assert copied.query(query_embeddings=vector(2), n_results=1)["ids"] == [["r3"]]
+
+
+def test_export_jsonl_rows(store, tmp_path):
+    target = tmp_path / "rows.jsonl"
+    run("export", "notes", str(target), "--path", store)
+    rows = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["r1", "r2", "r3", "r4", "r5"]
+    assert rows[4]["document"] == RECORDS[4]["document"] and rows[3]["metadata"] is None
+    assert rows[0]["embedding"] == vector(0)
+
+
+def test_import_csv_with_fields(tmp_path):
+    source = tmp_path / "items.csv"
+    with open(source, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["key", "text", "year", "price", "fresh", "note", "vec"])
+        writer.writerow(["007", "apples", "2020", "1.5", "true", "", json.dumps([1.0, 0.0])])
+        writer.writerow(["008", "pears", "2021", "2", "false", "ripe", json.dumps([0.0, 1.0])])
+    path = str(tmp_path / "db")
+    run("import", "fruit", str(source), "--path", path, "--id-field", "key", "--text-field", "text",
+        "--metadata-fields", "year,price,fresh,note", "--embedding-field", "vec", "--embedding-function", "none")
+    with vectordb.PersistentClient(path) as client:
+        got = client.get_collection("fruit").get(include=["metadatas", "documents", "embeddings"])
+    assert got["ids"] == ["007", "008"] and got["documents"] == ["apples", "pears"]
+    assert got["metadatas"] == [{"year": 2020, "price": 1.5, "fresh": True},
+                                {"year": 2021, "price": 2, "fresh": False, "note": "ripe"}]
+    assert got["embeddings"] == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_import_embeds_texts_with_the_collections_function(tmp_path, capsys):
+    source = tmp_path / "texts.jsonl"
+    source.write_text("\n".join(json.dumps({"id": f"t{i}", "text": t, "lang": "en"})
+                                for i, t in enumerate(["red fox", "blue whale", "green tea"])) + "\n")
+    path = str(tmp_path / "db")
+    with vectordb.PersistentClient(path) as client:
+        client.create_collection("texts", embedding_function=HashEmbedding(8))
+    assert cli.main(["import", "texts", str(source), "--path", path, "--text-field", "text", "--no-progress"]) == 0
+    assert "imported 3 records" in capsys.readouterr().out
+    with vectordb.PersistentClient(path) as client:
+        got = client.get_collection("texts").get(include=["embeddings", "metadatas"])
+    np.testing.assert_allclose(got["embeddings"][1], embed_text("blue whale"), rtol=1e-6)
+    assert got["metadatas"] == [{"lang": "en"}] * 3
+
+
+@pytest.mark.parametrize("content, args, fragment", [
+    ('{"id": "a", "embedding": [1.0]}\n{"id": "a", "embedding": [2.0]}\n', [], "repeated"),
+    ('{"id": "a", "embedding": [1.0]}\nnot json\n', [], "line 2"),
+    ('{"document": "x", "embedding": [1.0]}\n', [], "no id"),
+    ('{"id": "a", "document": "x"}\n', ["--embedding-function", "none"], "--embedding-field"),
+    ('{"id": "a", "embedding": [1.0], "tags": [1, 2]}\n', [], "tags"),
+    ('{"id": "a", "embedding": [1.0, 2.0]}\n', [], "dimension"),
+])
+def test_bad_imports_change_nothing(store, tmp_path, content, args, fragment):
+    source = tmp_path / "bad.jsonl"
+    source.write_text(content)
+    before = run("ls", "--path", store, "--json").stdout
+    extra = [] if "--embedding-function" in args or fragment == "dimension" else ["--embedding-function", "none"]
+    name = "notes" if fragment == "dimension" else "fresh-one"
+    assert_one_line_error(run("import", name, str(source), "--path", store, *args, *extra, ok=False), fragment)
+    assert run("ls", "--path", store, "--json").stdout == before
+
+
+def test_parquet_needs_pyarrow(store, tmp_path):
+    code = ("import sys; sys.modules['pyarrow'] = None; from vectordb.cli import main; "
+            f"sys.exit(main(['export', 'notes', {str(tmp_path / 'x.parquet')!r}, '--path', {store!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env=subprocess_env(), cwd=ROOT)
+    assert_one_line_error(result, "vectordb[parquet]")
+
+
+def test_check_and_compact(store, tmp_path):
+    path = str(tmp_path / "maint")
+    shutil.copytree(store, path)
+    checked = json.loads(run("check", "--path", path, "--json").stdout)
+    assert checked["ok"] is True and checked["collections_checked"] == 2
+    assert "no problems" in run("check", "--path", path).stdout
+    compacted = json.loads(run("compact", "notes", "--path", path, "--json").stdout)
+    assert compacted["indexes_rebuilt"] == 1
+    assert "indexes rebuilt" in run("compact", "--path", path).stdout
+
+
+def test_demo_calls_vectordb_demo_main(monkeypatch, tmp_path):
+    import vectordb.demo
+
+    called = []
+    monkeypatch.setattr(vectordb.demo, "main", lambda path: called.append(path))
+    assert cli.main(["demo", "--path", str(tmp_path)]) == 0
+    assert called == [str(tmp_path)]
+    assert "demo" in run("demo", "--help").stdout
+
+
+def test_console_script_and_help_examples():
+    assert run("--version", module=False).stdout.strip() == f"vectordb {vectordb.__version__}"
+    for command, epilog in cli.EPILOGS.items():
+        assert epilog in " ".join(run(command, "--help").stdout.split()), command
+    help_text = run("--help").stdout
+    for command in cli.EPILOGS:
+        assert command in help_text

@@ -1,0 +1,154 @@
+"""Deletes give space back: compact() rebuilds the index from live vectors and copies the
+database into a fresh file; it also runs by itself past a threshold of deleted slots, and
+a kill at any moment of it leaves a usable store."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import vectordb
+from vectordb.persistence import maintenance
+from vectordb.persistence.maintenance import disk_usage
+
+DIM = 32
+
+
+def _fill(col, n: int, seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).random((n, DIM), dtype=np.float32)
+    for start in range(0, n, 5000):
+        stop = min(n, start + 5000)
+        col.add([f"id{i}" for i in range(start, stop)], vectors[start:stop],
+                metadatas=[{"i": i, "tag": "t" * 20} for i in range(start, stop)],
+                documents=[f"document number {i}" for i in range(start, stop)])
+    return vectors
+
+
+def _assert_exact(col, vectors: np.ndarray, kept: np.ndarray) -> None:
+    queries = np.random.default_rng(9).random((4, DIM), dtype=np.float32)
+    exact = ((queries[:, None] - vectors[kept][None]) ** 2).sum(-1)
+    result = col.query(queries, n_results=5, include=["distances"])
+    for q in range(len(queries)):
+        assert result["ids"][q] == [f"id{kept[j]}" for j in np.argsort(exact[q])[:5]]
+
+
+def test_deleting_90_percent_and_compacting_shrinks_the_store_to_a_quarter(tmp_path):
+    path = str(tmp_path / "db")
+    n = 20_000
+    with vectordb.PersistentClient(path) as client:
+        vectors = _fill(client.create_collection("big", embedding_function=None), n)
+    before = disk_usage(path)
+    kept = np.arange(0, n, 10)
+    with vectordb.PersistentClient(path) as client:
+        col = client.get_collection("big")
+        col.delete([f"id{i}" for i in range(n) if i % 10])
+        result = col.compact()
+        assert result.bytes_after < result.bytes_before and result.indexes_rebuilt == 1
+    after = disk_usage(path)
+    print(f"\ncompaction: {before} bytes before the deletes, {after} after compacting ({after / before:.1%})")
+    assert after <= 0.25 * before
+    with vectordb.PersistentClient(path) as client:
+        col = client.get_collection("big")
+        assert col.count() == len(kept)
+        got = col.get(ids=[f"id{i}" for i in kept[:50]], include=["embeddings", "metadatas", "documents"])
+        np.testing.assert_array_equal(np.asarray(got["embeddings"], dtype=np.float32), vectors[kept[:50]])
+        assert got["metadatas"][3] == {"i": int(kept[3]), "tag": "t" * 20}
+        assert got["documents"][3] == f"document number {kept[3]}"
+        _assert_exact(col, vectors, kept)
+        assert client.check().ok
+
+
+def test_automatic_compaction_past_the_deleted_slot_threshold(tmp_path):
+    path = str(tmp_path / "db")
+    with vectordb.PersistentClient(path) as client:
+        col = client.create_collection("auto", embedding_function=None)
+        vectors = _fill(col, 4000)
+        col.query(vectors[0], n_results=1)
+        index = client._indexes._indexes[col.id]
+        col.delete([f"id{i}" for i in range(1000)])
+        assert client._indexes._indexes[col.id].deleted == 1000, "below the threshold: no compaction"
+        size_before = disk_usage(path)
+        col.delete([f"id{i}" for i in range(1000, 3000)])
+        index = client._indexes._indexes[col.id]
+        assert index.deleted == 0 and index.count == 1000
+        assert disk_usage(path) < size_before
+        _assert_exact(col, vectors, np.arange(3000, 4000))
+        assert client.check().ok
+
+
+def test_compact_in_memory_rebuilds_the_index():
+    client = vectordb.Client()
+    col = client.create_collection("mem", embedding_function=None)
+    vectors = _fill(col, 500)
+    col.delete([f"id{i}" for i in range(400)])
+    result = col.compact()
+    assert (result.bytes_before, result.bytes_after, result.indexes_rebuilt) == (0, 0, 1)
+    assert client._indexes._indexes[col.id].deleted == 0
+    _assert_exact(col, vectors, np.arange(400, 500))
+    assert client.compact().indexes_rebuilt == 1
+
+
+DIE_AT = """
+import os, sys, vectordb
+from vectordb.persistence import maintenance
+stage = sys.argv[2]
+client = vectordb.PersistentClient(sys.argv[1])
+col = client.get_collection("docs")
+col.delete([f"id{i}" for i in range(0, 600, 2)])
+print("ready", flush=True)
+if stage == "before-swap":
+    maintenance._fsync = lambda *a: os._exit(9)
+elif stage == "after-swap":
+    maintenance.duckdb.connect = lambda *a, **k: os._exit(9)
+if stage == "loop":
+    while True:
+        col.compact()
+col.compact()
+"""
+
+
+def _child(path: str, stage: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", DIE_AT, path, stage], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def _assert_store_whole(path: str, vectors: np.ndarray, expected_counts: tuple) -> None:
+    with vectordb.PersistentClient(path) as client:
+        col = client.get_collection("docs")
+        assert col.count() in expected_counts
+        kept = np.asarray(sorted(int(i[2:]) for i in col.get()["ids"]))
+        _assert_exact(col, vectors, kept)
+        assert client.check().ok, str(client.check())
+    assert not os.path.exists(os.path.join(path, "vectordb.duckdb" + maintenance.COMPACT_SUFFIX))
+
+
+@pytest.mark.parametrize("stage", ["before-swap", "after-swap"])
+def test_process_dying_inside_compaction_leaves_a_usable_store(tmp_path, stage):
+    path = str(tmp_path / "db")
+    with vectordb.PersistentClient(path) as client:
+        vectors = _fill(client.create_collection("docs", embedding_function=None), 600)
+    proc = _child(path, stage)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 9, err.decode()[-2000:]
+    _assert_store_whole(path, vectors, (300,))
+
+
+def test_sigkill_at_random_moments_of_compaction(tmp_path):
+    path = str(tmp_path / "db")
+    with vectordb.PersistentClient(path) as client:
+        vectors = _fill(client.create_collection("docs", embedding_function=None), 600)
+    rng = random.Random(3)
+    for _ in range(4):
+        proc = _child(path, "loop")
+        assert proc.stdout.readline().strip() == b"ready", proc.stderr.read().decode()[-2000:]
+        time.sleep(rng.uniform(0.0, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        _assert_store_whole(path, vectors, (300,))

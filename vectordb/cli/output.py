@@ -1,0 +1,37 @@
+"""How the command line prints: aligned plain-text tables for people, JSON for programs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, List, Optional, Sequence, TextIO
+
+
+def shorten(text: Any, width: int = 60) -> str:
+    """One line of at most ``width`` characters ('' for None)."""
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        text = json.dumps(text, ensure_ascii=False, separators=(",", ":"))
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_table(headers: Sequence[str], rows: List[Sequence[Any]], out: Optional[TextIO] = None) -> None:
+    """Print ``rows`` under ``headers``, columns aligned; numbers right-aligned."""
+    out = out or sys.stdout
+    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    numeric = [all(_is_number(row[i]) for row in rows) and bool(rows) for i in range(len(headers))]
+    for row in cells:
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)]
+        print("  ".join(parts).rstrip(), file=out)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) or value is None
+
+
+def print_json(value: Any, out: Optional[TextIO] = None) -> None:
+    """Print ``value`` as indented JSON."""
+    print(json.dumps(value, indent=2, ensure_ascii=False), file=out or sys.stdout)

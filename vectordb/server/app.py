@@ -1,0 +1,272 @@
+"""The FastAPI app of ``vectordb serve``: one persistent store behind a REST API.
+
+Routes live under ``/api/v1``; the API is documented at ``/docs`` (OpenAPI at
+``/openapi.json``). The server never embeds: clients (``vectordb.HttpClient``) embed
+with the collection's function and send vectors, and the function's name and config
+are persisted so that every client rebuilds the same one. Errors are answered as
+``{"error": code, "message": text}`` with the status of the error class in
+:mod:`vectordb.errors`, so that a client can raise the very class the server raised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Dict, List, Optional
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vectordb import __version__
+from vectordb.client import Client
+from vectordb.collection import Collection
+from vectordb.embedding_functions.base import UnavailableEmbeddingFunction, describe
+from vectordb.errors import CollectionNotFoundError, InvalidArgumentError, VectorDBError
+from vectordb.server.middleware import BearerAuth, BodyLimit
+from vectordb.server.schemas import (
+    CollectionModel,
+    CreateCollection,
+    DeleteRecords,
+    EmbeddingFunctionSpec,
+    GetRecords,
+    ModifyCollection,
+    QueryRecords,
+    WriteRecords,
+)
+
+log = logging.getLogger("vectordb.server")
+
+DEFAULT_MAX_BODY_MB = 64.0
+SERVER_DOES_NOT_EMBED = (
+    "the vectordb server does not embed texts: embed them on the client "
+    "(vectordb.HttpClient does) and send embeddings"
+)
+
+
+class _Collections:
+    """Server-side collections by id; their functions stand in for the persisted ones and never embed."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._by_id: Dict[str, Collection] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, collection: Collection) -> Collection:
+        fn = collection.embedding_function
+        if fn is not None:
+            name, config = describe(fn)
+            collection.embedding_function = UnavailableEmbeddingFunction(name, config, SERVER_DOES_NOT_EMBED)
+        with self._lock:
+            self._by_id[collection.id] = collection
+        return collection
+
+    def by_id(self, collection_id: str) -> Collection:
+        with self._lock:
+            found = self._by_id.get(collection_id)
+        if found is None:
+            for collection in self.client.list_collections():
+                self.remember(collection)
+            with self._lock:
+                found = self._by_id.get(collection_id)
+        if found is None:
+            raise CollectionNotFoundError(f"no collection has the id {collection_id!r}")
+        return found
+
+    def forget(self, collection_id: str) -> None:
+        with self._lock:
+            self._by_id.pop(collection_id, None)
+
+
+def _stand_in(spec: Optional[EmbeddingFunctionSpec]) -> Any:
+    """An object that describes the client's function to the core (for persisting and conflict checks)."""
+    return None if spec is None else UnavailableEmbeddingFunction(spec.name, spec.config, SERVER_DOES_NOT_EMBED)
+
+
+def _model(collection: Collection) -> Dict[str, Any]:
+    fn = collection.embedding_function
+    spec = None
+    if fn is not None:
+        name, config = describe(fn)
+        spec = {"name": name, "config": config}
+    return {
+        "id": collection.id,
+        "name": collection.name,
+        "metadata": collection.metadata,
+        "dimension": collection.dimension,
+        "embedding_function": spec,
+    }
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    """A JSON response made with json.dumps (fast for large nested lists of floats)."""
+    return Response(json.dumps(content), status_code=status, media_type="application/json")
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return _json({"error": code, "message": message}, status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts: List[str] = []
+    for err in exc.errors()[:3]:
+        if err.get("type") == "json_invalid":
+            detail = (err.get("ctx") or {}).get("error", "")
+            return f"malformed JSON in the request body: {detail}".rstrip(": ")
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        if not loc and err.get("type") in ("model_attributes_type", "dict_type", "missing"):
+            return "the request body must be a JSON object, sent with Content-Type: application/json"
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(VectorDBError)
+    async def vectordb_error(request: Request, exc: VectorDBError) -> Response:
+        return _error(exc.http_status, exc.code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        return _error(400, InvalidArgumentError.code, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, f"{exc.detail}: {request.method} {request.url.path}")
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, "internal_error", f"internal server error: {type(exc).__name__}: {exc}")
+
+
+def _collection_routes(router: APIRouter, client: Client, collections: _Collections) -> None:
+    @router.get("/collections", response_model=List[CollectionModel], summary="list_collections")
+    def list_collections() -> Response:
+        return _json([_model(collections.remember(c)) for c in client.list_collections()])
+
+    @router.get("/count_collections", response_model=int, summary="count_collections")
+    def count_collections() -> Response:
+        return _json(client.count_collections())
+
+    @router.post("/collections", response_model=CollectionModel, summary="create_collection / get_or_create_collection")
+    def create_collection(body: CreateCollection) -> Response:
+        collection = client.create_collection(
+            body.name, body.metadata, _stand_in(body.embedding_function), get_or_create=body.get_or_create
+        )
+        return _json(_model(collections.remember(collection)))
+
+    @router.get("/collections/{name}", response_model=CollectionModel, summary="get_collection")
+    def get_collection(
+        name: str, embedding_function: Optional[str] = None, embedding_function_config: Optional[str] = None
+    ) -> Response:
+        """With ``embedding_function`` (a name) and ``embedding_function_config`` (JSON), conflicts are checked."""
+        passed = None
+        if embedding_function is not None:
+            try:
+                config = None if embedding_function_config is None else json.loads(embedding_function_config)
+            except ValueError as exc:
+                raise InvalidArgumentError(f"embedding_function_config: not JSON ({exc})") from None
+            passed = _stand_in(EmbeddingFunctionSpec(name=embedding_function, config=config))
+        return _json(_model(collections.remember(client.get_collection(name, embedding_function=passed))))
+
+    @router.delete("/collections/{name}", summary="delete_collection")
+    def delete_collection(name: str) -> Response:
+        collection = client.get_collection(name)
+        client.delete_collection(name)
+        collections.forget(collection.id)
+        return _json(None)
+
+    @router.put("/collections/{collection_id}", response_model=CollectionModel, summary="Collection.modify")
+    def modify_collection(collection_id: str, body: ModifyCollection) -> Response:
+        collection = collections.by_id(collection_id)
+        collection.modify(name=body.new_name, metadata=body.new_metadata)
+        return _json(_model(collection))
+
+
+def _record_routes(router: APIRouter, collections: _Collections) -> None:
+    @router.get("/collections/{collection_id}/count", response_model=int, summary="Collection.count")
+    def count(collection_id: str) -> Response:
+        return _json(collections.by_id(collection_id).count())
+
+    @router.post("/collections/{collection_id}/add", summary="Collection.add")
+    def add(collection_id: str, body: WriteRecords) -> Response:
+        collections.by_id(collection_id).add(**body.model_dump())
+        return _json(None)
+
+    @router.post("/collections/{collection_id}/upsert", summary="Collection.upsert")
+    def upsert(collection_id: str, body: WriteRecords) -> Response:
+        collections.by_id(collection_id).upsert(**body.model_dump())
+        return _json(None)
+
+    @router.post("/collections/{collection_id}/update", summary="Collection.update")
+    def update(collection_id: str, body: WriteRecords) -> Response:
+        collections.by_id(collection_id).update(**body.model_dump())
+        return _json(None)
+
+    @router.post("/collections/{collection_id}/delete", summary="Collection.delete")
+    def delete(collection_id: str, body: DeleteRecords) -> Response:
+        collections.by_id(collection_id).delete(**body.model_dump())
+        return _json(None)
+
+    @router.post("/collections/{collection_id}/get", summary="Collection.get")
+    def get(collection_id: str, body: GetRecords) -> Response:
+        return _json(collections.by_id(collection_id).get(**body.model_dump()))
+
+    @router.post("/collections/{collection_id}/query", summary="Collection.query")
+    def query(collection_id: str, body: QueryRecords) -> Response:
+        return _json(collections.by_id(collection_id).query(**body.model_dump()))
+
+
+def create_app(
+    client: Client,
+    auth_token: Optional[str] = None,
+    max_body_mb: float = DEFAULT_MAX_BODY_MB,
+    close_client: bool = False,
+) -> FastAPI:
+    """The REST app over ``client``.
+
+    Args:
+        client: the store to serve (usually a PersistentClient).
+        auth_token: when set, every request needs ``Authorization: Bearer <auth_token>``.
+        max_body_mb: larger request bodies are refused with 413.
+        close_client: close ``client`` when the app shuts down.
+    """
+    if max_body_mb <= 0:
+        raise InvalidArgumentError(f"max_body_mb: expected a positive number, got {max_body_mb}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_client:
+            client.close()
+
+    app = FastAPI(
+        title="vectordb",
+        version=__version__,
+        description="The REST API of `vectordb serve`. Errors are `{\"error\": code, \"message\": text}`.",
+        lifespan=lifespan,
+    )
+    collections = _Collections(client)
+    router = APIRouter(prefix="/api/v1")
+
+    @router.get("/heartbeat", summary="heartbeat")
+    def heartbeat() -> Dict[str, int]:
+        """Nanoseconds since the epoch."""
+        return {"nanosecond heartbeat": client.heartbeat()}
+
+    @router.get("/version", summary="version")
+    def version() -> Dict[str, str]:
+        return {"version": __version__}
+
+    _collection_routes(router, client, collections)
+    _record_routes(router, collections)
+    app.include_router(router)
+    _install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=int(max_body_mb * 2**20))
+    if auth_token:
+        app.add_middleware(BearerAuth, token=auth_token)
+    return app
