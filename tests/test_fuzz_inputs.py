@@ -3,7 +3,6 @@ it never crashes the process nor leaks a foreign exception."""
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Dict
 
 import numpy as np
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 import vectordb
 from vectordb.errors import InvalidArgumentError, VectorDBError
 
-ODD_STRINGS = ["", " ", "\x00", "\ud800", "a\udfffb", "\u202e\u0301", "🦆" * 3, "x" * 100_000, "$eq", "'; DROP TABLE records; --"]
+ODD_STRINGS = ["", " ", "\x00", "\ud800", "a\udfffb", "\u202e\u0301", "🦆" * 3, "x" * 70_000, "$eq", "'; DROP TABLE records; --"]
 FILTER_KEYS = ["$and", "$or", "$eq", "$ne", "$gt", "$in", "$nin", "$contains", "$not_contains", "$bogus", "k", "", "\x00"]
 
 scalars = st.one_of(
@@ -40,6 +39,7 @@ filters = st.recursive(
     max_leaves=8,
 )
 
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -173,4 +173,3 @@ def test_path_of_wrong_type_is_refused():
     for path in (3, ["x"], b"\x00", object()):
         with pytest.raises(VectorDBError):
             vectordb.PersistentClient(path)
-    assert not math.isnan(0.0)

@@ -14,7 +14,7 @@ import importlib
 import inspect
 import time
 import warnings
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 MODULES = (
     "abc argparse array ast asyncio base64 binascii bisect calendar codecs collections concurrent.futures "
@@ -60,14 +60,19 @@ def stdlib_docstrings(modules: Sequence[str] = MODULES) -> Iterator[Tuple[str, s
             yield key, paragraph[:500], {"module": module_name, "kind": kind}
 
 
-def main(path: Optional[str] = "./demo_db", questions: Sequence[str] = QUESTIONS, n_results: int = 3) -> None:
-    """Build or reopen the demo store at ``path`` and print the answers to ``questions``."""
+def main(
+    path: Optional[str] = "./demo_db",
+    questions: Sequence[str] = QUESTIONS,
+    n_results: int = 3,
+    modules: Sequence[str] = MODULES,
+) -> None:
+    """Build or reopen the demo store at ``path`` (None: in memory) and print the answers to ``questions``."""
     import vectordb
 
     client = vectordb.PersistentClient(path=path) if path else vectordb.Client()
     collection = client.get_or_create_collection("python-docs", metadata={"hnsw:space": "cosine"})
     if collection.count() == 0:
-        records = list(stdlib_docstrings())
+        records = list(stdlib_docstrings(modules))
         started = time.perf_counter()
         print(f"Embedding {len(records)} docstrings of the standard library with all-MiniLM-L6-v2 ...")
         for start in range(0, len(records), 1000):

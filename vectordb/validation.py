@@ -218,7 +218,7 @@ def validate_optional_count(value: Any, arg: str) -> Optional[int]:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise InvalidArgumentError(f"{arg}: expected an int >= 0, got {_short(value)}")
-    return int(value)
+    return min(int(value), INT64_MAX)
 
 
 def validate_collection_metadata(metadata: Any) -> Optional[Dict[str, Any]]:

@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=c.cmd_compact)
 
     p = _add(sub, "demo", "Run the demo.", path=False)
-    p.add_argument("--path", default=None, help="folder for the demo's store")
+    p.add_argument("--path", default="./demo_db", help="folder for the demo's store (default ./demo_db)")
     p.set_defaults(func=c.cmd_demo)
     return parser
 
