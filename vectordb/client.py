@@ -196,9 +196,11 @@ class Client:
 
     def delete_collection(self, name: str) -> None:
         """Remove a collection, its records and its index files."""
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"name: expected str, got {type(name).__name__}")
         with self._lock:
             self._check_writable()
-            row = self._store.collection_by_name(name) if isinstance(name, str) else None
+            row = self._store.collection_by_name(name)
             if row is None:
                 raise CollectionNotFoundError(f"collection {name!r} does not exist")
             self._store.delete_collection(row.id)

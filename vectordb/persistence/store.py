@@ -304,7 +304,10 @@ class Store:
             names = ", ".join(columns)
             self.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _vectordb_batch")
         finally:
-            self.con.unregister("_vectordb_batch")
+            try:
+                self.con.unregister("_vectordb_batch")
+            except duckdb.Error:
+                pass  # an aborted transaction refuses this; the original error is the one to raise
 
 
 class _Transaction:
