@@ -135,7 +135,7 @@ def test_process_dying_inside_compaction_leaves_a_usable_store(tmp_path, stage):
     with vectordb.PersistentClient(path) as client:
         vectors = _fill(client.create_collection("docs", embedding_function=None), 600)
     proc = _child(path, stage)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 9, err.decode()[-2000:]
     _assert_store_whole(path, vectors, (300,))
 

@@ -110,13 +110,12 @@ def test_index_from_an_older_sequence_is_rebuilt(store, tmp_path, caplog):
         col.add([f"new{i}" for i in range(40)], _vectors(5, 40))
     shutil.rmtree(folder)
     shutil.copytree(old, folder)
-    with caplog.at_level(logging.WARNING, logger="vectordb"):
-        with vectordb.PersistentClient(store) as client:
-            col = client.get_collection("docs")
-            ids = set(col.get()["ids"])
-            hits = col.query(_vectors(99, 4), n_results=300, include=[])["ids"]
-            assert all(set(h) <= ids for h in hits) and all(len(h) == min(300, len(ids)) for h in hits)
-            assert client.check().ok
+    with caplog.at_level(logging.WARNING, logger="vectordb"), vectordb.PersistentClient(store) as client:
+        col = client.get_collection("docs")
+        ids = set(col.get()["ids"])
+        hits = col.query(_vectors(99, 4), n_results=300, include=[])["ids"]
+        assert all(set(h) <= ids for h in hits) and all(len(h) == min(300, len(ids)) for h in hits)
+        assert client.check().ok
     assert any("rebuild" in r.getMessage() for r in caplog.records)
 
 

@@ -31,6 +31,7 @@ from vectordb.index.manager import IndexManager
 from vectordb.persistence import maintenance
 from vectordb.persistence.check import CheckReport, check_store
 from vectordb.persistence.maintenance import CompactResult
+from vectordb.persistence.cache import RecordCache
 from vectordb.persistence.store import CollectionRow, Store
 
 log = logging.getLogger("vectordb")
@@ -72,6 +73,8 @@ class Client:
         self._lock = threading.RLock()
         self._store = Store(path, read_only=read_only)
         self._indexes = IndexManager(self._store, None if path is None else os.path.join(path, "index"), read_only)
+        self._rows: Dict[str, CollectionRow] = {}
+        self._records: Dict[str, RecordCache] = {}
         self._closed = False
         if path is not None:
             self._indexes.remove_orphans({row.id for row in self._store.collections()})
@@ -159,7 +162,9 @@ class Client:
                 metric=(metadata or {}).get("hnsw:space", "l2"), dimension=None,
                 ef_name=ef_name, ef_config=ef_config, next_label=0, seq=0, position=0,
             )
-            return Collection(self, self._store.insert_collection(row), function)
+            row = self._store.insert_collection(row)
+            self._remember(row)
+            return Collection(self, row, function)
 
     def get_collection(self, name: str, embedding_function: Any = None) -> Collection:
         """An existing collection, with its persisted embedding function unless one is passed.
@@ -205,13 +210,31 @@ class Client:
                 raise CollectionNotFoundError(f"collection {name!r} does not exist")
             self._store.delete_collection(row.id)
             self._indexes.drop(row.id)
+            self._rows.pop(row.id, None)
+            self._records.pop(row.id, None)
 
     def _row(self, collection_id: str, name: str) -> CollectionRow:
+        """The collection's catalog row, kept in memory: this client is the store's only writer."""
         self._check_open()
-        row = self._store.collection_by_id(collection_id)
+        row = self._rows.get(collection_id)
         if row is None:
-            raise CollectionNotFoundError(f"collection {name!r} no longer exists")
+            row = self._store.collection_by_id(collection_id)
+            if row is None:
+                raise CollectionNotFoundError(f"collection {name!r} no longer exists")
+            self._rows[collection_id] = row
         return row
+
+    def _remember(self, row: CollectionRow) -> None:
+        """Keep the row a committed change produced."""
+        self._rows[row.id] = row
+
+    def _record_cache(self, row: CollectionRow) -> RecordCache:
+        """The collection's in-memory ids, documents and metadata, loaded on first use."""
+        cache = self._records.get(row.id)
+        if cache is None:
+            cache = RecordCache.load(self._store.cached_columns(row.id), row.next_label)
+            self._records[row.id] = cache
+        return cache
 
     def _modify(self, collection: Collection, name: Optional[str], metadata: Optional[Dict[str, Any]]) -> None:
         if name is not None:
@@ -237,6 +260,7 @@ class Client:
             )
             self._store.update_collection(updated)
             collection._row = updated
+            self._remember(updated)
             index = self._indexes._indexes.get(row.id)
             if index is not None and metadata is not None:
                 from vectordb.index.manager import index_params

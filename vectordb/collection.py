@@ -240,6 +240,10 @@ class Collection:
         batch = RecordBatch(np.asarray(labels, dtype=np.int64), ids, matrix, documents, metadatas)
         new_row = self._client._store.write(row, batch, np.asarray(replaced, dtype=np.int64), dimension)
         self._row = new_row
+        self._client._remember(new_row)
+        cache = self._client._records.get(row.id)
+        if cache is not None:
+            cache.put(batch.labels, ids, documents, batch.metadata_json)
         if changed:
             self._client._indexes.add(new_row, batch.labels[changed], matrix[changed])
 
@@ -259,6 +263,10 @@ class Collection:
                 return
             new_row = self._client._store.delete(row, labels)
             self._row = new_row
+            self._client._remember(new_row)
+            cache = self._client._records.get(row.id)
+            if cache is not None:
+                cache.drop(labels)
             self._client._indexes.remove(new_row, labels)
             maintenance.maybe_compact(self._client, new_row)
 
@@ -302,8 +310,7 @@ class Collection:
                 labels = labels[offset or 0 :]
                 if limit is not None:
                     labels = labels[:limit]
-            found = self._client._store.fetch(row.id, labels, "embeddings" in fields, row.dimension)
-        records = [found[int(label)] for label in labels]
+            records = self._read(row, labels, "embeddings" in fields)
         return GetResult(
             ids=[r[0] for r in records],
             embeddings=[r[3].tolist() for r in records] if "embeddings" in fields else None,
@@ -311,6 +318,16 @@ class Collection:
             documents=[r[1] for r in records] if "documents" in fields else None,
             include=list(fields),
         )
+
+    def _read(self, row: CollectionRow, labels: np.ndarray, embeddings: bool) -> List[Tuple]:
+        """``(id, document, metadata, embedding or None)`` for each label, in order.
+
+        Served from the client's record cache unless embeddings are wanted.
+        """
+        if embeddings:
+            found = self._client._store.fetch(row.id, np.unique(labels), True, row.dimension)
+            return [found[int(label)] for label in labels]
+        return [(*r, None) for r in self._client._record_cache(row).rows(labels)]
 
     def peek(self, limit: int = 10) -> GetResult:
         """The first ``limit`` records, with embeddings."""
@@ -379,8 +396,7 @@ class Collection:
             else:
                 labels, distances = index.search(queries, n_results, allowed)
             wanted = "embeddings" in fields
-            found = self._client._store.fetch(row.id, np.unique(labels), wanted, row.dimension)
-        rows = [[found[int(label)] for label in query_labels] for query_labels in labels]
+            rows = [self._read(row, query_labels, wanted) for query_labels in labels]
         return QueryResult(
             ids=[[r[0] for r in rs] for rs in rows],
             distances=[[float(d) for d in ds] for ds in distances] if "distances" in fields else None,

@@ -14,7 +14,7 @@ import logging
 import os
 import zlib
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import hnswlib
 import numpy as np
@@ -51,6 +51,8 @@ class HnswIndex:
         )
         self._alive = np.zeros(max(capacity, 16), dtype=bool)
         self._deleted = 0
+        self._matrix: Optional[np.ndarray] = None
+        self.matrix_source: Optional[Callable[[], Iterator[Tuple[np.ndarray, np.ndarray]]]] = None
 
     @property
     def count(self) -> int:
@@ -88,6 +90,8 @@ class HnswIndex:
             self._index.add_items(vectors[is_new], labels[is_new], replace_deleted=True)
             self._deleted -= min(new, self._deleted)
             self._alive[labels[is_new]] = True
+        if self._matrix is not None:
+            self._put_rows(labels, vectors)
 
     def remove(self, labels: np.ndarray) -> None:
         """Mark ``labels`` deleted; labels not in the index are ignored."""
@@ -104,10 +108,34 @@ class HnswIndex:
         return np.flatnonzero(self._alive)
 
     def vectors(self, labels: np.ndarray) -> np.ndarray:
-        """The stored vectors of ``labels`` (normalised for cosine, as hnswlib keeps them)."""
+        """The vectors of ``labels`` as searched (normalised for cosine, as hnswlib keeps them).
+
+        Exact search reads them from a dense matrix by label: hnswlib's own ``get_items``
+        costs about 20 µs a vector. The matrix is filled on first use from
+        ``matrix_source`` (the store's records) and kept current by :meth:`add`.
+        """
+        labels = np.asarray(labels, dtype=np.int64)
+        if self._matrix is None and self.matrix_source is not None:
+            self._matrix = np.zeros((len(self._alive), self.dim), dtype=np.float32)
+            for chunk_labels, chunk_vectors in self.matrix_source():
+                self._put_rows(chunk_labels, chunk_vectors)
+        if self._matrix is not None:
+            return self._matrix[labels]
         if len(labels) == 0:
             return np.empty((0, self.dim), dtype=np.float32)
-        return np.asarray(self._index.get_items(np.asarray(labels, dtype=np.int64), return_type="numpy"), dtype=np.float32)
+        return np.asarray(self._index.get_items(labels, return_type="numpy"), dtype=np.float32)
+
+    def _put_rows(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        assert self._matrix is not None
+        if len(self._matrix) < len(self._alive):
+            grown = np.zeros((len(self._alive), self.dim), dtype=np.float32)
+            grown[: len(self._matrix)] = self._matrix
+            self._matrix = grown
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if self.params.space == "cosine":
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.where(norms == 0, 1, norms)
+        self._matrix[labels] = vectors
 
     def search(
         self, queries: np.ndarray, k: int, allowed: Optional[np.ndarray] = None
@@ -193,6 +221,7 @@ class HnswIndex:
                     raise ValueError(f"{name} does not match its checksum")
             index = cls.__new__(cls)
             index.params, index.dim = params, dim
+            index._matrix, index.matrix_source = None, None
             with open(os.path.join(folder, "alive.npy"), "rb") as f:
                 index._alive = np.load(f)
             index._index = hnswlib.Index(space=params.space, dim=dim)

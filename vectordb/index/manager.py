@@ -67,8 +67,13 @@ class IndexManager:
         if row.dimension is None:
             return None
         index = self._open(row)
-        self._indexes[row.id] = index
+        self._attach(index, row.id)
         return index
+
+    def _attach(self, index: HnswIndex, collection_id: str) -> None:
+        """Make ``index`` the collection's, able to fill its exact-search matrix from the store."""
+        index.matrix_source = lambda: self.store.vectors_since(collection_id, -1)
+        self._indexes[collection_id] = index
 
     def _open(self, row: CollectionRow) -> HnswIndex:
         params = index_params(row)
@@ -112,7 +117,7 @@ class IndexManager:
     def create(self, row: CollectionRow) -> HnswIndex:
         """A new empty index, once the collection's dimension is known."""
         index = HnswIndex(index_params(row), row.dimension)
-        self._indexes[row.id] = index
+        self._attach(index, row.id)
         self._unsaved[row.id] = 0
         self._saved_seq[row.id] = -1
         return index

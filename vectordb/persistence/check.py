@@ -177,7 +177,10 @@ class _Checker:
     def check_indexes(self, row: CollectionRow) -> None:
         indexes = self.client._indexes
         labels = self.client._store.select_labels(row.id)
-        rebuild = lambda: maintenance.rebuild_index(indexes, row)  # noqa: E731
+
+        def rebuild() -> None:
+            maintenance.rebuild_index(indexes, row)
+
         if row.dimension is None:
             return
         folder = indexes._folder_of(row.id)

@@ -54,7 +54,7 @@ def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[HnswInd
     count = indexes.store.count(row.id)
     index = HnswIndex(index_params(row), row.dimension, capacity=max(count, 16))
     indexes._catch_up(index, row.id, -1)
-    indexes._indexes[row.id] = index
+    indexes._attach(index, row.id)
     indexes._unsaved[row.id] = count
     indexes._save(row)
     return index

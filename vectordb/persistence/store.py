@@ -21,6 +21,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import duckdb
@@ -71,6 +72,11 @@ class RecordBatch:
     embeddings: np.ndarray
     documents: List[Optional[str]]
     metadatas: List[Optional[Dict[str, Any]]]
+
+    @cached_property
+    def metadata_json(self) -> List[Optional[str]]:
+        """The metadata as the JSON text stored in ``records.metadata``."""
+        return [_json(m) for m in self.metadatas]
 
 
 def _json(value: Any) -> Optional[str]:
@@ -212,6 +218,13 @@ class Store:
             out[int(row[0])] = (row[1], row[2], _unjson(row[3]), vector)
         return out
 
+    def cached_columns(self, collection_id: str) -> Dict[str, np.ndarray]:
+        """``label``, ``id``, ``document`` and ``metadata`` (JSON) of every record, for the record cache."""
+        columns = self.con.execute(
+            "SELECT label, id, document, metadata FROM records WHERE collection_id = ?", [collection_id]
+        ).fetchnumpy()
+        return {name: _unmask(column) for name, column in columns.items()}
+
     def vectors_since(self, collection_id: str, seq: int, chunk: int = 50_000) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
         """``(labels, vectors)`` chunks of the records written after ``seq``."""
         cursor = self.con.cursor()
@@ -254,7 +267,7 @@ class Store:
             "seq": np.full(n, seq, dtype=np.int64),
             "embedding": _blobs(batch.embeddings),
             "document": np.asarray(batch.documents, dtype=object),
-            "metadata": np.asarray([_json(m) for m in batch.metadatas], dtype=object),
+            "metadata": np.asarray(batch.metadata_json, dtype=object),
         }
         with self._transaction():
             if len(replaced):
@@ -331,6 +344,15 @@ def _collection_row(r: Tuple) -> CollectionRow:
         id=r[0], name=r[1], metadata=_unjson(r[2]), metric=r[3], dimension=r[4], ef_name=r[5],
         ef_config=_unjson(r[6]), next_label=int(r[7]), seq=int(r[8]), position=int(r[9]),
     )
+
+
+def _unmask(column: np.ndarray) -> np.ndarray:
+    """DuckDB hands NULLs back as a masked array; turn them into None."""
+    if not isinstance(column, np.ma.MaskedArray):
+        return column
+    plain = np.asarray(column.data, dtype=object).copy()
+    plain[np.ma.getmaskarray(column)] = None
+    return plain
 
 
 def _blobs(vectors: np.ndarray) -> np.ndarray:

@@ -1,0 +1,83 @@
+"""An in-memory copy of each record's id, document and metadata, by label.
+
+DuckDB answers a point lookup of ten rows in about a millisecond, several times the
+cost of the whole nearest-neighbour search. Query results are therefore assembled from
+this cache: object arrays indexed by label, loaded from the store with one scan on
+first use and kept current by every committed write and delete of this client (the only
+writer of the store). It is derived data, like the index: dropping it loses nothing.
+Embeddings are not cached; asking for them reads the store.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+Row = Tuple[str, Optional[str], Optional[Dict[str, Any]]]
+
+
+class RecordCache:
+    """Ids, documents and metadata of one collection's records, indexed by label."""
+
+    def __init__(self, capacity: int = 0) -> None:
+        size = max(capacity, 16)
+        self._ids = np.full(size, None, dtype=object)
+        self._documents = np.full(size, None, dtype=object)
+        self._metadatas = np.full(size, None, dtype=object)
+
+    @classmethod
+    def load(cls, columns: Dict[str, np.ndarray], capacity: int) -> "RecordCache":
+        """A cache filled from ``label``, ``id``, ``document`` and ``metadata`` (JSON) columns."""
+        cache = cls(capacity)
+        cache.put(columns["label"], columns["id"], columns["document"], columns["metadata"])
+        return cache
+
+    def _grow(self, max_label: int) -> None:
+        if max_label < len(self._ids):
+            return
+        size = max(max_label + 1, 2 * len(self._ids))
+        for name in ("_ids", "_documents", "_metadatas"):
+            old = getattr(self, name)
+            new = np.full(size, None, dtype=object)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def put(
+        self,
+        labels: np.ndarray,
+        ids: Sequence[str],
+        documents: Sequence[Optional[str]],
+        metadata_json: Sequence[Optional[str]],
+    ) -> None:
+        """Record (or replace) the given rows; metadata as the JSON text the store holds."""
+        if len(labels) == 0:
+            return
+        labels = np.asarray(labels, dtype=np.int64)
+        self._grow(int(np.max(labels)))
+        self._ids[labels] = _objects(ids)
+        self._documents[labels] = _objects(documents)
+        self._metadatas[labels] = _objects(metadata_json)
+
+    def drop(self, labels: np.ndarray) -> None:
+        """Forget deleted rows."""
+        labels = np.asarray(labels, dtype=np.int64)
+        labels = labels[labels < len(self._ids)]
+        self._ids[labels] = None
+        self._documents[labels] = None
+        self._metadatas[labels] = None
+
+    def rows(self, labels: Sequence[int]) -> List[Row]:
+        """``(id, document, metadata)`` for each label (metadata decoded afresh for each caller)."""
+        out = []
+        for label in labels:
+            metadata = self._metadatas[label]
+            out.append((self._ids[label], self._documents[label], None if metadata is None else json.loads(metadata)))
+        return out
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
