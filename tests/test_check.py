@@ -92,12 +92,26 @@ def test_metadata_rows_disagree_with_records(client):
 def test_sequence_and_next_label_behind_the_records(client):
     col = client.get_collection("docs")
     _con(client).execute("UPDATE collections SET seq = 0, next_label = 3 WHERE id = ?", [col.id])
+    client.close()
+    client = vectordb.PersistentClient(client.path)
+    col = client.get_collection("docs")
+    col.count()
     report = client.check()
     whats = " | ".join(p.what for p in report.problems)
     assert "seq 0 is behind" in whats and "next_label 3" in whats
     assert client.check(repair=True).ok and client.check().problems == []
     col.add(["new"], [[1.0, 2.0, 3.0, 4.0]])
     assert col.count() == N - 1 and col.get(ids=["r10"])["ids"] == ["r10"]
+    assert client.check().problems == []
+    client.close()
+
+
+def test_exact_search_matrix_differs_from_stored_embeddings(client):
+    index = _index(client)
+    label = _label(client, "r9")
+    index.vectors(np.asarray([label]))
+    index._matrix[label] = 7.0
+    _assert_found_then_repaired(client, "exact-search matrix")
 
 
 def test_orphan_rows_and_index_folders(client, tmp_path):

@@ -85,7 +85,7 @@ def check_queries(collection, got: dict) -> None:
         result = collection.query(queries, n_results=k, where=where, include=["distances"])
         for q in range(len(queries)):
             expected = np.sort(exact[q])[:k]
-            np.testing.assert_allclose(result["distances"][q], expected, rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(result["distances"][q], expected, rtol=1e-4, atol=1e-4, err_msg=f"where={where}")
             assert set(result["ids"][q]) <= set(got["ids"])
 
 

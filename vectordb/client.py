@@ -8,6 +8,7 @@ so one client can be shared by many threads.
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
 import threading
@@ -25,6 +26,7 @@ from vectordb.errors import (
     CollectionNotFoundError,
     EmbeddingFunctionConflictError,
     InvalidArgumentError,
+    StoreLockedError,
     VectorDBError,
 )
 from vectordb.index.manager import IndexManager
@@ -71,7 +73,14 @@ class Client:
         self.path = path
         self.read_only = read_only
         self._lock = threading.RLock()
-        self._store = Store(path, read_only=read_only)
+        self._closed = True
+        if path is not None:
+            _claim(path, self)
+        try:
+            self._store = Store(path, read_only=read_only)
+        except BaseException:
+            _release(path, self)
+            raise
         self._indexes = IndexManager(self._store, None if path is None else os.path.join(path, "index"), read_only)
         self._rows: Dict[str, CollectionRow] = {}
         self._records: Dict[str, RecordCache] = {}
@@ -93,6 +102,7 @@ class Client:
                 self._indexes.flush({row.id: row for row in self._store.collections()})
             self._store.close()
             self._closed = True
+            _release(self.path, self)
 
     def __enter__(self) -> "Client":
         return self
@@ -294,6 +304,32 @@ class PersistentClient(Client):
 def EphemeralClient() -> Client:
     """A client whose data lives in memory and is gone at exit."""
     return Client()
+
+
+_OPEN_PATHS: Dict[str, "weakref.ReferenceType[Client]"] = {}
+_OPEN_PATHS_LOCK = threading.Lock()
+
+
+def _claim(path: str, client: Client) -> None:
+    """One client per store in a process: a second one would keep an index of its own that drifts."""
+    with _OPEN_PATHS_LOCK:
+        holder = _OPEN_PATHS.get(path)
+        if holder is not None and holder() is not None:
+            gc.collect()  # a client the program dropped may only wait for the cycle collector
+        other = holder() if holder is not None else None
+        if other is not None and not other._closed:
+            raise StoreLockedError(
+                f"the store at {path} is already open in this process (by another client object); "
+                "use that client, or close() it first"
+            )
+        _OPEN_PATHS[path] = weakref.ref(client)
+
+
+def _release(path: Optional[str], client: Client) -> None:
+    with _OPEN_PATHS_LOCK:
+        holder = _OPEN_PATHS.get(path) if path is not None else None
+        if holder is not None and holder() is client:
+            del _OPEN_PATHS[path]
 
 
 def _close_at_exit(ref: "weakref.ReferenceType[Client]") -> None:

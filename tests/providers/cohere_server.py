@@ -11,16 +11,12 @@ be scripted to fail (429 with ``Retry-After``, 5xx, 401...).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Tuple
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Dict, List, Optional
 
-import numpy as np
+from providers._loopback import LoopbackServer, Recorded, Response, ScriptedFailure, fake_vector
+
+__all__ = ["CohereServer", "Recorded", "ScriptedFailure", "fake_vector", "MAX_TEXTS"]
 
 MAX_TEXTS = 96
 DIMENSIONS = {
@@ -37,92 +33,37 @@ OLD_MODELS = {"embed-english-v2.0", "embed-english-light-v2.0", "embed-multiling
 INPUT_TYPES = {"search_document", "search_query", "classification", "clustering", "image"}
 
 
-def fake_vector(text: str, dim: int) -> List[float]:
-    """The unit vector this server returns for ``text``: seeded by a hash of the text only."""
-    seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
-    vec = np.random.default_rng(seed).standard_normal(dim)
-    return (vec / np.linalg.norm(vec)).tolist()
+class CohereServer(LoopbackServer):
+    """Cohere's embed endpoints on 127.0.0.1 at a free port; use as a context manager.
 
-
-@dataclass
-class Recorded:
-    """One request as the server received it."""
-
-    method: str
-    path: str
-    headers: Dict[str, str]
-    query: Dict[str, List[str]]
-    body: Any
-
-
-@dataclass
-class ScriptedFailure:
-    """A response to give instead of serving a request."""
-
-    status: int
-    message: str
-    headers: Dict[str, str] = field(default_factory=dict)
-
-
-class CohereServer:
-    """Cohere's embed endpoints on 127.0.0.1 at a free port; use as a context manager."""
+    ``url`` is the root URL (no ``/v1``), as ``api_base`` takes it.
+    """
 
     def __init__(self, api_key: str = "test-cohere-key") -> None:
+        super().__init__()
         self.api_key = api_key
         self.requests: List[Recorded] = []
-        self._failures: List[ScriptedFailure] = []
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The root URL (no ``/v1``), as ``api_base`` takes it."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> "CohereServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
 
     def fail_next(self, count: int, status: int, message: str = "", retry_after: Optional[str] = None) -> None:
         """Answer the next ``count`` requests with ``status`` (and ``Retry-After`` if given)."""
-        headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        text = message or f"scripted failure {status}"
-        with self._lock:
-            self._failures.extend(ScriptedFailure(status, text, headers) for _ in range(count))
+        self._script(count, status, {"message": message or f"scripted failure {status}"}, retry_after)
 
     def embed_requests(self) -> List[Recorded]:
         """The recorded requests to an embed endpoint, in arrival order."""
         return [r for r in self.requests if r.path.endswith("/embed")]
 
-    def handle(
-        self, method: str, raw_path: str, headers: Dict[str, str], raw: bytes
-    ) -> Tuple[int, Dict[str, str], Any]:
+    def handle(self, method: str, raw_path: str, headers: Dict[str, str], raw: bytes) -> Response:
         """Serve one request: returns (status, extra headers, JSON body)."""
-        parts = urlsplit(raw_path)
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        with self._lock:
-            self.requests.append(Recorded(method, parts.path, headers, parse_qs(parts.query), body))
-            failure = self._failures.pop(0) if self._failures else None
+        request, failure = self._record_raw(method, raw_path, headers, raw)
         if failure is not None:
-            return failure.status, failure.headers, {"message": failure.message}
-        if method != "POST" or parts.path not in ("/v1/embed", "/v2/embed"):
-            return 404, {}, {"message": f"no route for {method} {parts.path}"}
+            return failure.status, failure.headers, failure.body
+        if method != "POST" or request.path not in ("/v1/embed", "/v2/embed"):
+            return 404, {}, {"message": f"no route for {method} {request.path}"}
         if headers.get("authorization") != f"Bearer {self.api_key}":
             return 401, {}, {"message": "invalid api token"}
-        return self._embed(parts.path.startswith("/v2"), body)
+        return self._embed(request.path.startswith("/v2"), request.body)
 
-    def _embed(self, v2: bool, body: Any) -> Tuple[int, Dict[str, str], Any]:
+    def _embed(self, v2: bool, body: Any) -> Response:
         if not isinstance(body, dict):
             return 400, {}, {"message": "invalid request: body must be a JSON object"}
         texts, model = body.get("texts"), body.get("model")
@@ -152,32 +93,3 @@ class CohereServer:
             reply.update(response_type="embeddings_floats", embeddings=vectors)
         return 200, {}, reply
 
-
-def _handler_for(server: CohereServer) -> type:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            self._serve("POST")
-
-        def do_GET(self) -> None:
-            self._serve("GET")
-
-        def _serve(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, extra, body = server.handle(method, self.path, headers, raw)
-            data = json.dumps(body).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in extra.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    return Handler

@@ -12,16 +12,12 @@ the text. Every request is recorded and the next ones can be scripted to fail.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Tuple
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Dict, List, Optional
 
-import numpy as np
+from providers._loopback import LoopbackServer, Recorded, Response, ScriptedFailure, fake_vector
+
+__all__ = ["GoogleServer", "Recorded", "ScriptedFailure", "fake_vector", "google_error", "MAX_BATCH", "TASK_TYPES"]
 
 MAX_BATCH = 100
 DIMENSIONS = {
@@ -43,13 +39,6 @@ STATUS_NAMES = {
 _ROUTE = re.compile(r"^/v1beta/(models/[^/:]+):(batchEmbedContents|batchEmbedText)$")
 
 
-def fake_vector(text: str, dim: int) -> List[float]:
-    """The unit vector this server returns for ``text``: seeded by a hash of the text only."""
-    seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
-    vec = np.random.default_rng(seed).standard_normal(dim)
-    return (vec / np.linalg.norm(vec)).tolist()
-
-
 def google_error(code: int, message: str, details: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
     """Google's JSON error body."""
     error: Dict[str, Any] = {"code": code, "message": message, "status": STATUS_NAMES.get(code, "UNKNOWN")}
@@ -58,52 +47,18 @@ def google_error(code: int, message: str, details: Optional[List[Dict[str, Any]]
     return {"error": error}
 
 
-@dataclass
-class Recorded:
-    """One request as the server received it."""
+class GoogleServer(LoopbackServer):
+    """The embedding endpoints on 127.0.0.1 at a free port; use as a context manager.
 
-    method: str
-    path: str
-    headers: Dict[str, str]
-    query: Dict[str, List[str]]
-    body: Any
+    ``url`` is the REST endpoint, as ``api_base`` takes it.
+    """
 
-
-@dataclass
-class ScriptedFailure:
-    """A response to give instead of serving a request."""
-
-    status: int
-    body: Dict[str, Any]
-    headers: Dict[str, str] = field(default_factory=dict)
-
-
-class GoogleServer:
-    """The embedding endpoints on 127.0.0.1 at a free port; use as a context manager."""
+    content_type = "application/json; charset=UTF-8"
 
     def __init__(self, api_key: str = "test-google-key") -> None:
+        super().__init__()
         self.api_key = api_key
         self.requests: List[Recorded] = []
-        self._failures: List[ScriptedFailure] = []
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The REST endpoint, as ``api_base`` takes it."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> "GoogleServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
 
     def fail_next(
         self,
@@ -118,39 +73,28 @@ class GoogleServer:
         ``retry_after`` sets a ``Retry-After`` header; ``retry_delay`` (e.g. ``"0.2s"``)
         adds a ``google.rpc.RetryInfo`` detail, which is how Google itself says when to retry.
         """
-        headers = {"Retry-After": retry_after} if retry_after is not None else {}
         details = (
             [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}]
             if retry_delay is not None
             else None
         )
         body = google_error(status, message or f"scripted failure {status}", details)
-        with self._lock:
-            self._failures.extend(ScriptedFailure(status, body, headers) for _ in range(count))
+        self._script(count, status, body, retry_after)
 
     def embed_requests(self) -> List[Recorded]:
         """The recorded requests to an embedding endpoint, in arrival order."""
         return [r for r in self.requests if _ROUTE.match(r.path)]
 
-    def handle(
-        self, method: str, raw_path: str, headers: Dict[str, str], raw: bytes
-    ) -> Tuple[int, Dict[str, str], Any]:
+    def handle(self, method: str, raw_path: str, headers: Dict[str, str], raw: bytes) -> Response:
         """Serve one request: returns (status, extra headers, JSON body)."""
-        parts = urlsplit(raw_path)
-        query = parse_qs(parts.query)
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        with self._lock:
-            self.requests.append(Recorded(method, parts.path, headers, query, body))
-            failure = self._failures.pop(0) if self._failures else None
+        request, failure = self._record_raw(method, raw_path, headers, raw)
         if failure is not None:
             return failure.status, failure.headers, failure.body
-        route = _ROUTE.match(parts.path)
+        route = _ROUTE.match(request.path)
         if method != "POST" or route is None:
-            return 404, {}, google_error(404, f"Method not found: {method} {parts.path}")
-        key = headers.get("x-goog-api-key") or (query.get("key") or [None])[0]
+            return 404, {}, google_error(404, f"Method not found: {method} {request.path}")
+        body = request.body
+        key = headers.get("x-goog-api-key") or (request.query.get("key") or [None])[0]
         if key is None:
             return 403, {}, google_error(403, "Method doesn't allow unregistered callers. Please use API Key.")
         if key != self.api_key:
@@ -165,7 +109,7 @@ class GoogleServer:
             return self._embed_text(model, body)
         return self._embed_contents(model, body)
 
-    def _embed_contents(self, model: str, body: Dict[str, Any]) -> Tuple[int, Dict[str, str], Any]:
+    def _embed_contents(self, model: str, body: Dict[str, Any]) -> Response:
         if model not in CONTENT_MODELS:
             return 404, {}, google_error(404, f"{model} is not supported for batchEmbedContents")
         requests = body.get("requests")
@@ -190,7 +134,7 @@ class GoogleServer:
             vectors.append({"values": fake_vector("".join(texts), DIMENSIONS[model])})
         return 200, {}, {"embeddings": vectors}
 
-    def _embed_text(self, model: str, body: Dict[str, Any]) -> Tuple[int, Dict[str, str], Any]:
+    def _embed_text(self, model: str, body: Dict[str, Any]) -> Response:
         if model not in TEXT_MODELS:
             return 404, {}, google_error(404, f"{model} is not supported for batchEmbedText")
         texts = body.get("texts")
@@ -200,32 +144,3 @@ class GoogleServer:
             return 400, {}, google_error(400, f"* BatchEmbedTextRequest.texts: at most {MAX_BATCH} texts per batch")
         return 200, {}, {"embeddings": [{"value": fake_vector(t, DIMENSIONS[model])} for t in texts]}
 
-
-def _handler_for(server: GoogleServer) -> type:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            self._serve("POST")
-
-        def do_GET(self) -> None:
-            self._serve("GET")
-
-        def _serve(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, extra, body = server.handle(method, self.path, headers, raw)
-            data = json.dumps(body).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in extra.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    return Handler

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import random
 import re
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
+
+from providers._loopback import LoopbackServer, Response, json_body
 
 MAX_INPUTS = 2048
 MODEL_DIMENSIONS = {
@@ -60,15 +59,10 @@ class RecordedRequest:
     received_at: float = field(default_factory=time.monotonic)
 
 
-@dataclass
-class _ScriptedFailure:
-    status: int
-    message: str
-    retry_after: Optional[str]
-
-
-class OpenAIServer:
+class OpenAIServer(LoopbackServer):
     """The server; use as a context manager or call :meth:`start` and :meth:`stop`."""
+
+    methods = ("POST",)
 
     def __init__(
         self,
@@ -76,61 +70,36 @@ class OpenAIServer:
         azure_api_key: str = "azure-test-key",
         azure_deployments: Tuple[str, ...] = ("my-embeddings",),
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.azure_api_key = azure_api_key
         self.azure_deployments = set(azure_deployments)
         self.requests: List[RecordedRequest] = []
         self.delay = 0.0
         self.shuffle = False
-        self._failures: List[_ScriptedFailure] = []
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: Optional[threading.Thread] = None
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
-    @property
-    def url(self) -> str:
-        """The root URL, e.g. ``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "OpenAIServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "OpenAIServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def fail_next(
         self, count: int, status: int, *, retry_after: Optional[str] = None, message: Optional[str] = None
     ) -> None:
         """Make the next ``count`` requests fail with ``status`` (and ``Retry-After``)."""
         text = message or _DEFAULT_FAILURE_MESSAGES.get(status, "The server had an error.")
-        with self._lock:
-            self._failures.extend(_ScriptedFailure(status, text, retry_after) for _ in range(count))
+        kind = "requests" if status == 429 else "server_error"
+        self._script(count, status, _error(text, kind, None, None), retry_after)
 
-    def _next_failure(self) -> Optional[_ScriptedFailure]:
-        with self._lock:
-            return self._failures.pop(0) if self._failures else None
+    def _serve(self, method: str, raw_path: str, headers: Dict[str, str], raw: bytes) -> Response:
+        parts = urlsplit(raw_path)
+        request = RecordedRequest(
+            path=parts.path,
+            query={k: v[-1] for k, v in parse_qs(parts.query).items()},
+            headers=headers,
+            body=json_body(raw, keep_invalid=False),
+        )
+        self._record(request)
+        status, extra, payload = self.handle(request)
+        request.status = status
+        return status, extra, payload
 
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def handle(self, request: RecordedRequest) -> Tuple[int, Dict[str, str], Any]:
+    def handle(self, request: RecordedRequest) -> Response:
         """Status, extra headers and JSON body for one request."""
         if self.delay:
             time.sleep(self.delay)
@@ -153,9 +122,7 @@ class OpenAIServer:
             return 401, {}, denied
         failure = self._next_failure()
         if failure is not None:
-            headers = {"Retry-After": failure.retry_after} if failure.retry_after is not None else {}
-            kind = "requests" if failure.status == 429 else "server_error"
-            return failure.status, headers, _error(failure.message, kind, None, None)
+            return failure.status, failure.headers, failure.body
         return self._embed(request.body, model)
 
     def _check_openai_auth(self, headers: Dict[str, str]) -> Optional[Dict[str, Any]]:
@@ -174,7 +141,7 @@ class OpenAIServer:
             )
         return None
 
-    def _embed(self, body: Any, model: Optional[str]) -> Tuple[int, Dict[str, str], Any]:
+    def _embed(self, body: Any, model: Optional[str]) -> Response:
         if not isinstance(body, dict) or "input" not in body:
             return 400, {}, _error("you must provide a model parameter", "invalid_request_error", None, None)
         if model not in MODEL_DIMENSIONS:
@@ -247,40 +214,3 @@ _DEFAULT_FAILURE_MESSAGES = {
     503: "The engine is currently overloaded, please try again later.",
 }
 
-
-def _make_handler(server: OpenAIServer) -> type:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            parts = urlsplit(self.path)
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            try:
-                body: Any = json.loads(raw) if raw else None
-            except ValueError:
-                body = None
-            request = RecordedRequest(
-                path=parts.path,
-                query={k: v[-1] for k, v in parse_qs(parts.query).items()},
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body=body,
-            )
-            server._record(request)
-            status, headers, payload = server.handle(request)
-            request.status = status
-            data = json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    return Handler

@@ -14,7 +14,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
 
 from vectordb.errors import EmbeddingError, InvalidArgumentError
 
@@ -98,6 +98,37 @@ def call_with_retries(
             sleep(delay)
 
 
+def embed_in_batches(
+    texts: Sequence[str],
+    size: int,
+    embed_batch: Callable[[List[str]], List[List[float]]],
+    *,
+    provider: str,
+    classify: Callable[[BaseException], Optional[Failure]],
+    policy: RetryPolicy,
+) -> List[List[float]]:
+    """Embed ``texts`` ``size`` at a time, each batch under :func:`call_with_retries`, in order.
+
+    Raises :class:`EmbeddingError` when a batch comes back with a different number of vectors.
+    """
+    vectors: List[List[float]] = []
+    for batch in batched(texts, size):
+        got = call_with_retries(
+            lambda batch=batch: embed_batch(batch), provider=provider, classify=classify, policy=policy
+        )
+        if len(got) != len(batch):
+            raise EmbeddingError(
+                f"{provider} returned {len(got)} embeddings for {len(batch)} texts", provider=provider
+            )
+        vectors.extend(got)
+    return vectors
+
+
+def transport_failure(exc: BaseException) -> Failure:
+    """A :class:`Failure` with no response, for a connection or transport error."""
+    return Failure(None, f"{type(exc).__name__}: {exc}")
+
+
 def batched(items: Sequence[T], size: int) -> Iterator[List[T]]:
     """Consecutive slices of at most ``size`` items, in order."""
     for start in range(0, len(items), size):
@@ -118,6 +149,14 @@ def resolve_api_key(
     return None
 
 
+def find_api_key(
+    api_key: Optional[str], api_key_env_var: Optional[str], default_env_vars: Sequence[str], provider: str
+) -> str:
+    """:func:`resolve_api_key`, raising through :func:`require_api_key` when no key is found."""
+    env_names = [api_key_env_var] if api_key_env_var else list(default_env_vars)
+    return require_api_key(resolve_api_key(api_key, api_key_env_var, default_env_vars, provider), provider, env_names)
+
+
 def require_api_key(key: Optional[str], provider: str, env_names: Sequence[str]) -> str:
     """Raise a clear error naming where a key is looked for when none was found."""
     if not key:
@@ -125,3 +164,30 @@ def require_api_key(key: Optional[str], provider: str, env_names: Sequence[str])
             f"{provider}: no API key: pass api_key=... or set {' or '.join(env_names)}"
         )
     return key
+
+
+def check_model_name(model_name: Any, provider: str) -> str:
+    """``model_name`` if it is a non-empty string; otherwise an :class:`InvalidArgumentError`."""
+    if not isinstance(model_name, str) or not model_name:
+        raise InvalidArgumentError(f"{provider}: model_name must be a non-empty string, got {model_name!r}")
+    return model_name
+
+
+def endpoint_config(fn: Any) -> Dict[str, Any]:
+    """The persisted settings shared by the key-and-endpoint functions (never the key)."""
+    return {
+        "model_name": fn.model_name,
+        "api_base": fn.api_base,
+        "api_key_env_var": fn.api_key_env_var,
+        "timeout": fn.timeout,
+    }
+
+
+def endpoint_settings(config: Dict[str, Any], default_model: str) -> Dict[str, Any]:
+    """Constructor arguments rebuilt from :func:`endpoint_config`'s keys, with their defaults."""
+    return {
+        "model_name": config.get("model_name", default_model),
+        "api_base": config.get("api_base"),
+        "api_key_env_var": config.get("api_key_env_var"),
+        "timeout": config.get("timeout", 60.0),
+    }

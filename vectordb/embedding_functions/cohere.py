@@ -15,14 +15,16 @@ from typing import Any, Dict, List, Optional
 from vectordb.embedding_functions._hosted import (
     Failure,
     RetryPolicy,
-    batched,
-    call_with_retries,
+    check_model_name,
+    embed_in_batches,
+    endpoint_config,
+    endpoint_settings,
+    find_api_key,
     parse_retry_after,
-    require_api_key,
-    resolve_api_key,
+    transport_failure,
 )
 from vectordb.embedding_functions.base import Documents, Embeddings, register_embedding_function
-from vectordb.errors import EmbeddingError, InvalidArgumentError, MissingDependencyError
+from vectordb.errors import EmbeddingError, MissingDependencyError
 
 PROVIDER = "cohere"
 MAX_BATCH = 96
@@ -70,18 +72,13 @@ class CohereEmbeddingFunction:
         timeout: float = 60.0,
         retry_policy: Optional[RetryPolicy] = None,
     ) -> None:
-        if not isinstance(model_name, str) or not model_name:
-            raise InvalidArgumentError(f"cohere: model_name must be a non-empty string, got {model_name!r}")
-        self.model_name = model_name
+        self.model_name = check_model_name(model_name, PROVIDER)
         self.api_base = api_base.rstrip("/") if api_base else None
         self.api_key_env_var = api_key_env_var
         self.timeout = float(timeout)
         self.retry_policy = retry_policy or RetryPolicy()
         cohere = _import_cohere()
-        env_names = [api_key_env_var] if api_key_env_var else list(DEFAULT_ENV_VARS)
-        key = require_api_key(
-            resolve_api_key(api_key, api_key_env_var, DEFAULT_ENV_VARS, PROVIDER), PROVIDER, env_names
-        )
+        key = find_api_key(api_key, api_key_env_var, DEFAULT_ENV_VARS, PROVIDER)
         options: Dict[str, Any] = {"timeout": self.timeout, "max_retries": 0}
         if self.api_base:
             options["base_url"] = self.api_base
@@ -103,43 +100,26 @@ class CohereEmbeddingFunction:
 
     def get_config(self) -> Dict[str, Any]:
         """JSON-safe settings to rebuild this function; holds the key's variable name, never the key."""
-        return {
-            "model_name": self.model_name,
-            "api_base": self.api_base,
-            "api_key_env_var": self.api_key_env_var,
-            "timeout": self.timeout,
-        }
+        return endpoint_config(self)
 
     @classmethod
     def build_from_config(cls, config: Dict[str, Any]) -> "CohereEmbeddingFunction":
         """Rebuild from :meth:`get_config`; the key is read from the environment again."""
-        return cls(
-            model_name=config.get("model_name", "embed-english-v3.0"),
-            api_base=config.get("api_base"),
-            api_key_env_var=config.get("api_key_env_var"),
-            timeout=config.get("timeout", 60.0),
-        )
+        return cls(**endpoint_settings(config, "embed-english-v3.0"))
 
     def _embed(self, texts: Documents, input_type: str) -> Embeddings:
         texts = list(texts)
         kwargs: Dict[str, Any] = {"model": self.model_name, "batching": False}
         if self.model_name not in MODELS_WITHOUT_INPUT_TYPE:
             kwargs.update(input_type=input_type, embedding_types=["float"])
-        vectors: Embeddings = []
-        for batch in batched(texts, MAX_BATCH):
-            response = call_with_retries(
-                lambda batch=batch: self._client.embed(texts=batch, **kwargs),
-                provider=PROVIDER,
-                classify=self._classify,
-                policy=self.retry_policy,
-            )
-            got = _float_vectors(response)
-            if len(got) != len(batch):
-                raise EmbeddingError(
-                    f"cohere returned {len(got)} embeddings for {len(batch)} texts", provider=PROVIDER
-                )
-            vectors.extend(got)
-        return vectors
+        return embed_in_batches(
+            texts,
+            MAX_BATCH,
+            lambda batch: _float_vectors(self._client.embed(texts=batch, **kwargs)),
+            provider=PROVIDER,
+            classify=self._classify,
+            policy=self.retry_policy,
+        )
 
     def _classify(self, exc: BaseException) -> Optional[Failure]:
         """Read a ``cohere`` ApiError or a transport error into a :class:`Failure`."""
@@ -149,7 +129,7 @@ class CohereEmbeddingFunction:
         import httpx
 
         if isinstance(exc, httpx.TransportError):
-            return Failure(None, f"{type(exc).__name__}: {exc}")
+            return transport_failure(exc)
         return None
 
 

@@ -21,14 +21,16 @@ from typing import Any, Callable, Dict, List, Optional
 from vectordb.embedding_functions._hosted import (
     Failure,
     RetryPolicy,
-    batched,
-    call_with_retries,
+    check_model_name,
+    embed_in_batches,
+    endpoint_config,
+    endpoint_settings,
+    find_api_key,
     parse_retry_after,
-    require_api_key,
-    resolve_api_key,
+    transport_failure,
 )
 from vectordb.embedding_functions.base import Documents, Embeddings, register_embedding_function
-from vectordb.errors import EmbeddingError, InvalidArgumentError, MissingDependencyError
+from vectordb.errors import InvalidArgumentError, MissingDependencyError
 
 PROVIDER = "google"
 MAX_BATCH = 100
@@ -61,44 +63,23 @@ class _GoogleEmbeddingBase:
         timeout: float,
         retry_policy: Optional[RetryPolicy],
     ) -> None:
-        if not isinstance(model_name, str) or not model_name:
-            raise InvalidArgumentError(f"google: model_name must be a non-empty string, got {model_name!r}")
+        check_model_name(model_name, PROVIDER)
         self.model_name = model_name if model_name.startswith(("models/", "tunedModels/")) else f"models/{model_name}"
         self.api_base = api_base.rstrip("/") if api_base else None
         self.api_key_env_var = api_key_env_var
         self.timeout = float(timeout)
         self.retry_policy = retry_policy or RetryPolicy()
         self._glm, self._exceptions, client_options = _import_google(self._purpose)
-        env_names = [api_key_env_var] if api_key_env_var else list(DEFAULT_ENV_VARS)
-        key = require_api_key(
-            resolve_api_key(api_key, api_key_env_var, DEFAULT_ENV_VARS, PROVIDER), PROVIDER, env_names
-        )
+        key = find_api_key(api_key, api_key_env_var, DEFAULT_ENV_VARS, PROVIDER)
         options = {"api_key": key}
         if self.api_base:
             options["api_endpoint"] = self.api_base
         self._client_options = client_options.ClientOptions(**options)
 
-    def _config(self) -> Dict[str, Any]:
-        return {
-            "model_name": self.model_name,
-            "api_base": self.api_base,
-            "api_key_env_var": self.api_key_env_var,
-            "timeout": self.timeout,
-        }
-
     def _in_batches(self, texts: Documents, embed_batch: Callable[[List[str]], List[List[float]]]) -> Embeddings:
-        vectors: Embeddings = []
-        for batch in batched(list(texts), MAX_BATCH):
-            got = call_with_retries(
-                lambda batch=batch: embed_batch(batch),
-                provider=PROVIDER,
-                classify=self._classify,
-                policy=self.retry_policy,
-            )
-            if len(got) != len(batch):
-                raise EmbeddingError(f"google returned {len(got)} embeddings for {len(batch)} texts", provider=PROVIDER)
-            vectors.extend(got)
-        return vectors
+        return embed_in_batches(
+            list(texts), MAX_BATCH, embed_batch, provider=PROVIDER, classify=self._classify, policy=self.retry_policy
+        )
 
     def _classify(self, exc: BaseException) -> Optional[Failure]:
         """Read a ``google.api_core`` error or a transport error into a :class:`Failure`."""
@@ -112,7 +93,7 @@ class _GoogleEmbeddingBase:
         import requests
 
         if isinstance(exc, requests.exceptions.RequestException):
-            return Failure(None, f"{type(exc).__name__}: {exc}")
+            return transport_failure(exc)
         return None
 
 
@@ -174,17 +155,14 @@ class GoogleGenerativeAiEmbeddingFunction(_GoogleEmbeddingBase):
 
     def get_config(self) -> Dict[str, Any]:
         """JSON-safe settings to rebuild this function; holds the key's variable name, never the key."""
-        return {**self._config(), "task_type": self.task_type}
+        return {**endpoint_config(self), "task_type": self.task_type}
 
     @classmethod
     def build_from_config(cls, config: Dict[str, Any]) -> "GoogleGenerativeAiEmbeddingFunction":
         """Rebuild from :meth:`get_config`; the key is read from the environment again."""
         return cls(
-            model_name=config.get("model_name", "models/text-embedding-004"),
             task_type=config.get("task_type", "RETRIEVAL_DOCUMENT"),
-            api_base=config.get("api_base"),
-            api_key_env_var=config.get("api_key_env_var"),
-            timeout=config.get("timeout", 60.0),
+            **endpoint_settings(config, "models/text-embedding-004"),
         )
 
     def _embed(self, batch: List[str], task_type: str) -> List[List[float]]:
@@ -233,17 +211,12 @@ class GooglePalmEmbeddingFunction(_GoogleEmbeddingBase):
 
     def get_config(self) -> Dict[str, Any]:
         """JSON-safe settings to rebuild this function; holds the key's variable name, never the key."""
-        return self._config()
+        return endpoint_config(self)
 
     @classmethod
     def build_from_config(cls, config: Dict[str, Any]) -> "GooglePalmEmbeddingFunction":
         """Rebuild from :meth:`get_config`; the key is read from the environment again."""
-        return cls(
-            model_name=config.get("model_name", "models/embedding-gecko-001"),
-            api_base=config.get("api_base"),
-            api_key_env_var=config.get("api_key_env_var"),
-            timeout=config.get("timeout", 60.0),
-        )
+        return cls(**endpoint_settings(config, "models/embedding-gecko-001"))
 
     def _embed(self, batch: List[str]) -> List[List[float]]:
         request = self._glm.BatchEmbedTextRequest(model=self.model_name, texts=batch)

@@ -18,8 +18,7 @@ from vectordb.embedding_functions._hosted import (
     batched,
     call_with_retries,
     parse_retry_after,
-    require_api_key,
-    resolve_api_key,
+    find_api_key,
 )
 from vectordb.embedding_functions.base import Documents, Embeddings, register_embedding_function
 from vectordb.errors import EmbeddingError, InvalidArgumentError, MissingDependencyError
@@ -97,7 +96,7 @@ class OpenAIEmbeddingFunction:
         defaults = _AZURE_ENV if azure else _OPENAI_ENV
         self.api_key_env_var = api_key_env_var or defaults[0]
         env_names = list(defaults) if self.api_key_env_var == defaults[0] else [self.api_key_env_var]
-        key = require_api_key(resolve_api_key(api_key, None, env_names, PROVIDER), PROVIDER, env_names)
+        key = find_api_key(api_key, None, env_names, PROVIDER)
         self._openai = _import_openai()
         self._client = self._make_client(key)
 

@@ -24,6 +24,8 @@ log = logging.getLogger("vectordb")
 FORMAT = 1
 EXACT_SEARCH_MAX = 20_000
 """A filtered query matching at most this many records is answered by exact search."""
+EXACT_COLLECTION_MAX = 2_000
+"""A collection of at most this many records is always searched exactly (as cheap as the graph)."""
 
 
 @dataclass(frozen=True)
@@ -142,14 +144,16 @@ class HnswIndex:
     ) -> Tuple[np.ndarray, np.ndarray]:
         """The k nearest live labels and their distances for each query row.
 
-        ``allowed`` restricts the search to those labels: searched exactly when few,
-        through the graph with a filter when many. Returns arrays of shape
+        Small collections are searched exactly. ``allowed`` restricts the search to those
+        labels: searched exactly when few, through the graph with a filter when many. Returns arrays of shape
         (queries, k') with k' = min(k, candidates).
         """
         candidates = self.count if allowed is None else len(allowed)
         k = min(k, candidates)
         if k == 0:
             return np.empty((len(queries), 0), dtype=np.int64), np.empty((len(queries), 0), dtype=np.float32)
+        if allowed is None and self.count <= EXACT_COLLECTION_MAX:
+            return self.exact_search(queries, k, self.live_labels())
         if allowed is not None and len(allowed) <= max(EXACT_SEARCH_MAX, k):
             return self.exact_search(queries, k, allowed)
         self._index.set_ef(max(self.params.search_ef, k))

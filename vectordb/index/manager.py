@@ -72,7 +72,8 @@ class IndexManager:
 
     def _attach(self, index: HnswIndex, collection_id: str) -> None:
         """Make ``index`` the collection's, able to fill its exact-search matrix from the store."""
-        index.matrix_source = lambda: self.store.vectors_since(collection_id, -1)
+        store = self.store  # not self: the index must not keep its manager alive (no reference cycle)
+        index.matrix_source = lambda: store.vectors_since(collection_id, -1)
         self._indexes[collection_id] = index
 
     def _open(self, row: CollectionRow) -> HnswIndex:

@@ -214,8 +214,11 @@ class _Checker:
         if row.metric == "cosine":
             norms = np.linalg.norm(expected, axis=1, keepdims=True)
             expected = expected / np.where(norms == 0, 1, norms)
-        if not np.allclose(index.vectors(sample), expected, atol=1e-5):
+        graph = np.asarray(index._index.get_items(sample, return_type="numpy"), dtype=np.float32)
+        if not np.allclose(graph, expected, atol=1e-5):
             self.add(row.name, f"{what} holds vectors that differ from the stored embeddings", rebuild)
+        elif index._matrix is not None and not np.allclose(index._matrix[sample], expected, atol=1e-5):
+            self.add(row.name, f"{what} has an exact-search matrix that differs from the stored embeddings", rebuild)
 
 
 def _metadata_rows(columns: Optional[dict]) -> Set[Tuple]:
@@ -231,4 +234,8 @@ def _plain(value: Any) -> Any:
 
 def check_store(client: "Client", repair: bool = False) -> CheckReport:
     """Check (and with ``repair`` fix) the client's store; the caller holds the client's lock."""
-    return _Checker(client, repair).run()
+    report = _Checker(client, repair).run()
+    if report.repairs:
+        client._rows.clear()
+        client._records.clear()
+    return report
