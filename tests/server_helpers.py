@@ -121,7 +121,7 @@ class HashEmbedding:
 
     @staticmethod
     def name() -> str:
-        return "test-hash"
+        return "test-server-hash"
 
     def get_config(self) -> Dict[str, Any]:
         return {"dim": self.dim}

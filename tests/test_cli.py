@@ -63,11 +63,11 @@ def test_ls_table_and_json(store):
     table = run("ls", "--path", store).stdout.splitlines()
     assert table[0].split() == ["NAME", "COUNT", "DIMENSION", "METRIC", "EMBEDDING", "FUNCTION"]
     assert table[1].split() == ["notes", "5", "4", "cosine", "none"]
-    assert table[2].split() == ["hashed", "1", "8", "l2", "test-hash"]
+    assert table[2].split() == ["hashed", "1", "8", "l2", "test-server-hash"]
     assert table[0].index("METRIC") == table[1].index("cosine") == table[2].index("l2")
     listed = json.loads(run("ls", "--path", store, "--json").stdout)
     assert [(c["name"], c["count"], c["dimension"], c["metric"], c["embedding_function"]) for c in listed] == [
-        ("notes", 5, 4, "cosine", None), ("hashed", 1, 8, "l2", "test-hash")]
+        ("notes", 5, 4, "cosine", None), ("hashed", 1, 8, "l2", "test-server-hash")]
 
 
 def test_info(store):

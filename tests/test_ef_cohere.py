@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
-import time
 from typing import Any, Iterator
 
 import numpy as np
@@ -14,17 +9,27 @@ import pytest
 
 pytest.importorskip("cohere")
 
+from providers._checks import (  # noqa: E402
+    FAST,
+    assert_import_leaves_out,
+    assert_missing_sdk_named,
+    assert_unreachable_is_reported,
+    clear_env,
+    embed_timed,
+    failure_of,
+    query_a_collection,
+    rebuilt_from_config,
+    unreachable_url,
+)
 from providers.cohere_server import MAX_TEXTS, CohereServer, fake_vector  # noqa: E402
 
-from vectordb.embedding_functions._hosted import RetryPolicy  # noqa: E402
-from vectordb.embedding_functions.base import build_from_config, describe, embed_texts  # noqa: E402
+from vectordb.embedding_functions.base import embed_texts  # noqa: E402
 from vectordb.embedding_functions.cohere import CohereEmbeddingFunction  # noqa: E402
-from vectordb.errors import EmbeddingError, InvalidArgumentError, MissingDependencyError  # noqa: E402
+from vectordb.errors import InvalidArgumentError  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:cohere")
 
 KEY = "test-cohere-key"
-FAST = RetryPolicy(max_attempts=4, initial_delay=0.01, max_delay=0.05, max_elapsed=10.0)
 
 
 @pytest.fixture
@@ -35,8 +40,7 @@ def server() -> Iterator[CohereServer]:
 
 @pytest.fixture(autouse=True)
 def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CO_API_KEY", "COHERE_API_KEY", "CO_API_URL", "MY_COHERE_KEY"):
-        monkeypatch.delenv(name, raising=False)
+    clear_env(monkeypatch, ("CO_API_KEY", "COHERE_API_KEY", "CO_API_URL", "MY_COHERE_KEY"))
 
 
 def make(server: CohereServer, **kwargs: Any) -> CohereEmbeddingFunction:
@@ -102,9 +106,7 @@ def test_the_server_rejects_more_than_96_texts_like_cohere(server: CohereServer)
 def test_429_waits_for_retry_after_then_succeeds(server: CohereServer) -> None:
     fn = make(server)
     server.fail_next(1, 429, "too many requests", retry_after="0.2")
-    started = time.monotonic()
-    vectors = fn(["hello"])
-    elapsed = time.monotonic() - started
+    vectors, elapsed = embed_timed(fn, ["hello"])
     assert len(server.requests) == 2
     assert elapsed >= 0.2
     np.testing.assert_allclose(vectors[0], fake_vector("hello", 1024), rtol=1e-6)
@@ -121,41 +123,30 @@ def test_server_errors_are_retried(server: CohereServer, status: int) -> None:
 def test_persistent_5xx_gives_up_with_a_clear_error(server: CohereServer) -> None:
     fn = make(server)
     server.fail_next(10, 503, "service overloaded, try later")
-    with pytest.raises(EmbeddingError) as info:
-        fn(["a"])
-    err = info.value
+    err = failure_of(fn)
     assert (err.provider, err.status) == ("cohere", 503)
     assert "cohere" in str(err) and "HTTP 503" in str(err) and "service overloaded, try later" in str(err)
     assert len(server.requests) == FAST.max_attempts
 
 
 def test_a_wrong_key_is_not_retried(server: CohereServer) -> None:
-    fn = make(server, api_key="wrong")
-    with pytest.raises(EmbeddingError) as info:
-        fn(["a"])
-    assert info.value.status == 401
-    assert "invalid api token" in str(info.value)
+    err = failure_of(make(server, api_key="wrong"))
+    assert err.status == 401
+    assert "invalid api token" in str(err)
     assert len(server.requests) == 1
 
 
 def test_403_is_not_retried(server: CohereServer) -> None:
     fn = make(server)
     server.fail_next(3, 403, "blocked")
-    with pytest.raises(EmbeddingError) as info:
-        fn(["a"])
-    assert info.value.status == 403
+    assert failure_of(fn).status == 403
     assert len(server.requests) == 1
 
 
 def test_unreachable_server_is_retried_then_reported() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    fn = CohereEmbeddingFunction(api_key=KEY, api_base=f"http://127.0.0.1:{port}", retry_policy=FAST)
-    with pytest.raises(EmbeddingError) as info:
-        fn(["a"])
-    assert info.value.status is None and "no response" in str(info.value)
-    assert f"after {FAST.max_attempts} attempts" in str(info.value)
+    assert_unreachable_is_reported(
+        CohereEmbeddingFunction(api_key=KEY, api_base=unreachable_url(), retry_policy=FAST)
+    )
 
 
 def test_missing_key_is_a_clear_error() -> None:
@@ -176,37 +167,20 @@ def test_config_has_no_key_and_rebuilds(server: CohereServer, monkeypatch: pytes
     monkeypatch.setenv("MY_COHERE_KEY", KEY)
     fn = CohereEmbeddingFunction(model_name="embed-english-light-v3.0", api_base=server.url,
                                  api_key_env_var="MY_COHERE_KEY")
-    name, config = describe(fn)
-    assert name == "cohere"
-    assert KEY not in json.dumps(config)
-    assert config["api_key_env_var"] == "MY_COHERE_KEY"
-    rebuilt = build_from_config(name, json.loads(json.dumps(config)))
-    assert isinstance(rebuilt, CohereEmbeddingFunction)
-    assert describe(rebuilt) == (name, config)
+    assert fn.get_config()["api_key_env_var"] == "MY_COHERE_KEY"
+    rebuilt = rebuilt_from_config(fn, "cohere", KEY)
     np.testing.assert_allclose(rebuilt(["x"])[0], fake_vector("x", 384), rtol=1e-6)
     assert server.requests[-1].headers["authorization"] == f"Bearer {KEY}"
 
 
 def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "cohere", None)
-    with pytest.raises(MissingDependencyError) as info:
-        CohereEmbeddingFunction(api_key=KEY)
-    assert info.value.extra == "cohere"
-    assert 'pip install "vectordb[cohere]"' in str(info.value)
+    assert_missing_sdk_named(monkeypatch, "cohere", lambda: CohereEmbeddingFunction(api_key=KEY), "cohere")
 
 
 def test_importing_the_module_does_not_import_the_sdk() -> None:
-    code = "import sys, vectordb.embedding_functions.cohere; assert 'cohere' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert_import_leaves_out("vectordb.embedding_functions.cohere", ["cohere"])
 
 
 def test_a_collection_embeds_documents_and_queries_with_the_right_input_type(server: CohereServer) -> None:
-    import vectordb
-
-    if not hasattr(vectordb, "Client"):
-        pytest.skip("vectordb.Client is not built yet")
-    col = vectordb.Client().create_collection("cohere-docs", embedding_function=make(server))
-    col.add(ids=["a", "b", "c"], documents=["red apples", "green pears", "blue plums"])
-    result = col.query(query_texts=["green pears"], n_results=2)
-    assert result["ids"][0][0] == "b"
+    query_a_collection(make(server), "cohere-docs")
     assert [r.body["input_type"] for r in server.embed_requests()] == ["search_document", "search_query"]

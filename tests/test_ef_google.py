@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
-import time
 from typing import Any, Iterator
 
 import numpy as np
@@ -14,20 +9,30 @@ import pytest
 
 pytest.importorskip("google.generativeai")
 
+from providers._checks import (  # noqa: E402
+    FAST,
+    assert_import_leaves_out,
+    assert_missing_sdk_named,
+    assert_unreachable_is_reported,
+    clear_env,
+    embed_timed,
+    failure_of,
+    query_a_collection,
+    rebuilt_from_config,
+    unreachable_url,
+)
 from providers.google_server import MAX_BATCH, TASK_TYPES, GoogleServer, fake_vector  # noqa: E402
 
-from vectordb.embedding_functions._hosted import RetryPolicy  # noqa: E402
-from vectordb.embedding_functions.base import build_from_config, describe, embed_texts  # noqa: E402
+from vectordb.embedding_functions.base import embed_texts  # noqa: E402
 from vectordb.embedding_functions.google import (  # noqa: E402
     GoogleGenerativeAiEmbeddingFunction,
     GooglePalmEmbeddingFunction,
 )
-from vectordb.errors import EmbeddingError, InvalidArgumentError, MissingDependencyError  # noqa: E402
+from vectordb.errors import InvalidArgumentError  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
 KEY = "test-google-key"
-FAST = RetryPolicy(max_attempts=4, initial_delay=0.01, max_delay=0.05, max_elapsed=10.0)
 GEMINI = "models/text-embedding-004"
 PALM = "models/embedding-gecko-001"
 
@@ -40,8 +45,7 @@ def server() -> Iterator[GoogleServer]:
 
 @pytest.fixture(autouse=True)
 def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "MY_GOOGLE_KEY"):
-        monkeypatch.delenv(name, raising=False)
+    clear_env(monkeypatch, ("GOOGLE_API_KEY", "GEMINI_API_KEY", "MY_GOOGLE_KEY"))
 
 
 def gemini(server: GoogleServer, **kwargs: Any) -> GoogleGenerativeAiEmbeddingFunction:
@@ -133,9 +137,7 @@ def test_429_waits_as_told_then_succeeds(server: GoogleServer, how: str) -> None
     fn = gemini(server)
     wait = {"retry_after": "0.2"} if how == "retry_after" else {"retry_delay": "0.2s"}
     server.fail_next(1, 429, "Resource has been exhausted (e.g. check quota).", **wait)
-    started = time.monotonic()
-    vectors = fn(["hello"])
-    elapsed = time.monotonic() - started
+    vectors, elapsed = embed_timed(fn, ["hello"])
     assert len(server.requests) == 2
     assert elapsed >= 0.2
     np.testing.assert_allclose(vectors[0], fake_vector("hello", 768), rtol=1e-6)
@@ -152,9 +154,7 @@ def test_server_errors_are_retried(server: GoogleServer, status: int) -> None:
 @pytest.mark.parametrize("make", [gemini, palm])
 def test_persistent_5xx_gives_up_with_a_clear_error(server: GoogleServer, make: Any) -> None:
     server.fail_next(10, 503, "The model is overloaded. Please try again later.")
-    with pytest.raises(EmbeddingError) as info:
-        make(server)(["a"])
-    err = info.value
+    err = failure_of(make(server))
     assert (err.provider, err.status) == ("google", 503)
     assert "google" in str(err) and "HTTP 503" in str(err)
     assert "The model is overloaded. Please try again later." in str(err)
@@ -162,31 +162,23 @@ def test_persistent_5xx_gives_up_with_a_clear_error(server: GoogleServer, make: 
 
 
 def test_a_wrong_key_is_not_retried(server: GoogleServer) -> None:
-    with pytest.raises(EmbeddingError) as info:
-        gemini(server, api_key="wrong")(["a"])
-    assert info.value.status == 400
-    assert "API key not valid" in str(info.value)
+    err = failure_of(gemini(server, api_key="wrong"))
+    assert err.status == 400
+    assert "API key not valid" in str(err)
     assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_auth_errors_are_not_retried(server: GoogleServer, status: int) -> None:
     server.fail_next(3, status, "permission denied")
-    with pytest.raises(EmbeddingError) as info:
-        gemini(server)(["a"])
-    assert info.value.status == status
+    assert failure_of(gemini(server)).status == status
     assert len(server.requests) == 1
 
 
 def test_unreachable_server_is_retried_then_reported() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    fn = GooglePalmEmbeddingFunction(api_key=KEY, api_base=f"http://127.0.0.1:{port}", retry_policy=FAST)
-    with pytest.raises(EmbeddingError) as info:
-        fn(["a"])
-    assert info.value.status is None and "no response" in str(info.value)
-    assert f"after {FAST.max_attempts} attempts" in str(info.value)
+    assert_unreachable_is_reported(
+        GooglePalmEmbeddingFunction(api_key=KEY, api_base=unreachable_url(), retry_policy=FAST)
+    )
 
 
 def test_missing_key_is_a_clear_error() -> None:
@@ -220,12 +212,8 @@ def test_config_has_no_key_and_rebuilds(server: GoogleServer, monkeypatch: pytes
                                         cls: Any, name: str) -> None:
     monkeypatch.setenv("MY_GOOGLE_KEY", KEY)
     fn = cls(api_base=server.url, api_key_env_var="MY_GOOGLE_KEY")
-    got_name, config = describe(fn)
-    assert got_name == name
-    assert KEY not in json.dumps(config)
-    rebuilt = build_from_config(name, json.loads(json.dumps(config)))
+    rebuilt = rebuilt_from_config(fn, name, KEY)
     assert isinstance(rebuilt, cls)
-    assert describe(rebuilt) == (name, config)
     np.testing.assert_allclose(rebuilt(["x"])[0], fake_vector("x", 768), rtol=1e-6)
     assert server.requests[-1].headers["x-goog-api-key"] == KEY
 
@@ -233,29 +221,16 @@ def test_config_has_no_key_and_rebuilds(server: GoogleServer, monkeypatch: pytes
 @pytest.mark.parametrize("module,cls", [("google.generativeai", GoogleGenerativeAiEmbeddingFunction),
                                         ("google.ai.generativelanguage_v1beta", GooglePalmEmbeddingFunction)])
 def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch, module: str, cls: Any) -> None:
-    monkeypatch.setitem(sys.modules, module, None)
-    with pytest.raises(MissingDependencyError) as info:
-        cls(api_key=KEY)
-    assert info.value.extra == "google"
-    assert 'pip install "vectordb[google]"' in str(info.value)
+    assert_missing_sdk_named(monkeypatch, module, lambda: cls(api_key=KEY), "google")
 
 
 def test_importing_the_module_does_not_import_the_sdk() -> None:
-    code = (
-        "import sys, vectordb.embedding_functions.google; "
-        "assert not [m for m in sys.modules if m.startswith(('google.generativeai', 'google.ai', 'google.api_core'))]"
+    assert_import_leaves_out(
+        "vectordb.embedding_functions.google", ["google.generativeai", "google.ai", "google.api_core"]
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_a_collection_embeds_documents_and_queries_with_the_right_task_type(server: GoogleServer) -> None:
-    import vectordb
-
-    if not hasattr(vectordb, "Client"):
-        pytest.skip("vectordb.Client is not built yet")
-    col = vectordb.Client().create_collection("google-docs", embedding_function=gemini(server))
-    col.add(ids=["a", "b", "c"], documents=["red apples", "green pears", "blue plums"])
-    result = col.query(query_texts=["green pears"], n_results=2)
-    assert result["ids"][0][0] == "b"
+    query_a_collection(gemini(server), "google-docs")
     sent = [task_name(r.body["requests"][0]["taskType"]) for r in server.embed_requests()]
     assert sent == ["RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from typing import Any, Iterator
 
@@ -12,15 +10,22 @@ import pytest
 
 pytest.importorskip("openai")
 
+from providers._checks import (  # noqa: E402
+    FAST,
+    assert_import_leaves_out,
+    assert_missing_sdk_named,
+    clear_env,
+    failure_of,
+    rebuilt_from_config,
+)
 from providers.openai_server import MAX_INPUTS, OpenAIServer, expected_vector  # noqa: E402
 
 from vectordb.embedding_functions._hosted import RetryPolicy  # noqa: E402
-from vectordb.embedding_functions.base import build_from_config, describe, embed_texts  # noqa: E402
+from vectordb.embedding_functions.base import embed_texts  # noqa: E402
 from vectordb.embedding_functions.openai import OpenAIEmbeddingFunction  # noqa: E402
-from vectordb.errors import EmbeddingError, InvalidArgumentError, MissingDependencyError  # noqa: E402
+from vectordb.errors import EmbeddingError, InvalidArgumentError  # noqa: E402
 
 KEY = "sk-test-key"
-FAST = RetryPolicy(max_attempts=4, initial_delay=0.01, max_delay=0.05, max_elapsed=10.0)
 
 
 @pytest.fixture
@@ -31,8 +36,7 @@ def server() -> Iterator[OpenAIServer]:
 
 @pytest.fixture(autouse=True)
 def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_ORG_ID", "OPENAI_BASE_URL", "MY_KEY"):
-        monkeypatch.delenv(name, raising=False)
+    clear_env(monkeypatch, ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_ORG_ID", "OPENAI_BASE_URL", "MY_KEY"))
 
 
 def make(server: OpenAIServer, **kwargs: Any) -> OpenAIEmbeddingFunction:
@@ -145,9 +149,7 @@ def test_500_is_retried(server: OpenAIServer) -> None:
 
 def test_persistent_503_gives_up_after_bounded_attempts(server: OpenAIServer) -> None:
     server.fail_next(100, 503, message="engine overloaded, come back later")
-    with pytest.raises(EmbeddingError) as info:
-        make(server)(["a"])
-    err = info.value
+    err = failure_of(make(server))
     assert err.provider == "OpenAI" and err.status == 503
     assert "OpenAI" in str(err) and "503" in str(err) and "engine overloaded, come back later" in str(err)
     assert len(server.requests) == FAST.max_attempts
@@ -185,31 +187,21 @@ def test_empty_and_non_string_inputs_rejected_before_any_request(server: OpenAIS
 
 def test_config_has_no_key_and_round_trips(server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
     fn = make(server, model_name="text-embedding-3-small", dimensions=32, organization_id="org-9", timeout=7.5)
-    name, config = describe(fn)
-    assert name == "openai" == fn.name()
-    assert KEY not in json.dumps(config)
-    assert config["api_key_env_var"] == "OPENAI_API_KEY"
+    assert fn.name() == "openai"
+    assert fn.get_config()["api_key_env_var"] == "OPENAI_API_KEY"
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    rebuilt = build_from_config(name, json.loads(json.dumps(config)))
-    assert isinstance(rebuilt, OpenAIEmbeddingFunction)
-    assert rebuilt.get_config() == config
+    rebuilt = rebuilt_from_config(fn, "openai", KEY)
+    assert rebuilt.get_config() == fn.get_config()
     assert rebuilt.retry_policy == FAST
     np.testing.assert_allclose(rebuilt(["same"]), fn(["same"]))
 
 
 def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "openai", None)
-    with pytest.raises(MissingDependencyError, match=r"vectordb\[openai\]") as info:
-        OpenAIEmbeddingFunction(api_key=KEY)
-    assert info.value.extra == "openai"
+    assert_missing_sdk_named(monkeypatch, "openai", lambda: OpenAIEmbeddingFunction(api_key=KEY), "openai")
 
 
 def test_importing_vectordb_does_not_import_the_sdk() -> None:
-    import subprocess
-
-    code = "import sys, vectordb, vectordb.embedding_functions.openai; print('openai' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert_import_leaves_out("vectordb.embedding_functions.openai", ["openai"])
 
 
 def test_timeout_gives_embedding_error_after_bounded_attempts(server: OpenAIServer) -> None:

@@ -96,7 +96,7 @@ def test_the_server_never_embeds(server):
         assert answer.status_code == 400 and "does not embed" in answer.json()["message"]
     assert collection.count() == 0
     described = httpx.get(server.url + API + "/collections/hashed").json()
-    assert described["embedding_function"] == {"name": "test-hash", "config": {"dim": 4}}
+    assert described["embedding_function"] == {"name": "test-server-hash", "config": {"dim": 4}}
 
 
 def test_error_codes_and_statuses(server, seeded):

@@ -225,6 +225,15 @@ class Store:
         ).fetchnumpy()
         return {name: _unmask(column) for name, column in columns.items()}
 
+    def metadata_columns(self, collection_id: str) -> Dict[str, np.ndarray]:
+        """Every typed metadata row plus the ``live`` labels, for the metadata index (NULLs come as masked arrays)."""
+        columns = self.con.execute(
+            "SELECT label, key, str_value, int_value, float_value, bool_value FROM metadata WHERE collection_id = ?",
+            [collection_id],
+        ).fetchnumpy()
+        live = self.con.execute("SELECT label FROM records WHERE collection_id = ?", [collection_id]).fetchnumpy()
+        return {**columns, "live": np.asarray(live["label"], dtype=np.int64)}
+
     def vectors_since(self, collection_id: str, seq: int, chunk: int = 50_000) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
         """``(labels, vectors)`` chunks of the records written after ``seq``."""
         cursor = self.con.cursor()

@@ -1,0 +1,211 @@
+"""An in-memory, columnar copy of one collection's typed metadata, to answer ``where`` filters.
+
+A filtered query must turn ``where`` into the set of matching labels; asking DuckDB costs
+several milliseconds at 100k records, more than the whole search. :class:`MetadataIndex`
+holds, per metadata key, arrays indexed by label (a float64 number column, an int32
+string-code column, an int8 bool column, each made on first use) plus a live mask, and
+answers with a few vectorised comparisons. It mirrors the store's ``metadata`` table and
+the semantics of :mod:`vectordb.filters` exactly; where float64 cannot compare exactly
+(ints beyond ±2**53) it answers None and the caller asks the store. Like the record
+cache it is derived data, kept current by each committed write and delete of this client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from vectordb.validation import validate_metadata_value
+
+EXACT = 2**53  # ints up to this magnitude are exact in float64
+MAX_KEYS = 128  # beyond this many keys the dense columns cost too much; the index gives up
+_ORDER = {"$eq": np.equal, "$ne": np.equal, "$in": np.equal, "$nin": np.equal, "$gt": np.greater,
+          "$gte": np.greater_equal, "$lt": np.less, "$lte": np.less_equal}
+_FILL = {"num": np.nan, "code": -1, "flag": -1}
+_DTYPE = {"num": np.float64, "code": np.int32, "flag": np.int8}
+
+
+class _Column:
+    """One metadata key's values by label; each kind's array is made on first use."""
+
+    def __init__(self) -> None:
+        self.arrays: Dict[str, np.ndarray] = {}
+        self.codes: Dict[str, int] = {}
+        self.inexact = False  # some stored int is beyond ±2**53: numeric tests go to SQL
+
+    def array(self, kind: str, capacity: int) -> np.ndarray:
+        if kind not in self.arrays:
+            self.arrays[kind] = np.full(capacity, _FILL[kind], dtype=_DTYPE[kind])
+        return self.arrays[kind]
+
+    def code(self, text: str) -> int:
+        return self.codes.setdefault(text, len(self.codes))
+
+
+class MetadataIndex:
+    """Live labels and typed metadata columns of one collection, indexed by label.
+
+    ``evaluate`` expects a ``where`` that has already passed :func:`compile_where` (the
+    collection compiles it before taking its lock); it does not validate the filter.
+    """
+
+    def __init__(self, capacity: int = 0) -> None:
+        self._capacity = max(capacity, 16)
+        self._size = 0  # one past the highest label seen
+        self._live = np.zeros(self._capacity, dtype=bool)
+        self._columns: Dict[str, _Column] = {}
+        self._disabled = False
+
+    @classmethod
+    def load(cls, columns: Dict[str, np.ndarray], capacity: int) -> "MetadataIndex":
+        """An index built from :meth:`Store.metadata_columns` (masked arrays mark NULLs)."""
+        live = np.asarray(columns["live"], dtype=np.int64)
+        labels = np.asarray(columns["label"], dtype=np.int64)
+        top = max(int(live.max()) if len(live) else -1, int(labels.max()) if len(labels) else -1)
+        index = cls(max(capacity, top + 1))
+        index._size = top + 1
+        index._live[live] = True
+        keys = np.asarray(columns["key"], dtype=object)
+        names: Dict[str, int] = {}
+        key_codes = np.fromiter((names.setdefault(k, len(names)) for k in keys), dtype=np.int64, count=len(keys))
+        if len(names) > MAX_KEYS:
+            index._disable()
+            return index
+        order = np.argsort(key_codes, kind="stable")
+        bounds = np.searchsorted(key_codes[order], np.arange(len(names) + 1))
+        parts = {name: _present(columns[name]) for name in ("str_value", "int_value", "float_value", "bool_value")}
+        for key, k in names.items():
+            rows = order[bounds[k]:bounds[k + 1]]
+            col = index._columns[key] = _Column()
+            for name, (data, present) in parts.items():
+                mine = rows[present[rows]]
+                if not len(mine):
+                    continue
+                at, values = labels[mine], data[mine]
+                if name == "str_value":
+                    col.array("code", index._capacity)[at] = [col.code(s) for s in values]
+                elif name == "bool_value":
+                    col.array("flag", index._capacity)[at] = values.astype(np.int8)
+                else:
+                    col.array("num", index._capacity)[at] = values.astype(np.float64)
+                    col.inexact |= name == "int_value" and bool(np.any((values > EXACT) | (values < -EXACT)))
+        return index
+
+    def put(self, labels: Sequence[int], metadatas: Sequence[Optional[Dict[str, Any]]]) -> None:
+        """Record committed rows (new or replacing): their full metadata, or None."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if self._disabled or not len(labels):
+            return
+        self._grow(int(labels.max()))
+        self._clear(labels)
+        self._live[labels] = True
+        pending: Dict[Tuple[str, str], Tuple[List[int], List[Any]]] = {}
+        for label, meta in zip(labels.tolist(), metadatas):
+            for key, value in (meta or {}).items():
+                if value is None:
+                    continue
+                kind = "flag" if isinstance(value, bool) else "code" if isinstance(value, str) else "num"
+                at, values = pending.setdefault((key, kind), ([], []))
+                at.append(label)
+                values.append(value)
+        if len(self._columns.keys() | {key for key, _ in pending}) > MAX_KEYS:
+            self._disable()
+            return
+        for (key, kind), (at, values) in pending.items():
+            col = self._columns.setdefault(key, _Column())
+            if kind == "code":
+                values = [col.code(s) for s in values]
+            elif kind == "num":
+                col.inexact |= any(isinstance(x, int) and abs(x) > EXACT for x in values)
+            col.array(kind, self._capacity)[at] = values
+
+    def drop(self, labels: Sequence[int]) -> None:
+        """Forget deleted rows."""
+        labels = np.asarray(labels, dtype=np.int64)
+        labels = labels[labels < self._capacity]
+        self._live[labels] = False
+        self._clear(labels)
+
+    def evaluate(self, where: Dict[str, Any]) -> Optional[np.ndarray]:
+        """The live labels matching ``where``, ascending; None when only SQL can answer exactly."""
+        if self._disabled:
+            return None
+        mask = self._where(where)
+        return None if mask is None else np.flatnonzero(mask & self._live[: self._size]).astype(np.int64, copy=False)
+
+    def _where(self, where: Dict[str, Any]) -> Optional[np.ndarray]:
+        result: Optional[np.ndarray] = None
+        for key, condition in where.items():
+            if key in ("$and", "$or"):
+                parts = [self._where(item) for item in condition]
+                if any(p is None for p in parts):
+                    return None
+                mask = np.logical_and.reduce(parts) if key == "$and" else np.logical_or.reduce(parts)
+            else:
+                mask = self._field(key, condition)
+                if mask is None:
+                    return None
+            result = mask if result is None else result & mask
+        return result
+
+    def _field(self, key: str, condition: Any) -> Optional[np.ndarray]:
+        op, operand = next(iter(condition.items())) if isinstance(condition, dict) else ("$eq", condition)
+        values = [validate_metadata_value(x, "where") for x in (operand if op in ("$in", "$nin") else [operand])]
+        col = self._columns.get(key)
+        hit = np.zeros(self._size, dtype=bool)
+        if col is None:
+            return ~hit if op in ("$ne", "$nin") else hit
+        first = values[0]
+        if isinstance(first, bool):
+            flags = col.arrays.get("flag")
+            if flags is not None:
+                hit = np.isin(flags[: self._size], [int(x) for x in values])
+        elif isinstance(first, str):
+            codes = col.arrays.get("code")
+            wanted = [col.codes[s] for s in values if s in col.codes]
+            if codes is not None and wanted:
+                hit = codes[: self._size] == wanted[0] if len(wanted) == 1 else np.isin(codes[: self._size], wanted)
+        else:
+            if col.inexact or any(isinstance(x, int) and abs(x) > EXACT for x in values):
+                return None
+            nums = col.arrays.get("num")
+            if nums is not None and len(values) > 1:
+                hit = np.isin(nums[: self._size], [float(x) for x in values])
+            elif nums is not None:
+                hit = _ORDER[op](nums[: self._size], float(first))
+        return ~hit if op in ("$ne", "$nin") else hit
+
+    def _grow(self, max_label: int) -> None:
+        self._size = max(self._size, max_label + 1)
+        if max_label < self._capacity:
+            return
+        size = max(max_label + 1, 2 * self._capacity)
+        self._live = _extend(self._live, size, False)
+        for col in self._columns.values():
+            for kind, array in col.arrays.items():
+                col.arrays[kind] = _extend(array, size, _FILL[kind])
+        self._capacity = size
+
+    def _clear(self, labels: np.ndarray) -> None:
+        for col in self._columns.values():
+            for kind, array in col.arrays.items():
+                array[labels] = _FILL[kind]
+
+    def _disable(self) -> None:
+        self._disabled = True
+        self._columns.clear()
+
+
+def _present(column: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``(values, present)`` of a fetched column; DuckDB marks NULLs with a mask."""
+    if isinstance(column, np.ma.MaskedArray):
+        return np.asarray(column.data), ~np.ma.getmaskarray(column)
+    data = np.asarray(column)
+    return data, np.array([x is not None for x in data], dtype=bool) if data.dtype == object else np.ones(len(data), bool)
+
+
+def _extend(array: np.ndarray, size: int, fill: Any) -> np.ndarray:
+    out = np.full(size, fill, dtype=array.dtype)
+    out[: len(array)] = array
+    return out
