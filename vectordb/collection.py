@@ -238,14 +238,18 @@ class Collection:
             raise _dimension_error("embeddings" if req.embeddings is not None else "embedding function output",
                                    matrix.shape[1], dimension)
         batch = RecordBatch(np.asarray(labels, dtype=np.int64), ids, matrix, documents, metadatas)
-        new_row = self._client._store.write(row, batch, np.asarray(replaced, dtype=np.int64), dimension)
+        new_row = self._client._indexes.add_while_committing(
+            row,
+            dimension,
+            batch.labels[changed],
+            matrix[changed],
+            lambda: self._client._store.write(row, batch, np.asarray(replaced, dtype=np.int64), dimension),
+        )
         self._row = new_row
         self._client._remember(new_row)
         cache = self._client._records.get(row.id)
         if cache is not None:
             cache.put(batch.labels, ids, documents, batch.metadata_json)
-        if changed:
-            self._client._indexes.add(new_row, batch.labels[changed], matrix[changed])
 
     def delete(self, ids: Any = None, where: Any = None, where_document: Any = None) -> None:
         """Remove the records that match ``ids`` and the filters (all given conditions must hold).

@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Dict, Optional
+import threading
+from dataclasses import replace
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
@@ -123,14 +125,53 @@ class IndexManager:
         self._saved_seq[row.id] = -1
         return index
 
-    def add(self, row: CollectionRow, labels: np.ndarray, vectors: np.ndarray) -> None:
-        """Apply a committed write to the index."""
+    def add_while_committing(
+        self,
+        row: CollectionRow,
+        dimension: int,
+        labels: np.ndarray,
+        vectors: np.ndarray,
+        commit: Callable[[], CollectionRow],
+    ) -> CollectionRow:
+        """Run ``commit`` (the store's transaction for a write) while the index takes the vectors.
+
+        The two overlap: DuckDB writes and syncs in a thread while hnswlib inserts, which
+        hides most of the database's cost. The index only keeps the change if the commit
+        succeeds; otherwise the in-memory index is dropped (its saved files are untouched)
+        and is caught up from the store on next use. Returns ``commit``'s result.
+        """
         index = self._indexes.get(row.id)
-        if index is None:
-            # Not loaded yet: a first write starts an empty index; later ones load the saved one
-            # and catch up (which includes this write).
-            index = self.create(row) if row.seq <= 1 else self.get(row)
-        self._apply(row, lambda: index.add(labels, vectors), len(labels))
+        if index is None and len(labels):
+            # Load (and catch up) before the thread starts: both use the one DuckDB connection.
+            index = self.create(replace(row, dimension=dimension)) if row.dimension is None else self.get(row)
+        outcome: Dict[str, Any] = {}
+
+        def run_commit() -> None:
+            try:
+                outcome["row"] = commit()
+            except BaseException as exc:  # handed to the calling thread below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run_commit, name="vectordb-commit")
+        thread.start()
+        index_error: Optional[BaseException] = None
+        try:
+            if len(labels):
+                index.add(labels, vectors)
+        except Exception as exc:
+            index_error = exc
+        finally:
+            thread.join()
+        if "error" in outcome:
+            self._indexes.pop(row.id, None)
+            raise outcome["error"]
+        new_row: CollectionRow = outcome["row"]
+        if index_error is not None:
+            log.error("index update of %r failed (%s); it will be rebuilt from the records", row.name, index_error)
+            self._indexes.pop(row.id, None)
+        elif len(labels):
+            self._count_change(new_row, len(labels))
+        return new_row
 
     def remove(self, row: CollectionRow, labels: np.ndarray) -> None:
         """Apply a committed delete to the index (if it is loaded)."""
@@ -138,13 +179,17 @@ class IndexManager:
         if index is not None:
             self._apply(row, lambda: index.remove(labels), len(labels))
 
-    def _apply(self, row: CollectionRow, change, n: int) -> None:
+    def _apply(self, row: CollectionRow, change: Callable[[], None], n: int) -> None:
         try:
             change()
         except Exception:
             log.exception("index update of %r failed; it will be rebuilt from the records", row.name)
             self._indexes.pop(row.id, None)
             return
+        self._count_change(row, n)
+
+    def _count_change(self, row: CollectionRow, n: int) -> None:
+        """Note ``n`` unsaved changes; save once they reach a share of the index's size."""
         self._unsaved[row.id] = self._unsaved.get(row.id, 0) + n
         index = self._indexes[row.id]
         if self._unsaved[row.id] >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * index.count):
