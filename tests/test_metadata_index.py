@@ -95,7 +95,7 @@ KEYS = ["a", "b", "c"]
 NUMBERS = [-2, -1, 0, 1, 2, 3, -1.5, -0.0, 1.0, 2.0, 2.5, 3.0, 1e300]
 BIG = [EXACT, EXACT + 1, -EXACT - 1, 2**63 - 1]
 STRINGS = ["", "x", "X", "xy", "1", "é", "a\x00b"]
-number = st.one_of(st.sampled_from(NUMBERS), st.integers(-3, 3), st.sampled_from(BIG))
+number = st.sampled_from(NUMBERS + list(range(-3, 4)) * 2 + BIG)  # big ints: 1 in 8
 value = st.one_of(number, st.booleans(), st.sampled_from(STRINGS))
 metadata = st.one_of(st.none(), st.dictionaries(st.sampled_from(KEYS), value, max_size=3))
 merge = st.dictionaries(st.sampled_from(KEYS), st.one_of(st.none(), value), min_size=1, max_size=3)
@@ -119,8 +119,9 @@ where_tree = st.recursive(
     ),
     max_leaves=6,
 )
+records = st.lists(st.tuples(st.integers(0, 11), metadata), min_size=4, max_size=12)
 operation = st.one_of(
-    st.tuples(st.just("add"), st.lists(st.tuples(st.integers(0, 11), metadata), min_size=1, max_size=8)),
+    st.tuples(st.just("add"), records),
     st.tuples(st.just("upsert"), st.lists(st.tuples(st.integers(0, 11), metadata), min_size=1, max_size=4)),
     st.tuples(st.just("update"), st.lists(st.tuples(st.integers(0, 11), merge), min_size=1, max_size=4)),
     st.tuples(st.just("delete"), st.lists(st.integers(0, 11), min_size=1, max_size=4)),
@@ -153,8 +154,9 @@ def _apply(col, idx: MetadataIndex, op: str, items) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(operation, min_size=1, max_size=5), wheres=st.lists(where_tree, min_size=1, max_size=6))
-def test_matches_sql(shared_memory_client, ops, wheres):
+@given(first=records, ops=st.lists(operation, max_size=4), wheres=st.lists(where_tree, min_size=1, max_size=6))
+def test_matches_sql(shared_memory_client, first, ops, wheres):
+    ops = [("add", first), *ops]
     col = shared_memory_client.create_collection(f"mi{next(_names)}", embedding_function=None)
     try:
         idx = MetadataIndex.load(col._client._store.metadata_columns(col.id), 0)

@@ -30,6 +30,7 @@ from vectordb.errors import (
     VectorDBError,
 )
 from vectordb.index.manager import IndexManager
+from vectordb.index.metadata import MetadataIndex
 from vectordb.persistence import maintenance
 from vectordb.persistence.check import CheckReport, check_store
 from vectordb.persistence.maintenance import CompactResult
@@ -84,6 +85,7 @@ class Client:
         self._indexes = IndexManager(self._store, None if path is None else os.path.join(path, "index"), read_only)
         self._rows: Dict[str, CollectionRow] = {}
         self._records: Dict[str, RecordCache] = {}
+        self._filters: Dict[str, MetadataIndex] = {}
         self._closed = False
         if path is not None:
             self._indexes.remove_orphans({row.id for row in self._store.collections()})
@@ -222,6 +224,7 @@ class Client:
             self._indexes.drop(row.id)
             self._rows.pop(row.id, None)
             self._records.pop(row.id, None)
+            self._filters.pop(row.id, None)
 
     def _row(self, collection_id: str, name: str) -> CollectionRow:
         """The collection's catalog row, kept in memory: this client is the store's only writer."""
@@ -237,6 +240,14 @@ class Client:
     def _remember(self, row: CollectionRow) -> None:
         """Keep the row a committed change produced."""
         self._rows[row.id] = row
+
+    def _metadata_index(self, row: CollectionRow) -> MetadataIndex:
+        """The collection's in-memory metadata columns for ``where`` filters, loaded on first use."""
+        index = self._filters.get(row.id)
+        if index is None:
+            index = MetadataIndex.load(self._store.metadata_columns(row.id), row.next_label)
+            self._filters[row.id] = index
+        return index
 
     def _record_cache(self, row: CollectionRow) -> RecordCache:
         """The collection's in-memory ids, documents and metadata, loaded on first use."""

@@ -250,6 +250,9 @@ class Collection:
         cache = self._client._records.get(row.id)
         if cache is not None:
             cache.put(batch.labels, ids, documents, batch.metadata_json)
+        filters = self._client._filters.get(row.id)
+        if filters is not None:
+            filters.put(batch.labels, metadatas)
 
     def delete(self, ids: Any = None, where: Any = None, where_document: Any = None) -> None:
         """Remove the records that match ``ids`` and the filters (all given conditions must hold).
@@ -271,6 +274,9 @@ class Collection:
             cache = self._client._records.get(row.id)
             if cache is not None:
                 cache.drop(labels)
+            filters = self._client._filters.get(row.id)
+            if filters is not None:
+                filters.drop(labels)
             self._client._indexes.remove(new_row, labels)
             maintenance.maybe_compact(self._client, new_row)
 
@@ -393,7 +399,11 @@ class Collection:
                 arg = "query_embeddings" if query_embeddings is not None else "query_texts (embedded)"
                 raise _dimension_error(arg, queries.shape[1], row.dimension)
             index = self._client._indexes.get(row)
-            allowed = None if condition is None else self._client._store.select_labels(row.id, condition)
+            allowed = None
+            if condition is not None and where_document in (None, {}):
+                allowed = self._client._metadata_index(row).evaluate(where)
+            if condition is not None and allowed is None:
+                allowed = self._client._store.select_labels(row.id, condition)
             if index is None:
                 labels = np.empty((len(queries), 0), dtype=np.int64)
                 distances = np.empty((len(queries), 0), dtype=np.float32)

@@ -12,6 +12,8 @@ cache it is derived data, kept current by each committed write and delete of thi
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -93,7 +95,7 @@ class MetadataIndex:
         return index
 
     def put(self, labels: Sequence[int], metadatas: Sequence[Optional[Dict[str, Any]]]) -> None:
-        """Record committed rows (new or replacing): their full metadata, or None."""
+        """Record committed rows (new or replacing): their full, validated metadata (plain Python values), or None."""
         labels = np.asarray(labels, dtype=np.int64)
         if self._disabled or not len(labels):
             return
@@ -141,7 +143,7 @@ class MetadataIndex:
                 parts = [self._where(item) for item in condition]
                 if any(p is None for p in parts):
                     return None
-                mask = np.logical_and.reduce(parts) if key == "$and" else np.logical_or.reduce(parts)
+                mask = reduce(operator.and_ if key == "$and" else operator.or_, parts)
             else:
                 mask = self._field(key, condition)
                 if mask is None:
@@ -160,18 +162,18 @@ class MetadataIndex:
         if isinstance(first, bool):
             flags = col.arrays.get("flag")
             if flags is not None:
-                hit = np.isin(flags[: self._size], [int(x) for x in values])
+                hit = _any_equal(flags[: self._size], {int(x) for x in values})
         elif isinstance(first, str):
             codes = col.arrays.get("code")
             wanted = [col.codes[s] for s in values if s in col.codes]
             if codes is not None and wanted:
-                hit = codes[: self._size] == wanted[0] if len(wanted) == 1 else np.isin(codes[: self._size], wanted)
+                hit = _any_equal(codes[: self._size], wanted)
         else:
             if col.inexact or any(isinstance(x, int) and abs(x) > EXACT for x in values):
                 return None
             nums = col.arrays.get("num")
-            if nums is not None and len(values) > 1:
-                hit = np.isin(nums[: self._size], [float(x) for x in values])
+            if nums is not None and op in ("$in", "$nin"):
+                hit = _any_equal(nums[: self._size], {float(x) for x in values})
             elif nums is not None:
                 hit = _ORDER[op](nums[: self._size], float(first))
         return ~hit if op in ("$ne", "$nin") else hit
@@ -203,6 +205,17 @@ def _present(column: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         return np.asarray(column.data), ~np.ma.getmaskarray(column)
     data = np.asarray(column)
     return data, np.array([x is not None for x in data], dtype=bool) if data.dtype == object else np.ones(len(data), bool)
+
+
+def _any_equal(array: np.ndarray, values: Any) -> np.ndarray:
+    """Where ``array`` equals one of ``values`` (a few comparisons beat ``np.isin``'s sort)."""
+    values = list(values)
+    if len(values) > 16:
+        return np.isin(array, values)
+    hit = array == values[0]
+    for x in values[1:]:
+        hit |= array == x
+    return hit
 
 
 def _extend(array: np.ndarray, size: int, fill: Any) -> np.ndarray:

@@ -238,4 +238,5 @@ def check_store(client: "Client", repair: bool = False) -> CheckReport:
     if report.repairs:
         client._rows.clear()
         client._records.clear()
+        client._filters.clear()
     return report
