@@ -104,7 +104,7 @@ col = client.get_collection("docs")
 col.delete([f"id{i}" for i in range(0, 600, 2)])
 print("ready", flush=True)
 if stage == "before-swap":
-    maintenance._fsync = lambda *a: os._exit(9)
+    maintenance.fsync_path = lambda *a: os._exit(9)
 elif stage == "after-swap":
     maintenance.duckdb.connect = lambda *a, **k: os._exit(9)
 if stage == "loop":

@@ -215,6 +215,7 @@ def test_invalid_arguments_are_rejected() -> None:
 
 @needs_bundle
 def test_default_function_through_a_persistent_collection(tmp_path: Path) -> None:
+    """Created with the default function; a new process rebuilds it without being given it."""
     import vectordb
 
     path = str(tmp_path / "db")
@@ -223,8 +224,16 @@ def test_default_function_through_a_persistent_collection(tmp_path: Path) -> Non
             "animals", embedding_function=DefaultEmbeddingFunction(), metadata={"hnsw:space": "cosine"}
         )
         collection.add(ids=["cat", "stocks", "kitten"], documents=[TEXTS[0], TEXTS[2], TEXTS[1]])
-    with vectordb.PersistentClient(path) as client:
-        collection = client.get_collection("animals")
-        assert isinstance(collection.embedding_function, DefaultEmbeddingFunction)
-        result = collection.query(query_texts=["a small cat"], n_results=3)
-    assert set(result["ids"][0][:2]) == {"cat", "kitten"} and result["ids"][0][2] == "stocks"
+    result = run_python(
+        f"""
+        import json, vectordb
+        with vectordb.PersistentClient({path!r}) as client:
+            collection = client.get_collection("animals")
+            result = collection.query(query_texts=["a small cat"], n_results=3)
+            print(json.dumps([type(collection.embedding_function).__name__, result["ids"][0]]))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    function_name, ids = json.loads(result.stdout.strip().splitlines()[-1])
+    assert function_name == "DefaultEmbeddingFunction"
+    assert set(ids[:2]) == {"cat", "kitten"} and ids[2] == "stocks"

@@ -19,6 +19,8 @@ from typing import Callable, Iterator, Optional, Tuple
 import hnswlib
 import numpy as np
 
+from vectordb.persistence.files import fsync_dir, fsync_path, write_atomic
+
 log = logging.getLogger("vectordb")
 
 FORMAT = 1
@@ -202,10 +204,10 @@ class HnswIndex:
             "files": {name: _checksum(os.path.join(folder, name + ".tmp")) for name in ("index.bin", "alive.npy")},
         }
         for name in ("index.bin", "alive.npy"):
-            _fsync(os.path.join(folder, name + ".tmp"))
+            fsync_path(os.path.join(folder, name + ".tmp"))
             os.replace(os.path.join(folder, name + ".tmp"), os.path.join(folder, name))
-        _write_atomic(os.path.join(folder, "meta.json"), json.dumps(meta).encode())
-        _fsync_dir(folder)
+        write_atomic(os.path.join(folder, "meta.json"), json.dumps(meta).encode())
+        fsync_dir(folder)
 
     @classmethod
     def load(cls, folder: str, params: IndexParams, dim: int) -> Optional[Tuple["HnswIndex", int]]:
@@ -262,27 +264,3 @@ def _checksum(path: str) -> list:
                 break
             crc = zlib.crc32(chunk, crc)
     return [os.path.getsize(path), crc]
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        _fsync(folder)
-    except OSError:
-        pass
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

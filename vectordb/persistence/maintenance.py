@@ -25,6 +25,7 @@ import duckdb
 from vectordb.errors import VectorDBError
 from vectordb.index.hnsw import HnswIndex
 from vectordb.index.manager import IndexManager, index_params
+from vectordb.persistence.files import fsync_path
 from vectordb.persistence.store import DB_FILE, CollectionRow, Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,7 +98,7 @@ def compact_database(store: Store) -> None:
     if _nonempty(copy_path + ".wal"):
         remove_leftovers(store.path)
         raise VectorDBError(f"compacting {store.path}: the copy was not fully checkpointed; the store is unchanged")
-    _fsync(copy_path)
+    fsync_path(copy_path)
     con.close()
     try:
         if _nonempty(db_path + ".wal"):
@@ -105,7 +106,7 @@ def compact_database(store: Store) -> None:
         if os.path.exists(db_path + ".wal"):
             os.remove(db_path + ".wal")
         os.replace(copy_path, db_path)
-        _fsync(store.path)
+        fsync_path(store.path)
     finally:
         store.con = duckdb.connect(db_path)
 
@@ -141,11 +142,3 @@ def _quote(text: str) -> str:
 
 def _nonempty(path: str) -> bool:
     return os.path.exists(path) and os.path.getsize(path) > 0
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
