@@ -75,7 +75,7 @@ class IndexManager:
     def _attach(self, index: HnswIndex, collection_id: str) -> None:
         """Make ``index`` the collection's, able to fill its exact-search matrix from the store."""
         store = self.store  # not self: the index must not keep its manager alive (no reference cycle)
-        index.matrix_source = lambda: store.vectors_since(collection_id, -1)
+        index.matrix_source = lambda: store.vectors_since(collection_id, -1, chunk=8192)
         self._indexes[collection_id] = index
 
     def _open(self, row: CollectionRow) -> HnswIndex:

@@ -239,7 +239,7 @@ class Store:
         cursor = self.con.cursor()
         try:
             cursor.execute(
-                "SELECT label, embedding FROM records WHERE collection_id = ? AND seq > ? ORDER BY label",
+                "SELECT label, embedding FROM records WHERE collection_id = ? AND seq > ?",
                 [collection_id, seq],
             )
             while True:
