@@ -160,13 +160,26 @@ def validate_metadata(meta: Any, where: str, allow_none_values: bool = False) ->
         raise InvalidArgumentError(f"{where}: expected a dict, got {_type_name(meta)}")
     out: Dict[str, Any] = {}
     for key, value in meta.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidArgumentError(f"{where}: keys must be non-empty strings, got {_short(key)}")
-        if key.startswith("$"):
-            raise InvalidArgumentError(f"{where}: key {key!r} may not start with '$' (reserved for filters)")
-        check_text(key, f"{where}: key {key!r}")
-        out[key] = validate_metadata_value(value, f"{where}[{key!r}]", allow_none_values)
+        if type(key) is not str or not key or key[0] == "$" or not key.isascii():
+            _check_key(key, where)
+        kind = type(value)
+        if (kind is str and value.isascii()) or kind is bool:
+            out[key] = value  # the common cases, checked without building a message
+        elif kind is int and INT64_MIN <= value <= INT64_MAX:
+            out[key] = value
+        elif kind is float and math.isfinite(value):
+            out[key] = value
+        else:
+            out[key] = validate_metadata_value(value, f"{where}[{key!r}]", allow_none_values)
     return out
+
+
+def _check_key(key: Any, where: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise InvalidArgumentError(f"{where}: keys must be non-empty strings, got {_short(key)}")
+    if key.startswith("$"):
+        raise InvalidArgumentError(f"{where}: key {key!r} may not start with '$' (reserved for filters)")
+    check_text(key, f"{where}: key {key!r}")
 
 
 def validate_metadatas(metadatas: Any, n: int, allow_none_values: bool = False) -> List[Optional[Dict[str, Any]]]:
