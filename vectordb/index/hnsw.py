@@ -26,6 +26,8 @@ log = logging.getLogger("vectordb")
 FORMAT = 1
 EXACT_SEARCH_MAX = 20_000
 """A filtered query matching at most this many records is answered by exact search."""
+OVERFETCH_MAX = 1_000
+"""A filtered graph search over-fetches at most this many neighbours before using hnswlib's filter."""
 EXACT_COLLECTION_MAX = 2_000
 """A collection of at most this many records is always searched exactly (as cheap as the graph)."""
 
@@ -147,8 +149,8 @@ class HnswIndex:
         """The k nearest live labels and their distances for each query row.
 
         Small collections are searched exactly. ``allowed`` restricts the search to those
-        labels: searched exactly when few, through the graph with a filter when many. Returns arrays of shape
-        (queries, k') with k' = min(k, candidates).
+        labels: searched exactly when few, through the graph when many. Returns arrays of
+        shape (queries, k') with k' = min(k, candidates).
         """
         candidates = self.count if allowed is None else len(allowed)
         k = min(k, candidates)
@@ -158,18 +160,47 @@ class HnswIndex:
             return self.exact_search(queries, k, self.live_labels())
         if allowed is not None and len(allowed) <= max(EXACT_SEARCH_MAX, k):
             return self.exact_search(queries, k, allowed)
+        if allowed is None:
+            return self._graph_search(queries, k)
+        return self._filtered_graph_search(queries, k, allowed)
+
+    def _graph_search(self, queries: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
         self._index.set_ef(max(self.params.search_ef, k))
         try:
-            if allowed is None:
-                labels, distances = self._index.knn_query(queries, k=k)
-            else:
-                mask = np.zeros(len(self._alive), dtype=bool)
-                mask[allowed] = True
-                labels, distances = self._index.knn_query(queries, k=k, num_threads=1, filter=lambda x: bool(mask[x]))
+            labels, distances = self._index.knn_query(queries, k=k)
         except RuntimeError:
             log.debug("hnswlib found fewer than %d results; answering by exact search", k)
-            return self.exact_search(queries, k, self.live_labels() if allowed is None else allowed)
+            return self.exact_search(queries, k, self.live_labels())
         return labels.astype(np.int64), distances
+
+    def _filtered_graph_search(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Many allowed labels: over-fetch from the graph and keep the allowed ones (vectorised);
+        rows that come up short are searched again with hnswlib's own filter."""
+        mask = np.zeros(len(self._alive), dtype=bool)
+        mask[allowed] = True
+        share = len(allowed) / max(self.count, 1)
+        fetch = min(self.count, int(np.ceil(2 * k / share)) + 10)
+        out_labels = np.empty((len(queries), k), dtype=np.int64)
+        out_distances = np.empty((len(queries), k), dtype=np.float32)
+        short = np.arange(len(queries))
+        if fetch <= OVERFETCH_MAX:
+            found, distances = self._graph_search(queries, fetch)
+            keep = mask[found]
+            enough = keep.sum(axis=1) >= k
+            for row in np.flatnonzero(enough):
+                chosen = np.flatnonzero(keep[row])[:k]
+                out_labels[row], out_distances[row] = found[row, chosen], distances[row, chosen]
+            short = np.flatnonzero(~enough)
+        if len(short):
+            self._index.set_ef(max(self.params.search_ef, k))
+            try:
+                labels, distances = self._index.knn_query(
+                    queries[short], k=k, num_threads=1, filter=lambda x: bool(mask[x])
+                )
+            except RuntimeError:
+                labels, distances = self.exact_search(queries[short], k, allowed)
+            out_labels[short], out_distances[short] = labels, distances
+        return out_labels, out_distances
 
     def exact_search(self, queries: np.ndarray, k: int, labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Brute-force search over ``labels``, with the index's own distance."""
