@@ -15,6 +15,7 @@ first loaded, never when this module is imported.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -22,7 +23,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Hashable, Iterator, List, Mapping, Optional, Union
 
 import numpy as np
 
@@ -53,6 +54,23 @@ def require_sentence_transformers(extra: str, purpose: str) -> None:
     if importlib.util.find_spec("sentence_transformers") is None:
         raise MissingDependencyError("sentence-transformers", extra, purpose)
 
+
+
+@contextlib.contextmanager
+def _quiet_weight_loading() -> Iterator[None]:
+    """Hide transformers' "Loading weights" progress bar while a model loads (restored after)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 def load_model(
     source: str,
@@ -86,7 +104,8 @@ def load_model(
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise MissingDependencyError("sentence-transformers", extra, f"the model {source!r}") from exc
-        model = SentenceTransformer(source, device=device, **kwargs)
+        with _quiet_weight_loading():
+            model = SentenceTransformer(source, device=device, **kwargs)
         if setup is not None:
             setup(model)
         with _cache_lock:
