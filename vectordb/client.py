@@ -18,6 +18,8 @@ import weakref
 from dataclasses import replace
 from typing import Any, Dict, List, Optional
 
+import numpy as np
+
 from vectordb import validation as v
 from vectordb.collection import Collection
 from vectordb.embedding_functions.base import UnavailableEmbeddingFunction, build_from_config, describe
@@ -32,10 +34,10 @@ from vectordb.errors import (
 from vectordb.index.manager import IndexManager
 from vectordb.index.metadata import MetadataIndex
 from vectordb.persistence import maintenance
+from vectordb.persistence.cache import RecordCache
 from vectordb.persistence.check import CheckReport, check_store
 from vectordb.persistence.maintenance import CompactResult
-from vectordb.persistence.cache import RecordCache
-from vectordb.persistence.store import CollectionRow, Store
+from vectordb.persistence.store import CollectionRow, RecordBatch, Store
 
 log = logging.getLogger("vectordb")
 
@@ -240,6 +242,26 @@ class Client:
     def _remember(self, row: CollectionRow) -> None:
         """Keep the row a committed change produced."""
         self._rows[row.id] = row
+
+    def _written(self, row: CollectionRow, batch: RecordBatch) -> None:
+        """Bring the in-memory copies up to date with a committed write."""
+        self._remember(row)
+        cache = self._records.get(row.id)
+        if cache is not None:
+            cache.put(batch.labels, batch.ids, batch.documents, batch.metadata_json)
+        filters = self._filters.get(row.id)
+        if filters is not None:
+            filters.put(batch.labels, batch.metadatas)
+
+    def _deleted(self, row: CollectionRow, labels: np.ndarray) -> None:
+        """Bring the in-memory copies up to date with a committed delete."""
+        self._remember(row)
+        cache = self._records.get(row.id)
+        if cache is not None:
+            cache.drop(labels)
+        filters = self._filters.get(row.id)
+        if filters is not None:
+            filters.drop(labels)
 
     def _metadata_index(self, row: CollectionRow) -> MetadataIndex:
         """The collection's in-memory metadata columns for ``where`` filters, loaded on first use."""

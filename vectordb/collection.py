@@ -246,13 +246,7 @@ class Collection:
             lambda: self._client._store.write(row, batch, np.asarray(replaced, dtype=np.int64), dimension),
         )
         self._row = new_row
-        self._client._remember(new_row)
-        cache = self._client._records.get(row.id)
-        if cache is not None:
-            cache.put(batch.labels, ids, documents, batch.metadata_json)
-        filters = self._client._filters.get(row.id)
-        if filters is not None:
-            filters.put(batch.labels, metadatas)
+        self._client._written(new_row, batch)
 
     def delete(self, ids: Any = None, where: Any = None, where_document: Any = None) -> None:
         """Remove the records that match ``ids`` and the filters (all given conditions must hold).
@@ -270,13 +264,7 @@ class Collection:
                 return
             new_row = self._client._store.delete(row, labels)
             self._row = new_row
-            self._client._remember(new_row)
-            cache = self._client._records.get(row.id)
-            if cache is not None:
-                cache.drop(labels)
-            filters = self._client._filters.get(row.id)
-            if filters is not None:
-                filters.drop(labels)
+            self._client._deleted(new_row, labels)
             self._client._indexes.remove(new_row, labels)
             maintenance.maybe_compact(self._client, new_row)
 
