@@ -344,15 +344,26 @@ class Collection:
         condition = _condition(row.id, where, where_document)
         store = self._client._store
         if ids is None:
-            return store.select_labels(row.id, condition, limit, offset)
+            if condition is None:
+                return store.select_labels(row.id, None, limit, offset)
+            labels = self._matching(row, where, where_document, condition)[offset or 0 :]
+            return labels if limit is None else labels[:limit]
         by_id = store.labels_of(row.id, ids)
-        ordered = list(dict.fromkeys(by_id[i] for i in ids if i in by_id))
-        labels = np.asarray(ordered, dtype=np.int64)
+        labels = np.asarray(list(dict.fromkeys(by_id[i] for i in ids if i in by_id)), dtype=np.int64)
         if condition is None or len(labels) == 0:
             return labels
-        sql, params = condition
-        matching = store.select_labels(row.id, ("r.label IN (SELECT unnest(?::BIGINT[])) AND " + sql, [ordered] + params))
-        return labels[np.isin(labels, matching)]
+        return labels[np.isin(labels, self._matching(row, where, where_document, condition))]
+
+    def _matching(
+        self, row: CollectionRow, where: Any, where_document: Any, condition: Tuple[str, List[Any]]
+    ) -> np.ndarray:
+        """Labels matching the filters, ascending: from the in-memory metadata index when it
+        can answer (``where`` alone), else from the store's SQL."""
+        if where_document in (None, {}):
+            labels = self._client._metadata_index(row).evaluate(where)
+            if labels is not None:
+                return labels
+        return self._client._store.select_labels(row.id, condition)
 
     def query(
         self,
@@ -387,11 +398,7 @@ class Collection:
                 arg = "query_embeddings" if query_embeddings is not None else "query_texts (embedded)"
                 raise _dimension_error(arg, queries.shape[1], row.dimension)
             index = self._client._indexes.get(row)
-            allowed = None
-            if condition is not None and where_document in (None, {}):
-                allowed = self._client._metadata_index(row).evaluate(where)
-            if condition is not None and allowed is None:
-                allowed = self._client._store.select_labels(row.id, condition)
+            allowed = None if condition is None else self._matching(row, where, where_document, condition)
             if index is None:
                 labels = np.empty((len(queries), 0), dtype=np.int64)
                 distances = np.empty((len(queries), 0), dtype=np.float32)
