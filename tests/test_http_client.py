@@ -17,7 +17,7 @@ from vectordb.errors import (
     EmbeddingFunctionConflictError,
     InvalidArgumentError,
     InvalidDimensionError,
-    VectorDBError,
+    ServerUnreachableError,
 )
 from vectordb.http_client import HttpClient, HttpCollection
 
@@ -225,9 +225,9 @@ def test_local_store_sees_the_function_name(tmp_path):
 def test_connection_failure_names_the_url():
     port = free_port()
     client = HttpClient("127.0.0.1", port, timeout=5)
-    with pytest.raises(VectorDBError, match=f"http://127.0.0.1:{port}"):
+    with pytest.raises(ServerUnreachableError, match=f"http://127.0.0.1:{port}"):
         client.heartbeat()
-    with pytest.raises(VectorDBError, match="cannot reach"):
+    with pytest.raises(ConnectionError, match="cannot reach"):
         client.list_collections()
 
 

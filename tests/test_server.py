@@ -11,7 +11,7 @@ import textwrap
 import httpx
 import pytest
 
-from vectordb.errors import InvalidArgumentError, VectorDBError
+from vectordb.errors import InvalidArgumentError, UnauthorizedError
 from vectordb.http_client import HttpClient
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -131,7 +131,7 @@ def test_auth_token(tmp_path):
                 answer = httpx.get(srv.url + path, headers=headers)
                 assert answer.status_code == 401, (path, headers)
         assert httpx.post(srv.url + API + "/collections", json={"name": "abc"}).status_code == 401
-        with pytest.raises(VectorDBError, match="401"):
+        with pytest.raises(UnauthorizedError, match="401"):
             HttpClient(port=srv.port).list_collections()
         client = HttpClient(port=srv.port, headers={"Authorization": "Bearer s3cret"})
         client.create_collection("abc", embedding_function=None).add(ids="a", embeddings=[1.0, 2.0])

@@ -12,6 +12,8 @@ the command line can speak of the same error in the same words::
     ├── CollectionExistsError (also ValueError)      409
     ├── EmbeddingFunctionConflictError (ValueError)  409
     ├── StoreLockedError                             423
+    ├── UnauthorizedError                            401
+    ├── ServerUnreachableError (also ConnectionError) 503
     ├── MissingDependencyError (also ImportError)    500
     └── EmbeddingError                               502
 """
@@ -79,6 +81,20 @@ class StoreLockedError(VectorDBError):
     http_status = 423
 
 
+class UnauthorizedError(VectorDBError):
+    """The server wants ``Authorization: Bearer <token>`` and did not get the right one."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class ServerUnreachableError(VectorDBError, ConnectionError):
+    """No answer from the vectordb server at the client's URL."""
+
+    code = "server_unreachable"
+    http_status = 503
+
+
 class MissingDependencyError(VectorDBError, ImportError):
     """An optional package is not installed; the message names the extra to install."""
 
@@ -127,6 +143,7 @@ ERRORS_BY_CODE = {
         CollectionExistsError,
         EmbeddingFunctionConflictError,
         StoreLockedError,
+        UnauthorizedError,
         EmbeddingError,
     )
 }

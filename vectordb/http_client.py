@@ -24,6 +24,8 @@ from vectordb.errors import (
     CollectionNotFoundError,
     InvalidArgumentError,
     MissingDependencyError,
+    ServerUnreachableError,
+    UnauthorizedError,
     VectorDBError,
 )
 from vectordb.persistence.store import CollectionRow
@@ -108,7 +110,7 @@ class HttpClient:
         try:
             response = self._http.request(method, path, content=content, params=params, headers=headers)
         except self._httpx.TransportError as exc:
-            raise VectorDBError(
+            raise ServerUnreachableError(
                 f"cannot reach the vectordb server at {self.url}: {type(exc).__name__}: {exc or 'no answer'}"
             ) from None
         if response.status_code >= 400:
@@ -124,7 +126,7 @@ class HttpClient:
                 f"the server at {self.url} answered {response.status_code}: {response.text[:200]}"
             )
         cls = ERRORS_BY_CODE.get(code, VectorDBError)
-        if cls is VectorDBError:
+        if cls in (VectorDBError, UnauthorizedError):
             message = f"{message} (HTTP {response.status_code} from {self.url})"
         return cls(message)
 
