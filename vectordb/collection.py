@@ -56,14 +56,17 @@ class Collection:
 
     @property
     def name(self) -> str:
+        """The collection's name (changed by :meth:`modify`)."""
         return self._row.name
 
     @property
     def id(self) -> str:
+        """A UUID, fixed at creation."""
         return self._row.id
 
     @property
     def metadata(self) -> Optional[Dict[str, Any]]:
+        """The collection's metadata, ``hnsw:*`` settings included."""
         return self._row.metadata
 
     @property
