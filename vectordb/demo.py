@@ -29,11 +29,11 @@ MODULES = (
 
 QUESTIONS = (
     "how do I turn a JSON string into a Python object",
-    "compute a secure hash of some bytes",
+    "make a SHA-256 digest of some data",
     "run another program and capture what it prints",
     "pick a random element from a list",
     "read a compressed file",
-    "wait until several threads have finished",
+    "wait for several tasks and collect their results",
 )
 
 
@@ -48,7 +48,7 @@ def stdlib_docstrings(modules: Sequence[str] = MODULES) -> Iterator[Tuple[str, s
         except ImportError:
             continue
         for attr, obj in sorted(vars(module).items()):
-            if attr.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.isbuiltin(obj)):
+            if attr.startswith("_") or not (inspect.isroutine(obj) or inspect.isclass(obj)):
                 continue
             doc = inspect.getdoc(obj) or ""
             paragraph = doc.split("\n\n")[0].strip().replace("\n", " ")
