@@ -151,7 +151,7 @@ class Collection:
         if req.mode == "add" or not existing:
             return {}
         labels = np.fromiter(existing.values(), dtype=np.int64)
-        return self._client._store.fetch(row.id, labels, embeddings=True, dim=row.dimension)
+        return self._client._store.fetch(row.id, labels, embeddings=True)
 
     def _texts_to_embed(self, req: _Request, existing: Dict[str, int], stored: Dict[int, Tuple]) -> List[str]:
         """Documents that need a vector: new records' documents, and changed documents."""
@@ -214,7 +214,7 @@ class Collection:
                 skipped.append(record_id)
                 continue
             else:
-                old_id, old_document, old_metadata, old_vector = stored[label]
+                _, old_document, old_metadata, old_vector = stored[label]
                 replaced.append(label)
                 if given_vector is None and document is not None and document != old_document:
                     given_vector = embedded[document]
@@ -326,7 +326,7 @@ class Collection:
         Served from the client's record cache unless embeddings are wanted.
         """
         if embeddings:
-            found = self._client._store.fetch(row.id, np.unique(labels), True, row.dimension)
+            found = self._client._store.fetch(row.id, np.unique(labels), True)
             return [found[int(label)] for label in labels]
         return [(*r, None) for r in self._client._record_cache(row).rows(labels)]
 

@@ -21,7 +21,6 @@ WhereDocument = Dict[str, Any]
 IncludeField = Literal["embeddings", "metadatas", "documents", "distances"]
 Include = List[IncludeField]
 
-OneOrMany = Union[Any, Sequence[Any]]
 
 
 class GetResult(TypedDict):

@@ -19,7 +19,6 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from vectordb.errors import InvalidArgumentError, MissingDependencyError
 
-FORMATS = ("jsonl", "csv", "parquet")
 _INT = re.compile(r"^-?(0|[1-9][0-9]*)$")
 _FLOAT = re.compile(r"^-?[0-9]*\.[0-9]+([eE][-+]?[0-9]+)?$|^-?[0-9]+[eE][-+]?[0-9]+$")
 

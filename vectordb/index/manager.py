@@ -99,13 +99,17 @@ class IndexManager:
             log.warning("index of collection %r disagrees with its records; rebuilding it", row.name)
         elif folder is not None and count:
             log.warning("collection %r has no usable saved index; rebuilding it from the records", row.name)
-        index = HnswIndex(params, row.dimension, capacity=max(count, 1024))
+        return self.rebuild(row)
+
+    def rebuild(self, row: CollectionRow) -> HnswIndex:
+        """Replace the collection's index by one built from its records (sized to them), and save it."""
+        count = self.store.count(row.id)
+        index = HnswIndex(index_params(row), row.dimension, capacity=max(count, 16))
         self._catch_up(index, row.id, -1)
+        self._attach(index, row.id)
         self._saved_seq[row.id] = -1
         self._unsaved[row.id] = count
-        if count:
-            self._indexes[row.id] = index
-            self._save(row)
+        self._save(row)
         return index
 
     def _catch_up(self, index: HnswIndex, collection_id: str, seq: int) -> int:

@@ -207,7 +207,7 @@ class _Checker:
             self.add(row.name, f"{what} lacks {missing} records and holds {extra} labels of no record", rebuild)
             return
         sample = labels if len(labels) <= SAMPLE else np.random.default_rng(0).choice(labels, SAMPLE, replace=False)
-        stored = self.client._store.fetch(row.id, sample, embeddings=True, dim=row.dimension)
+        stored = self.client._store.fetch(row.id, sample, embeddings=True)
         expected = np.stack([stored[int(label)][3] for label in sample]) if len(sample) else None
         if expected is None:
             return

@@ -24,7 +24,7 @@ import duckdb
 
 from vectordb.errors import VectorDBError
 from vectordb.index.hnsw import HnswIndex
-from vectordb.index.manager import IndexManager, index_params
+from vectordb.index.manager import IndexManager
 from vectordb.persistence.files import fsync_path
 from vectordb.persistence.store import DB_FILE, CollectionRow, Store
 
@@ -52,13 +52,7 @@ def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[HnswInd
     """Replace the collection's index by one built from its records, and save it."""
     if row.dimension is None:
         return None
-    count = indexes.store.count(row.id)
-    index = HnswIndex(index_params(row), row.dimension, capacity=max(count, 16))
-    indexes._catch_up(index, row.id, -1)
-    indexes._attach(index, row.id)
-    indexes._unsaved[row.id] = count
-    indexes._save(row)
-    return index
+    return indexes.rebuild(row)
 
 
 def compact(client: "Client", rows: List[CollectionRow]) -> CompactResult:

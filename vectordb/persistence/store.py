@@ -205,7 +205,7 @@ class Store:
         result = self.con.execute(sql, params).fetchnumpy()["label"]
         return np.asarray(result, dtype=np.int64)
 
-    def fetch(self, collection_id: str, labels: np.ndarray, embeddings: bool, dim: Optional[int]) -> Dict[int, Tuple]:
+    def fetch(self, collection_id: str, labels: np.ndarray, embeddings: bool) -> Dict[int, Tuple]:
         """``label -> (id, document, metadata, embedding or None)`` for the given labels."""
         columns = "label, id, document, metadata" + (", embedding" if embeddings else "")
         rows = self.con.execute(
