@@ -22,8 +22,8 @@ def test_failed_commit_leaves_records_and_index_unchanged(tmp_path, monkeypatch,
 
     real_insert = store_module.Store._insert
 
-    def failing_insert(self, table, columns):
-        real_insert(self, table, columns)  # the rows go in, then the transaction fails
+    def failing_insert(self, table, *args, **kwargs):
+        real_insert(self, table, *args, **kwargs)  # the rows go in, then the transaction fails
         raise DiskTrouble("no space left on device")
 
     monkeypatch.setattr(store_module.Store, "_insert", failing_insert)

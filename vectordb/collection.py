@@ -183,6 +183,9 @@ class Collection:
         stored: Dict[int, Tuple],
         embedded: Dict[str, np.ndarray],
     ) -> None:
+        if not existing and req.mode == "add" and req.embeddings is not None:
+            self._add_new(row, req)
+            return
         labels: List[int] = []
         ids: List[str] = []
         vectors: List[np.ndarray] = []
@@ -236,17 +239,37 @@ class Collection:
         if not labels:
             return
         matrix = np.stack(vectors).astype(np.float32, copy=False)
-        dimension = row.dimension if row.dimension is not None else matrix.shape[1]
-        if matrix.shape[1] != dimension:
-            raise _dimension_error("embeddings" if req.embeddings is not None else "embedding function output",
-                                   matrix.shape[1], dimension)
         batch = RecordBatch(np.asarray(labels, dtype=np.int64), ids, matrix, documents, metadatas)
+        source = "embeddings" if req.embeddings is not None else "embedding function output"
+        self._commit(row, batch, np.asarray(replaced, dtype=np.int64), np.asarray(changed, dtype=np.int64), source)
+
+    def _add_new(self, row: CollectionRow, req: _Request) -> None:
+        """The common bulk case: only new ids, embeddings given. Same result as the general path, no per-record loop."""
+        assert req.embeddings is not None
+        n = len(req.ids)
+        labels = np.arange(row.next_label, row.next_label + n, dtype=np.int64)
+        documents = req.documents if req.documents is not None else [None] * n
+        metadatas = [m or None for m in req.metadatas] if req.metadatas is not None else [None] * n
+        batch = RecordBatch(labels, req.ids, req.embeddings, documents, metadatas)
+        self._commit(row, batch, np.empty(0, dtype=np.int64), np.arange(n), "embeddings")
+
+    def _commit(
+        self, row: CollectionRow, batch: RecordBatch, replaced: np.ndarray, changed: np.ndarray, source: str
+    ) -> None:
+        """Write ``batch`` to the store and its ``changed`` rows' vectors to the index.
+
+        ``row`` is the current catalog row: the dimension is checked against it here, as
+        another handle may have fixed it since the arguments were checked.
+        """
+        dimension = row.dimension if row.dimension is not None else batch.embeddings.shape[1]
+        if batch.embeddings.shape[1] != dimension:
+            raise _dimension_error(source, batch.embeddings.shape[1], dimension)
         new_row = self._client._indexes.add_while_committing(
             row,
             dimension,
             batch.labels[changed],
-            matrix[changed],
-            lambda: self._client._store.write(row, batch, np.asarray(replaced, dtype=np.int64), dimension),
+            batch.embeddings[changed],
+            lambda: self._client._store.write(row, batch, replaced, dimension),
         )
         self._row = new_row
         self._client._written(new_row, batch)

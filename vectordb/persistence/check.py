@@ -25,7 +25,7 @@ import numpy as np
 from vectordb.index.hnsw import HnswIndex
 from vectordb.index.manager import index_params
 from vectordb.persistence import maintenance
-from vectordb.persistence.store import DB_FILE, CollectionRow, _metadata_columns
+from vectordb.persistence.store import DB_FILE, CollectionRow, value_column
 
 if TYPE_CHECKING:  # pragma: no cover
     from vectordb.client import Client
@@ -156,7 +156,7 @@ class _Checker:
                                    [row.id]).fetchall()
         labels = np.asarray([r[0] for r in records], dtype=np.int64)
         metas = [None if r[1] is None else json.loads(r[1]) for r in records]
-        expected = _metadata_rows(_metadata_columns(row.id, labels, metas))
+        expected = _metadata_rows(labels, metas)
         stored = set(self.con.execute(
             "SELECT label, key, str_value, int_value, float_value, bool_value FROM metadata WHERE collection_id = ?",
             [row.id]).fetchall())
@@ -170,9 +170,7 @@ class _Checker:
         store = self.client._store
         with store._transaction():
             self.con.execute("DELETE FROM metadata WHERE collection_id = ?", [row.id])
-            columns = _metadata_columns(row.id, labels, metas)
-            if columns is not None:
-                store._insert("metadata", columns)
+            store.insert_metadata(row.id, labels, metas)
 
     def check_indexes(self, row: CollectionRow) -> None:
         indexes = self.client._indexes
@@ -221,15 +219,18 @@ class _Checker:
             self.add(row.name, f"{what} has an exact-search matrix that differs from the stored embeddings", rebuild)
 
 
-def _metadata_rows(columns: Optional[dict]) -> Set[Tuple]:
-    if columns is None:
-        return set()
-    keys = ("label", "key", "str_value", "int_value", "float_value", "bool_value")
-    return set(zip(*[[_plain(x) for x in columns[k]] for k in keys]))
+_VALUE_SLOTS = ("str_value", "int_value", "float_value", "bool_value")
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+def _metadata_rows(labels: np.ndarray, metas: List[Any]) -> Set[Tuple]:
+    """The rows ``(label, key, str, int, float, bool)`` the metadata table should hold."""
+    rows = set()
+    for label, meta in zip(labels.tolist(), metas):
+        for key, value in (meta or {}).items():
+            slots: List[Any] = [None] * len(_VALUE_SLOTS)
+            slots[_VALUE_SLOTS.index(value_column(value))] = value
+            rows.add((label, key, *slots))
+    return rows
 
 
 def check_store(client: "Client", repair: bool = False) -> CheckReport:

@@ -7,6 +7,8 @@ Tables:
 - ``records``: one row per record: its integer ``label`` (its key in the vector index,
   never reused within a collection), id, the ``seq`` of the write that last touched it,
   the embedding as float32 bytes, document and metadata (JSON, for reading back).
+  The embedding column is stored uncompressed: float bytes do not compress, and
+  DuckDB's attempt to (at every checkpoint) cost more than half of a write's time.
 - ``metadata``: one typed row per record and metadata key, for filtering.
 - ``tombstones``: labels deleted after the index was last saved, so that an older
   index file can be caught up.
@@ -39,7 +41,7 @@ _SCHEMA = [
         ef_name VARCHAR, ef_config VARCHAR, next_label BIGINT, seq BIGINT, position BIGINT)""",
     """CREATE TABLE IF NOT EXISTS records (
         collection_id VARCHAR, label BIGINT, id VARCHAR, seq BIGINT,
-        embedding BLOB, document VARCHAR, metadata VARCHAR)""",
+        embedding BLOB USING COMPRESSION uncompressed, document VARCHAR, metadata VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS metadata (
         collection_id VARCHAR, label BIGINT, key VARCHAR,
         str_value VARCHAR, int_value BIGINT, float_value DOUBLE, bool_value BOOLEAN)""",
@@ -76,11 +78,15 @@ class RecordBatch:
     @cached_property
     def metadata_json(self) -> List[Optional[str]]:
         """The metadata as the JSON text stored in ``records.metadata``."""
-        return [_json(m) for m in self.metadatas]
+        encode = _ENCODER.encode
+        return [None if m is None else encode(m) for m in self.metadatas]
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # one encoder: json.dumps with options builds one per call
 
 
 def _json(value: Any) -> Optional[str]:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
+    return None if value is None else _ENCODER.encode(value)
 
 
 def _unjson(text: Optional[str]) -> Any:
@@ -268,12 +274,9 @@ class Store:
         """
         seq = row.seq + 1
         next_label = max(row.next_label, int(batch.labels.max()) + 1) if len(batch.labels) else row.next_label
-        n = len(batch.ids)
         records = {
-            "collection_id": np.full(n, row.id, dtype=object),
             "label": np.asarray(batch.labels, dtype=np.int64),
             "id": np.asarray(batch.ids, dtype=object),
-            "seq": np.full(n, seq, dtype=np.int64),
             "embedding": _blobs(batch.embeddings),
             "document": np.asarray(batch.documents, dtype=object),
             "metadata": np.asarray(batch.metadata_json, dtype=object),
@@ -281,10 +284,8 @@ class Store:
         with self._transaction():
             if len(replaced):
                 self._delete_rows(row.id, replaced)
-            self._insert("records", records)
-            meta_rows = _metadata_columns(row.id, batch.labels, batch.metadatas)
-            if meta_rows is not None:
-                self._insert("metadata", meta_rows)
+            self._insert("records", records, {"collection_id": row.id, "seq": seq})
+            self.insert_metadata(row.id, batch.labels, batch.metadatas)
             self.con.execute(
                 "UPDATE collections SET seq = ?, next_label = ?, dimension = ? WHERE id = ?",
                 [seq, next_label, dimension, row.id],
@@ -296,14 +297,7 @@ class Store:
         seq = row.seq + 1
         with self._transaction():
             self._delete_rows(row.id, labels)
-            self._insert(
-                "tombstones",
-                {
-                    "collection_id": np.full(len(labels), row.id, dtype=object),
-                    "label": np.asarray(labels, dtype=np.int64),
-                    "seq": np.full(len(labels), seq, dtype=np.int64),
-                },
-            )
+            self._insert("tombstones", {"label": np.asarray(labels, dtype=np.int64)}, {"collection_id": row.id, "seq": seq})
             self.con.execute("UPDATE collections SET seq = ? WHERE id = ?", [seq, row.id])
         return replace(row, seq=seq)
 
@@ -311,6 +305,11 @@ class Store:
         """Drop tombstones that a saved index already covers."""
         with self._transaction():
             self.con.execute("DELETE FROM tombstones WHERE collection_id = ? AND seq <= ?", [collection_id, up_to_seq])
+
+    def insert_metadata(self, collection_id: str, labels: np.ndarray, metadatas: List[Optional[Dict[str, Any]]]) -> None:
+        """Add the typed ``metadata`` rows of these records (inside the caller's transaction)."""
+        for value_column, columns in _metadata_columns(labels, metadatas):
+            self._insert("metadata", columns, {"collection_id": collection_id}, rename={"value": value_column})
 
     def _delete_rows(self, collection_id: str, labels: np.ndarray) -> None:
         label_list = [int(x) for x in labels]
@@ -320,11 +319,27 @@ class Store:
                 [collection_id, label_list],
             )
 
-    def _insert(self, table: str, columns: Dict[str, np.ndarray]) -> None:
+    def _insert(
+        self,
+        table: str,
+        columns: Dict[str, np.ndarray],
+        constants: Dict[str, Any],
+        rename: Optional[Dict[str, str]] = None,
+    ) -> None:
+        """Insert numpy ``columns`` plus ``constants`` (the same value on every row, passed as parameters).
+
+        ``rename`` maps a batch column to the table column it fills. Table and column
+        names are fixed strings of this module; only values travel as data.
+        """
+        rename = rename or {}
+        targets = [rename.get(name, name) for name in columns] + list(constants)
+        sources = list(columns) + ["?"] * len(constants)
         self.con.register("_vectordb_batch", columns)
         try:
-            names = ", ".join(columns)
-            self.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _vectordb_batch")
+            self.con.execute(
+                f"INSERT INTO {table} ({', '.join(targets)}) SELECT {', '.join(sources)} FROM _vectordb_batch",
+                list(constants.values()),
+            )
         finally:
             try:
                 self.con.unregister("_vectordb_batch")
@@ -371,34 +386,49 @@ def _blobs(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
-def _metadata_columns(collection_id: str, labels: np.ndarray, metadatas: List[Optional[Dict[str, Any]]]) -> Optional[Dict[str, np.ndarray]]:
-    out_labels: List[int] = []
-    keys: List[str] = []
-    strs: List[Optional[str]] = []
-    ints: List[Optional[int]] = []
-    floats: List[Optional[float]] = []
-    bools: List[Optional[bool]] = []
-    for label, meta in zip(labels, metadatas):
+_VALUE_COLUMNS = {str: "str_value", int: "int_value", float: "float_value", bool: "bool_value"}
+_VALUE_DTYPES = {"str_value": object, "int_value": np.int64, "float_value": np.float64, "bool_value": np.bool_}
+
+
+def value_column(value: Any) -> str:
+    """The ``metadata`` column that holds ``value`` (a checked str, int, float or bool)."""
+    for kind in (bool, str, int, float):  # bool first: it is also an int
+        if isinstance(value, kind):
+            return _VALUE_COLUMNS[kind]
+    raise TypeError(f"not a metadata value: {value!r}")
+
+
+def _metadata_columns(
+    labels: np.ndarray, metadatas: List[Optional[Dict[str, Any]]]
+) -> List[Tuple[str, Dict[str, np.ndarray]]]:
+    """The typed ``metadata`` rows of a batch: one group of (label, key, value) per value type.
+
+    Values are checked plain ``str``/``int``/``float``/``bool`` by validation; each group
+    fills one of the table's value columns (the others stay NULL).
+    """
+    groups: Dict[str, Tuple[List[int], List[str], List[Any]]] = {}
+    for label, meta in zip(labels.tolist(), metadatas):
         if not meta:
             continue
         for key, value in meta.items():
-            out_labels.append(int(label))
-            keys.append(key)
-            strs.append(value if isinstance(value, str) else None)
-            bools.append(value if isinstance(value, bool) else None)
-            ints.append(value if isinstance(value, int) and not isinstance(value, bool) else None)
-            floats.append(value if isinstance(value, float) else None)
-    if not keys:
-        return None
-    return {
-        "collection_id": np.full(len(keys), collection_id, dtype=object),
-        "label": np.asarray(out_labels, dtype=np.int64),
-        "key": np.asarray(keys, dtype=object),
-        "str_value": np.asarray(strs, dtype=object),
-        "int_value": np.asarray(ints, dtype=object),
-        "float_value": np.asarray(floats, dtype=object),
-        "bool_value": np.asarray(bools, dtype=object),
-    }
+            column = _VALUE_COLUMNS.get(type(value)) or value_column(value)
+            group = groups.get(column)
+            if group is None:
+                group = groups[column] = ([], [], [])
+            group[0].append(label)
+            group[1].append(key)
+            group[2].append(value)
+    return [
+        (
+            column,
+            {
+                "label": np.asarray(group_labels, dtype=np.int64),
+                "key": np.asarray(keys, dtype=object),
+                "value": np.asarray(values, dtype=_VALUE_DTYPES[column]),
+            },
+        )
+        for column, (group_labels, keys, values) in groups.items()
+    ]
 
 
 def _lock_error(path: Optional[str], exc: Exception, read_only: bool = False) -> VectorDBError:
