@@ -41,6 +41,9 @@ def parse(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "or /opt/chroma-venv/bin/python)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="fresh processes for the import time (best) and the cold open (median)")
+    parser.add_argument("--ingest-repeats", type=int, default=2,
+                        help="extra ingest-only runs of vectordb and hnswlib, alternating; the ingest rate "
+                             "is the median of all runs (default 2)")
     parser.add_argument("--ef-texts", type=int, default=1000,
                         help="texts for the embedding-function throughput; 0 skips it (default 1000)")
     parser.add_argument("--seed", type=int, default=42, help="data seed (default 42)")
@@ -50,6 +53,8 @@ def parse(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if unknown or not names:
         given = ", ".join(unknown) or "(none given)"
         parser.error(f"--systems: unknown {given}; choose from {', '.join(systems.NAMES)}")
+    if args.ingest_repeats < 0:
+        parser.error("--ingest-repeats must be 0 or more")
     for name in ("n", "dim", "batch", "queries", "repeats"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name} must be positive")
@@ -62,7 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse(argv)
     opts = Options(n=args.n, dim=args.dim, batch=args.batch, queries=args.queries, systems=args.systems,
                    growth_to=args.growth_to, chroma_python=args.chroma_python, repeats=args.repeats,
-                   ef_texts=min(args.ef_texts, args.n), seed=args.seed)
+                   ingest_repeats=args.ingest_repeats, ef_texts=min(args.ef_texts, args.n), seed=args.seed)
     result = run_all(opts)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"bench-n{args.n}"

@@ -34,7 +34,7 @@ class Target:
 
 
 METRICS = (
-    Metric("ingest", "ingest (rec/s)", ("ingest", "rate"), "{:,.0f}"),
+    Metric("ingest", "ingest (rec/s, median)", ("ingest", "rate"), "{:,.0f}"),
     Metric("finish", "  of which finish/save (s)", ("ingest", "finish_seconds"), "{:.2f}", ratio=False),
     Metric("query_p50", "query p50 (ms)", ("query", "p50_ms"), "{:.3f}"),
     Metric("query_p99", "query p99 (ms)", ("query", "p99_ms"), "{:.3f}"),
@@ -159,10 +159,9 @@ def format_table(report: Dict[str, Any]) -> str:
     notes = [f"note: {name}: {sys.get('skipped') or sys.get('error')}"
              for name, sys in report["systems"].items() if _status(sys)]
     embedding = report.get("embedding") or {}
-    for impl in ("vectordb", "sentence-transformers"):
-        why = (embedding.get(impl) or {}).get("skipped") or (embedding.get(impl) or {}).get("error")
-        if why:
-            notes.append(f"note: embedding {impl}: {why}")
+    why = embedding.get("skipped") or embedding.get("error")
+    if why:
+        notes.append(f"note: embedding throughput: {why}")
     return "\n".join([title, *lines, *notes])
 
 

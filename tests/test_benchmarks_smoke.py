@@ -19,7 +19,7 @@ def test_harness_smoke(tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--n", "2000", "--batch", "500", "--queries", "30",
-         "--systems", "vectordb,hnswlib", "--repeats", "1", "--ef-texts", "0", "--out", str(out)],
+         "--systems", "vectordb,hnswlib", "--repeats", "1", "--ingest-repeats", "1", "--ef-texts", "20", "--out", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -31,6 +31,8 @@ def test_harness_smoke(tmp_path: Path) -> None:
         assert "error" not in figures and "skipped" not in figures, figures
         assert figures["ingest"]["rate"] > 0
         assert len(figures["ingest"]["batch_rates"]) == 4
+        runs = figures["ingest"]["rate_runs"]
+        assert len(runs) == 2 and min(runs) <= figures["ingest"]["rate"] <= max(runs)
         for kind in ("query", "filtered_query"):
             assert 0.0 <= figures[kind]["recall"] <= 1.0
             assert 0 < figures[kind]["p50_ms"] <= figures[kind]["p99_ms"]
@@ -38,3 +40,8 @@ def test_harness_smoke(tmp_path: Path) -> None:
         assert figures["rss_peak_mib"] > 0 and figures["disk_mib"] > 0
     assert report["systems"]["vectordb"]["query"]["recall"] >= 0.8
     assert {t["metric"] for t in report["targets"]} >= {"ingest", "recall", "cold", "import"}
+    embedding = report["embedding"]
+    if "skipped" not in embedding:  # the default model is installed with the [default] extra
+        assert len(embedding["round_ratios"]) == 5 and embedding["ratio"] > 0
+        assert embedding["vectordb"]["texts_per_s"] > 0 and embedding["sentence-transformers"]["texts_per_s"] > 0
+        assert "default EF" in proc.stdout
