@@ -304,7 +304,7 @@ class Client:
             self._store.update_collection(updated)
             collection._row = updated
             self._remember(updated)
-            index = self._indexes._indexes.get(row.id)
+            index = self._indexes.loaded(row.id)
             if index is not None and metadata is not None:
                 from vectordb.index.manager import index_params
 

@@ -264,7 +264,7 @@ class Collection:
         dimension = row.dimension if row.dimension is not None else batch.embeddings.shape[1]
         if batch.embeddings.shape[1] != dimension:
             raise _dimension_error(source, batch.embeddings.shape[1], dimension)
-        new_row = self._client._indexes.add_while_committing(
+        new_row = self._client._indexes.add_after_commit(
             row,
             dimension,
             batch.labels[changed],

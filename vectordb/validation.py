@@ -186,9 +186,44 @@ def validate_metadatas(metadatas: Any, n: int, allow_none_values: bool = False) 
     """One dict or a list of n dicts (None items allowed: no metadata)."""
     items = as_list(metadatas, "metadatas", (dict,))
     _check_length(items, n, "metadatas")
+    if _plain_columns(items):
+        return [dict(m) for m in items]
     return [
         None if m is None else validate_metadata(m, f"metadatas[{i}]", allow_none_values) for i, m in enumerate(items)
     ]
+
+
+def _plain_columns(items: List[Any]) -> bool:
+    """Whether ``items`` are dicts with the same plain keys whose values, key by key, are all
+    ASCII str, all bool, all int64 or all finite float: the usual bulk load, checked a column
+    at a time. Anything else (None values, mixed types, non-ASCII text, numpy scalars) goes
+    through the per-record checks, which also name what is wrong.
+    """
+    first = items[0]
+    if type(first) is not dict or not first:
+        return False
+    keys = first.keys()
+    if not all(type(m) is dict and m.keys() == keys for m in items):
+        return False
+    for key in keys:
+        if type(key) is not str or not key or key[0] == "$" or not key.isascii():
+            return False
+        values = [m[key] for m in items]
+        kinds = set(map(type, values))
+        if len(kinds) != 1:
+            return False
+        kind = kinds.pop()
+        if kind is str:
+            ok = all(map(str.isascii, values))
+        elif kind is int:
+            ok = INT64_MIN <= min(values) and max(values) <= INT64_MAX
+        elif kind is float:
+            ok = all(map(math.isfinite, values))
+        else:
+            ok = kind is bool
+        if not ok:
+            return False
+    return True
 
 
 def validate_documents(documents: Any, n: int) -> List[str]:

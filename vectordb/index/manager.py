@@ -6,6 +6,13 @@ labels from the tombstones, added or changed vectors from the records). A missin
 corrupt or inconsistent index is rebuilt from the records. Saves are amortised: an
 index is written once the changes since its last save reach a share of its size,
 and on close.
+
+Inserting a write's vectors into the graph is the costliest step of a write, so it
+runs in the background: a write returns once its records are committed to DuckDB
+(durable), while its vectors go into the index on a worker thread. The next write's
+validation and commit overlap with that insertion; anything that reads or changes an
+index first waits for it (:meth:`IndexManager.wait`), so every read sees every
+acknowledged write. At most one such job runs at a time.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import os
 import shutil
 import threading
 from dataclasses import replace
-from typing import Any, Callable, Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
@@ -24,7 +31,7 @@ from vectordb.persistence.store import CollectionRow, Store
 
 log = logging.getLogger("vectordb")
 
-SAVE_MIN_CHANGES = 10_000
+SAVE_MIN_CHANGES = 50_000
 SAVE_FRACTION = 0.5
 
 
@@ -49,6 +56,7 @@ class IndexManager:
         self._indexes: Dict[str, HnswIndex] = {}
         self._unsaved: Dict[str, int] = {}
         self._saved_seq: Dict[str, int] = {}
+        self._job: Optional[_IndexJob] = None
 
     def _folder_of(self, collection_id: str) -> Optional[str]:
         return None if self.folder is None else os.path.join(self.folder, collection_id)
@@ -61,8 +69,32 @@ class IndexManager:
             if name not in known_ids:
                 shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
 
+    def wait(self) -> None:
+        """Let the background index insertion (if one runs) finish, and take in its outcome."""
+        job, self._job = self._job, None
+        if job is None:
+            return
+        job.thread.join()
+        collection_id = job.row.id
+        if job.error is not None:
+            log.error("index update of %r failed (%s); it will be rebuilt from the records", job.row.name, job.error)
+            if self._indexes.get(collection_id) is job.index:
+                del self._indexes[collection_id]
+            return
+        if job.save_error is not None:
+            log.warning("saving the index of %r failed (%s); it stays in memory and is saved later",
+                        job.row.name, job.save_error)
+        if job.saved:
+            self._saved(job.row)
+
+    def loaded(self, collection_id: str) -> Optional[HnswIndex]:
+        """The collection's index if it is in memory (after any background insertion), without loading it."""
+        self.wait()
+        return self._indexes.get(collection_id)
+
     def get(self, row: CollectionRow) -> Optional[HnswIndex]:
         """The collection's index, caught up with the store; None while it has no vectors."""
+        self.wait()
         index = self._indexes.get(row.id)
         if index is not None:
             return index
@@ -103,6 +135,7 @@ class IndexManager:
 
     def rebuild(self, row: CollectionRow) -> HnswIndex:
         """Replace the collection's index by one built from its records (sized to them), and save it."""
+        self.wait()
         count = self.store.count(row.id)
         index = HnswIndex(index_params(row), row.dimension, capacity=max(count, 16))
         self._catch_up(index, row.id, -1)
@@ -129,7 +162,7 @@ class IndexManager:
         self._saved_seq[row.id] = -1
         return index
 
-    def add_while_committing(
+    def add_after_commit(
         self,
         row: CollectionRow,
         dimension: int,
@@ -137,49 +170,33 @@ class IndexManager:
         vectors: np.ndarray,
         commit: Callable[[], CollectionRow],
     ) -> CollectionRow:
-        """Run ``commit`` (the store's transaction for a write) while the index takes the vectors.
+        """Run ``commit`` (the store's transaction for a write), then hand its vectors to the index.
 
-        The two overlap: DuckDB writes and syncs in a thread while hnswlib inserts, which
-        hides most of the database's cost. The index only keeps the change if the commit
-        succeeds; otherwise the in-memory index is dropped (its saved files are untouched)
-        and is caught up from the store on next use. Returns ``commit``'s result.
+        The commit overlaps with the previous write's insertion into the graph; this
+        write's insertion starts in the background once that one is done (see the module
+        docstring). If the commit raises, nothing reaches the index. Returns ``commit``'s
+        result.
         """
         index = self._indexes.get(row.id)
         if index is None and len(labels):
-            # Load (and catch up) before the thread starts: both use the one DuckDB connection.
+            # Load (and catch up) before committing, so the new records are not replayed as well.
             index = self.create(replace(row, dimension=dimension)) if row.dimension is None else self.get(row)
-        outcome: Dict[str, Any] = {}
-
-        def run_commit() -> None:
-            try:
-                outcome["row"] = commit()
-            except BaseException as exc:  # handed to the calling thread below
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=run_commit, name="vectordb-commit")
-        thread.start()
-        index_error: Optional[BaseException] = None
-        try:
-            if len(labels):
-                index.add(labels, vectors)
-        except Exception as exc:
-            index_error = exc
-        finally:
-            thread.join()
-        if "error" in outcome:
-            self._indexes.pop(row.id, None)
-            raise outcome["error"]
-        new_row: CollectionRow = outcome["row"]
-        if index_error is not None:
-            log.error("index update of %r failed (%s); it will be rebuilt from the records", row.name, index_error)
-            self._indexes.pop(row.id, None)
-        elif len(labels):
-            self._count_change(new_row, len(labels))
+        new_row = commit()
+        self.wait()
+        if not len(labels) or index is None or self._indexes.get(row.id) is not index:
+            return new_row  # no index to update: it is rebuilt from the records on next use
+        unsaved = self._unsaved.get(row.id, 0) + len(labels)
+        self._unsaved[row.id] = unsaved
+        folder = self._folder_of(row.id)
+        due = unsaved >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * (index.count + len(labels)))
+        job = _IndexJob(new_row, index, labels, vectors, folder if due and not self.read_only else None)
+        self._job = job
+        job.thread.start()
         return new_row
 
     def remove(self, row: CollectionRow, labels: np.ndarray) -> None:
         """Apply a committed delete to the index (if it is loaded)."""
-        index = self._indexes.get(row.id)
+        index = self.loaded(row.id)
         if index is not None:
             self._apply(row, lambda: index.remove(labels), len(labels))
 
@@ -205,12 +222,17 @@ class IndexManager:
         if folder is None or self.read_only or index is None:
             return
         index.save(folder, row.seq)
+        self._saved(row)
+
+    def _saved(self, row: CollectionRow) -> None:
+        """The index was saved as of ``row.seq``: older tombstones are no longer needed."""
         self.store.forget_tombstones(row.id, row.seq)
         self._saved_seq[row.id] = row.seq
         self._unsaved[row.id] = 0
 
     def flush(self, rows: Dict[str, CollectionRow]) -> None:
         """Save every index with unsaved changes (on close)."""
+        self.wait()
         for collection_id, unsaved in list(self._unsaved.items()):
             row = rows.get(collection_id)
             if unsaved and row is not None and collection_id in self._indexes:
@@ -218,8 +240,44 @@ class IndexManager:
 
     def drop(self, collection_id: str) -> None:
         """Forget a deleted collection's index and remove its files."""
+        self.wait()
         self._indexes.pop(collection_id, None)
         self._unsaved.pop(collection_id, None)
         folder = self._folder_of(collection_id)
         if folder is not None and os.path.isdir(folder):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+class _IndexJob:
+    """One write's vectors going into an index on a worker thread, then a save if one is due.
+
+    The thread touches only the index and its files (never DuckDB); the manager takes in
+    the outcome in :meth:`IndexManager.wait`.
+    """
+
+    def __init__(
+        self, row: CollectionRow, index: HnswIndex, labels: np.ndarray, vectors: np.ndarray, save_to: Optional[str]
+    ) -> None:
+        self.row = row
+        self.index = index
+        self.labels = labels
+        self.vectors = vectors
+        self.save_to = save_to
+        self.saved = False
+        self.error: Optional[BaseException] = None
+        self.save_error: Optional[BaseException] = None
+        self.thread = threading.Thread(target=self._run, name="vectordb-index")
+
+    def _run(self) -> None:
+        try:
+            self.index.add(self.labels, self.vectors)
+        except BaseException as exc:  # handed to the manager in wait()
+            self.error = exc
+            return
+        if self.save_to is None:
+            return
+        try:
+            self.index.save(self.save_to, self.row.seq)
+            self.saved = True
+        except Exception as exc:
+            self.save_error = exc

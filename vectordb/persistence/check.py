@@ -174,6 +174,7 @@ class _Checker:
 
     def check_indexes(self, row: CollectionRow) -> None:
         indexes = self.client._indexes
+        indexes.wait()
         labels = self.client._store.select_labels(row.id)
 
         def rebuild() -> None:
@@ -194,7 +195,7 @@ class _Checker:
             else:
                 indexes._catch_up(loaded[0], row.id, loaded[1])
                 self.compare(row, loaded[0], labels, "the saved index (caught up)", rebuild)
-        live = indexes._indexes.get(row.id)
+        live = indexes.loaded(row.id)
         if live is not None:
             self.compare(row, live, labels, "the index in memory", rebuild)
 

@@ -68,7 +68,7 @@ def compact(client: "Client", rows: List[CollectionRow]) -> CompactResult:
 
 def maybe_compact(client: "Client", row: CollectionRow) -> Optional[CompactResult]:
     """Compact when the collection's index has many deleted slots (after a delete)."""
-    index = client._indexes._indexes.get(row.id)
+    index = client._indexes.loaded(row.id)
     if index is None or index.deleted <= max(AUTO_COMPACT_MIN_DELETED, AUTO_COMPACT_FRACTION * index.count):
         return None
     log.info("collection %r has %d deleted index slots for %d live vectors; compacting", row.name,

@@ -308,8 +308,9 @@ class Store:
 
     def insert_metadata(self, collection_id: str, labels: np.ndarray, metadatas: List[Optional[Dict[str, Any]]]) -> None:
         """Add the typed ``metadata`` rows of these records (inside the caller's transaction)."""
-        for value_column, columns in _metadata_columns(labels, metadatas):
-            self._insert("metadata", columns, {"collection_id": collection_id}, rename={"value": value_column})
+        for value_column, key, columns in _metadata_columns(labels, metadatas):
+            constants = {"collection_id": collection_id} if key is None else {"collection_id": collection_id, "key": key}
+            self._insert("metadata", columns, constants, rename={"value": value_column})
 
     def _delete_rows(self, collection_id: str, labels: np.ndarray) -> None:
         label_list = [int(x) for x in labels]
@@ -400,12 +401,27 @@ def value_column(value: Any) -> str:
 
 def _metadata_columns(
     labels: np.ndarray, metadatas: List[Optional[Dict[str, Any]]]
-) -> List[Tuple[str, Dict[str, np.ndarray]]]:
-    """The typed ``metadata`` rows of a batch: one group of (label, key, value) per value type.
+) -> List[Tuple[str, Optional[str], Dict[str, np.ndarray]]]:
+    """The typed ``metadata`` rows of a batch, as ``(value column, key, columns)`` groups.
 
     Values are checked plain ``str``/``int``/``float``/``bool`` by validation; each group
-    fills one of the table's value columns (the others stay NULL).
+    fills one of the table's value columns (the others stay NULL). When every record has
+    the same keys and a key's values share one type (the usual bulk load), that key is
+    one group with the key as a constant; otherwise rows are grouped by value type,
+    each with its own ``key``.
     """
+    uniform = _uniform_keys(metadatas)
+    if uniform is not None:
+        out: List[Tuple[str, Optional[str], Dict[str, np.ndarray]]] = []
+        for key in uniform:
+            values = [m[key] for m in metadatas]  # type: ignore[index]
+            kinds = set(map(type, values))
+            column = _VALUE_COLUMNS.get(kinds.pop()) if len(kinds) == 1 else None
+            if column is None:
+                break  # mixed types under one key: the general grouping below
+            out.append((column, key, {"label": labels, "value": np.asarray(values, dtype=_VALUE_DTYPES[column])}))
+        else:
+            return out
     groups: Dict[str, Tuple[List[int], List[str], List[Any]]] = {}
     for label, meta in zip(labels.tolist(), metadatas):
         if not meta:
@@ -421,6 +437,7 @@ def _metadata_columns(
     return [
         (
             column,
+            None,
             {
                 "label": np.asarray(group_labels, dtype=np.int64),
                 "key": np.asarray(keys, dtype=object),
@@ -429,6 +446,17 @@ def _metadata_columns(
         )
         for column, (group_labels, keys, values) in groups.items()
     ]
+
+
+def _uniform_keys(metadatas: List[Optional[Dict[str, Any]]]) -> Optional[Tuple[str, ...]]:
+    """The keys every metadata dict has (and no others), or None when they differ or one is missing."""
+    first = metadatas[0] if metadatas else None
+    if not first:
+        return None
+    keys = first.keys()
+    if all(m is not None and m.keys() == keys for m in metadatas):
+        return tuple(keys)
+    return None
 
 
 def _lock_error(path: Optional[str], exc: Exception, read_only: bool = False) -> VectorDBError:
