@@ -144,14 +144,10 @@ def table_rows(report: Dict[str, Any]) -> List[List[str]]:
 
 def format_table(report: Dict[str, Any]) -> str:
     """The table as aligned text, with notes on skipped or failed systems."""
-    rows = table_rows(report)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for i, row in enumerate(rows):
-        cells = [c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
-        if i == 0:
-            lines.append("-" * len(lines[0]))
+    lines = _aligned(table_rows(report))
+    growth = growth_rows(report)
+    if growth:
+        lines += ["", "ingest rate by slice of the load (the final save counts in the last slice):", *_aligned(growth)]
     cfg = report["config"]
     title = (f"n={cfg['n']:,} dim={cfg['dim']} batch={cfg['batch']:,} queries={cfg['queries']:,} "
              f"cpus={cfg['machine']['cpus']} load={cfg['machine']['load_average_at_start'][0]:.1f} "
@@ -165,9 +161,68 @@ def format_table(report: Dict[str, Any]) -> str:
     return "\n".join([title, *lines, *notes])
 
 
+GROWTH_WINDOWS = 10
+GROWTH_SHARE = 0.8
+
+
+def window_rates(ingest: Dict[str, Any], windows: int = GROWTH_WINDOWS) -> List[Tuple[int, int, float]]:
+    """Ingest rate over consecutive slices of the load: ``(first record, last record, records/s)``.
+
+    Built from the per-batch sizes and rates; the final save (``finish_seconds``) counts in
+    the last slice, as it does for every system.
+    """
+    sizes, rates = ingest.get("batch_sizes") or [], ingest.get("batch_rates") or []
+    if not sizes:
+        return []
+    total = sizes[-1]
+    bounds = [round(total * (i + 1) / windows) for i in range(windows)]
+    out: List[Tuple[int, int, float]] = []
+    start, records, seconds, w = 0, 0, 0.0, 0
+    previous = 0
+    for size, rate in zip(sizes, rates):
+        records += size - previous
+        seconds += (size - previous) / rate
+        previous = size
+        if size >= bounds[w] or size == total:
+            if size == total:
+                seconds += ingest.get("finish_seconds", 0.0)
+            out.append((start, size, records / seconds))
+            start, records, seconds = size, 0, 0.0
+            while w < windows - 1 and bounds[w] <= size:
+                w += 1
+    return out
+
+
+def growth_rows(report: Dict[str, Any]) -> List[List[str]]:
+    """vectordb's ingest rate against hnswlib's, slice by slice of the load (header first)."""
+    curves = report.get("growth") or {n: s.get("ingest") for n, s in report["systems"].items()}
+    mine = window_rates(curves.get(SUBJECT) or {})
+    base = window_rates(curves.get("hnswlib") or {})
+    if not mine or len(mine) != len(base):
+        return []
+    rows = [["records", SUBJECT, "hnswlib", "vdb/hnsw", f">= {GROWTH_SHARE:.2f}x"]]
+    for (start, stop, rate), (_, _, base_rate) in zip(mine, base):
+        ratio = rate / base_rate
+        rows.append([f"{start:,}-{stop:,}", f"{rate:,.0f}", f"{base_rate:,.0f}", f"{ratio:.2f}x",
+                     "PASS" if ratio >= GROWTH_SHARE else "FAIL"])
+    return rows
+
+
+def _aligned(rows: List[List[str]]) -> List[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, row in enumerate(rows):
+        cells = [c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if i == 0:
+            lines.append("-" * len(lines[0]))
+    return lines
+
+
 def write_json(report: Dict[str, Any], path: Path) -> None:
     """The full report, with the targets judged."""
-    path.write_text(json.dumps({**report, "targets": evaluate(report)}, indent=2))
+    growth = [dict(zip(("records", "vectordb", "hnswlib", "ratio", "passed"), row)) for row in growth_rows(report)[1:]]
+    path.write_text(json.dumps({**report, "targets": evaluate(report), "growth_slices": growth}, indent=2))
 
 
 def write_plot(report: Dict[str, Any], path: Path) -> None:

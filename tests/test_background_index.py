@@ -1,0 +1,147 @@
+"""Vectors enter the index on a worker thread after the commit; every read still sees every write.
+
+A write returns once DuckDB has committed it. Its vectors go into the hnswlib graph in
+the background while the caller goes on; anything that reads or changes an index waits
+for that first. These tests hold a write's insertion back (or make it fail) and check
+what callers see meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+
+import vectordb
+from vectordb.index import hnsw
+from vectordb.index import manager as manager_module
+
+DIM = 8
+N = 3000  # above the exact-search size: queries go through the graph
+
+
+def _vectors(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, DIM)).astype(np.float32)
+
+
+def _exact_ids(vectors: np.ndarray, ids: list, query: np.ndarray, k: int) -> list:
+    order = np.argsort(((vectors - query) ** 2).sum(1), kind="stable")[:k]
+    return [ids[i] for i in order]
+
+
+def test_query_right_after_add_sees_the_new_records(client):
+    col = client.create_collection("docs", embedding_function=None)
+    vectors = _vectors(N)
+    ids = [f"r{i}" for i in range(N)]
+    for start in range(0, N, 500):
+        col.add(ids=ids[start : start + 500], embeddings=vectors[start : start + 500])
+        # Each new record is its own nearest neighbour at once.
+        got = col.query(query_embeddings=vectors[start : start + 500 : 97], n_results=1, include=[])
+        assert [row[0] for row in got["ids"]] == ids[start : start + 500 : 97]
+    assert col.count() == N
+
+
+def test_a_read_waits_for_the_insertion_in_flight(client, monkeypatch):
+    col = client.create_collection("docs", embedding_function=None)
+    vectors = _vectors(N)
+    col.add(ids=[f"r{i}" for i in range(N - 1)], embeddings=vectors[:-1])
+    release = threading.Event()
+    started = threading.Event()
+    real_add = hnsw.HnswIndex.add
+
+    def slow_add(self, labels, vecs):
+        started.set()
+        assert release.wait(10)
+        real_add(self, labels, vecs)
+
+    monkeypatch.setattr(hnsw.HnswIndex, "add", slow_add)
+    col.add(ids="last", embeddings=vectors[-1])  # returns with its insertion held back
+    assert started.wait(10)
+    answers = []
+    reader = threading.Thread(
+        target=lambda: answers.append(col.query(query_embeddings=vectors[-1], n_results=1, include=[])["ids"][0])
+    )
+    reader.start()
+    reader.join(0.3)
+    assert reader.is_alive() and not answers  # the query waits for the insertion...
+    release.set()
+    reader.join(10)
+    assert answers == [["last"]]  # ...and then sees the record
+
+
+def test_a_failed_insertion_is_repaired_from_the_records(client, monkeypatch, caplog):
+    col = client.create_collection("docs", embedding_function=None)
+    vectors = _vectors(N)
+    ids = [f"r{i}" for i in range(N)]
+    col.add(ids=ids[:2000], embeddings=vectors[:2000])
+    real_add = hnsw.HnswIndex.add
+    calls = []
+
+    def failing_once(self, labels, vecs):
+        calls.append(len(labels))
+        if len(calls) == 1:
+            raise MemoryError("no room for the graph")
+        real_add(self, labels, vecs)
+
+    monkeypatch.setattr(hnsw.HnswIndex, "add", failing_once)
+    with caplog.at_level(logging.ERROR, logger="vectordb"):
+        col.add(ids=ids[2000:], embeddings=vectors[2000:])  # committed; its insertion fails afterwards
+        query = vectors[2500]
+        got = col.query(query_embeddings=query, n_results=5, include=[])
+    assert got["ids"][0] == _exact_ids(vectors, ids, query, 5)
+    assert "will be rebuilt from the records" in caplog.text
+    assert client.check().ok
+
+
+def test_close_waits_for_the_insertion_and_saves_the_index(tmp_path, caplog):
+    vectors = _vectors(N)
+    ids = [f"r{i}" for i in range(N)]
+    client = vectordb.PersistentClient(tmp_path / "db")
+    col = client.create_collection("docs", embedding_function=None)
+    col.add(ids=ids, embeddings=vectors)
+    client.close()
+    with caplog.at_level(logging.INFO, logger="vectordb"):
+        reopened = vectordb.PersistentClient(tmp_path / "db")
+        got = reopened.get_collection("docs").query(query_embeddings=vectors[7], n_results=3, include=[])
+    assert got["ids"][0] == _exact_ids(vectors, ids, vectors[7], 3)
+    assert "rebuild" not in caplog.text and "caught up" not in caplog.text  # the saved index covered everything
+    reopened.close()
+
+
+def test_save_runs_on_the_worker_once_due(tmp_path, monkeypatch):
+    monkeypatch.setattr(manager_module, "SAVE_MIN_CHANGES", 1000)
+    client = vectordb.PersistentClient(tmp_path / "db")
+    col = client.create_collection("docs", embedding_function=None)
+    saver_threads = []
+    real_save = hnsw.HnswIndex.save
+
+    def recording_save(self, folder, seq):
+        saver_threads.append(threading.current_thread().name)
+        real_save(self, folder, seq)
+
+    monkeypatch.setattr(hnsw.HnswIndex, "save", recording_save)
+    col.add(ids=[f"r{i}" for i in range(1500)], embeddings=_vectors(1500))
+    client._indexes.wait()
+    assert saver_threads == ["vectordb-index"]
+    assert client._indexes._unsaved[col.id] == 0
+    client.close()
+
+
+def test_a_failed_commit_reaches_neither_store_nor_index(client, monkeypatch):
+    col = client.create_collection("docs", embedding_function=None)
+    vectors = _vectors(N)
+    col.add(ids=[f"r{i}" for i in range(N - 10)], embeddings=vectors[:-10])
+    before = col.count()
+
+    def broken_write(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(client._store, "write", broken_write)
+    with pytest.raises(OSError):
+        col.add(ids=[f"new{i}" for i in range(10)], embeddings=vectors[-10:])
+    monkeypatch.undo()
+    assert col.count() == before
+    index = client._indexes.loaded(col.id)
+    assert index is not None and index.count == before
