@@ -215,3 +215,9 @@ def test_concurrent_upserts_from_threads(client, counting_ef):
         np.testing.assert_allclose(vector, text_vector(doc), rtol=1e-6)  # each stored vector is its document's
     shared = col.query(query_embeddings=[text_vector(got["documents"][got["ids"].index("shared")])], n_results=1)
     assert shared["ids"] == [["shared"]]
+
+
+def test_upsert_of_a_new_id_with_only_none_values_stores_no_metadata(collection):
+    """Found by the state machine: None means "no value", so {'k': None} on a new record is no metadata."""
+    collection.upsert(ids=["a", "b"], embeddings=[[0.0, 0.0], [1.0, 1.0]], metadatas=[{"k": None}, {"k": None, "x": 1}])
+    assert collection.get(ids=["a", "b"], include=["metadatas"])["metadatas"] == [None, {"x": 1}]
