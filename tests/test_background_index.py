@@ -46,7 +46,7 @@ def test_query_right_after_add_sees_the_new_records(client):
 def test_a_read_waits_for_the_insertion_in_flight(client, monkeypatch):
     col = client.create_collection("docs", embedding_function=None)
     vectors = _vectors(N)
-    col.add(ids=[f"r{i}" for i in range(N - 1)], embeddings=vectors[:-1])
+    col.add(ids=[f"r{i}" for i in range(N - 100)], embeddings=vectors[:-100])
     release = threading.Event()
     started = threading.Event()
     real_add = hnsw.HnswIndex.add
@@ -57,7 +57,8 @@ def test_a_read_waits_for_the_insertion_in_flight(client, monkeypatch):
         real_add(self, labels, vecs)
 
     monkeypatch.setattr(hnsw.HnswIndex, "add", slow_add)
-    col.add(ids="last", embeddings=vectors[-1])  # returns with its insertion held back
+    last = [f"last{i}" for i in range(100)]  # enough vectors to go to the worker thread
+    col.add(ids=last, embeddings=vectors[-100:])  # returns with its insertion held back
     assert started.wait(10)
     answers = []
     reader = threading.Thread(
@@ -68,7 +69,7 @@ def test_a_read_waits_for_the_insertion_in_flight(client, monkeypatch):
     assert reader.is_alive() and not answers  # the query waits for the insertion...
     release.set()
     reader.join(10)
-    assert answers == [["last"]]  # ...and then sees the record
+    assert answers == [["last99"]]  # ...and then sees the record
 
 
 def test_a_failed_insertion_is_repaired_from_the_records(client, monkeypatch, caplog):
@@ -145,3 +146,21 @@ def test_a_failed_commit_reaches_neither_store_nor_index(client, monkeypatch):
     assert col.count() == before
     index = client._indexes.loaded(col.id)
     assert index is not None and index.count == before
+
+
+def test_small_writes_are_inserted_on_the_calling_thread(client, monkeypatch):
+    col = client.create_collection("docs", embedding_function=None)
+    threads = []
+    real_add = hnsw.HnswIndex.add
+
+    def recording_add(self, labels, vecs):
+        threads.append(threading.current_thread().name)
+        real_add(self, labels, vecs)
+
+    monkeypatch.setattr(hnsw.HnswIndex, "add", recording_add)
+    col.add(ids=[f"r{i}" for i in range(manager_module.BACKGROUND_MIN - 1)],
+            embeddings=_vectors(manager_module.BACKGROUND_MIN - 1))
+    col.add(ids=[f"s{i}" for i in range(manager_module.BACKGROUND_MIN)],
+            embeddings=_vectors(manager_module.BACKGROUND_MIN, seed=1))
+    client._indexes.wait()
+    assert threads == [threading.current_thread().name, "vectordb-index"]

@@ -33,6 +33,8 @@ log = logging.getLogger("vectordb")
 
 SAVE_MIN_CHANGES = 50_000
 SAVE_FRACTION = 0.5
+BACKGROUND_MIN = 64
+"""Writes of fewer vectors are inserted on the calling thread: a thread would cost more than it saves."""
 
 
 def index_params(row: CollectionRow) -> IndexParams:
@@ -74,7 +76,7 @@ class IndexManager:
         job, self._job = self._job, None
         if job is None:
             return
-        job.thread.join()
+        job.join()
         collection_id = job.row.id
         if job.error is not None:
             log.error("index update of %r failed (%s); it will be rebuilt from the records", job.row.name, job.error)
@@ -191,7 +193,7 @@ class IndexManager:
         due = unsaved >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * (index.count + len(labels)))
         job = _IndexJob(new_row, index, labels, vectors, folder if due and not self.read_only else None)
         self._job = job
-        job.thread.start()
+        job.start(background=len(labels) >= BACKGROUND_MIN)
         return new_row
 
     def remove(self, row: CollectionRow, labels: np.ndarray) -> None:
@@ -267,6 +269,20 @@ class _IndexJob:
         self.error: Optional[BaseException] = None
         self.save_error: Optional[BaseException] = None
         self.thread = threading.Thread(target=self._run, name="vectordb-index")
+        self.started = False
+
+    def start(self, background: bool) -> None:
+        """Run on the worker thread, or right here (the outcome is taken in the same way)."""
+        if background:
+            self.thread.start()
+            self.started = True
+        else:
+            self._run()
+
+    def join(self) -> None:
+        """Wait for the job to end."""
+        if self.started:
+            self.thread.join()
 
     def _run(self) -> None:
         try:
