@@ -31,6 +31,19 @@ def _exact_ids(vectors: np.ndarray, ids: list, query: np.ndarray, k: int) -> lis
     return [ids[i] for i in order]
 
 
+def _threads_running(monkeypatch, method: str) -> list:
+    """Names of the threads that call ``HnswIndex.<method>`` from now on, in order."""
+    names = []
+    real = getattr(hnsw.HnswIndex, method)
+
+    def recording(self, *args):
+        names.append(threading.current_thread().name)
+        return real(self, *args)
+
+    monkeypatch.setattr(hnsw.HnswIndex, method, recording)
+    return names
+
+
 def test_query_right_after_add_sees_the_new_records(client):
     col = client.create_collection("docs", embedding_function=None)
     vectors = _vectors(N)
@@ -115,14 +128,7 @@ def test_save_runs_on_the_worker_once_due(tmp_path, monkeypatch):
     monkeypatch.setattr(manager_module, "SAVE_MIN_CHANGES", 1000)
     client = vectordb.PersistentClient(tmp_path / "db")
     col = client.create_collection("docs", embedding_function=None)
-    saver_threads = []
-    real_save = hnsw.HnswIndex.save
-
-    def recording_save(self, folder, seq):
-        saver_threads.append(threading.current_thread().name)
-        real_save(self, folder, seq)
-
-    monkeypatch.setattr(hnsw.HnswIndex, "save", recording_save)
+    saver_threads = _threads_running(monkeypatch, "save")
     col.add(ids=[f"r{i}" for i in range(1500)], embeddings=_vectors(1500))
     client._indexes.wait()
     assert saver_threads == ["vectordb-index"]
@@ -150,14 +156,7 @@ def test_a_failed_commit_reaches_neither_store_nor_index(client, monkeypatch):
 
 def test_small_writes_are_inserted_on_the_calling_thread(client, monkeypatch):
     col = client.create_collection("docs", embedding_function=None)
-    threads = []
-    real_add = hnsw.HnswIndex.add
-
-    def recording_add(self, labels, vecs):
-        threads.append(threading.current_thread().name)
-        real_add(self, labels, vecs)
-
-    monkeypatch.setattr(hnsw.HnswIndex, "add", recording_add)
+    threads = _threads_running(monkeypatch, "add")
     col.add(ids=[f"r{i}" for i in range(manager_module.BACKGROUND_MIN - 1)],
             embeddings=_vectors(manager_module.BACKGROUND_MIN - 1))
     col.add(ids=[f"s{i}" for i in range(manager_module.BACKGROUND_MIN)],
