@@ -48,6 +48,7 @@ def _log(f, entry: dict) -> None:
 
 def main(path: str, log_path: str, seed: int, first_call: int) -> None:
     manager.SAVE_MIN_CHANGES = 40
+    manager.BACKGROUND_MIN = 10  # writes of 10-30 vectors go to the worker thread, smaller ones stay inline
     maintenance.AUTO_COMPACT_MIN_DELETED = 30
     rng = random.Random(seed)
     collection = collection_of(vectordb.PersistentClient(path))

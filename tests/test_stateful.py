@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import vectordb
+from vectordb.index import manager
 
 DIM = 3
 POOL = [f"id{i}" for i in range(10)]
@@ -42,6 +43,7 @@ class VectorDBMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        self.background_min, manager.BACKGROUND_MIN = manager.BACKGROUND_MIN, 3  # writes of 3+ go to the worker
         self.folder = tempfile.mkdtemp(prefix="vectordb-stateful-")
         self.model: Dict[str, Record] = {}
         self.client = vectordb.PersistentClient(self.folder)
@@ -50,6 +52,7 @@ class VectorDBMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.client.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+        manager.BACKGROUND_MIN = self.background_min
 
     def _write(self, mode: str, ids: List[str], data: st.DataObject) -> None:
         vectors = data.draw(st.lists(vector_st, min_size=len(ids), max_size=len(ids)))
