@@ -40,6 +40,10 @@ def test_harness_smoke(tmp_path: Path) -> None:
         assert figures["rss_peak_mib"] > 0 and figures["disk_mib"] > 0
     assert report["systems"]["vectordb"]["query"]["recall"] >= 0.8
     assert {t["metric"] for t in report["targets"]} >= {"ingest", "recall", "cold", "import"}
+    slices = report["growth_slices"]
+    assert len(slices) == 4 and slices[-1]["records"] == "1,500-2,000"  # 4 batches of 500: one slice each
+    assert all(s["passed"] in ("PASS", "FAIL") for s in slices)
+    assert "ingest rate by slice" in proc.stdout
     embedding = report["embedding"]
     if "skipped" not in embedding:  # the default model is installed with the [default] extra
         assert len(embedding["round_ratios"]) == 5 and embedding["ratio"] > 0
