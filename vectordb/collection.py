@@ -211,7 +211,7 @@ class Collection:
                         )
                     given_vector = embedded[document]
                 label, next_label = next_label, next_label + 1
-                metadata = {k: x for k, x in metadata.items() if x is not None} or None if metadata else None
+                metadata = ({k: x for k, x in metadata.items() if x is not None} or None) if metadata else None
                 changed.append(len(labels))
             elif req.mode == "add":
                 skipped.append(record_id)

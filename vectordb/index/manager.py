@@ -287,8 +287,10 @@ class _IndexJob:
     def _run(self) -> None:
         try:
             self.index.add(self.labels, self.vectors)
-        except BaseException as exc:  # handed to the manager in wait()
+        except BaseException as exc:  # taken in by the manager's wait(); an interrupt also goes on up
             self.error = exc
+            if not isinstance(exc, Exception):
+                raise
             return
         if self.save_to is None:
             return
