@@ -163,3 +163,27 @@ def test_small_writes_are_inserted_on_the_calling_thread(client, monkeypatch):
             embeddings=_vectors(manager_module.BACKGROUND_MIN, seed=1))
     client._indexes.wait()
     assert threads == [threading.current_thread().name, "vectordb-index"]
+
+
+def test_get_and_count_do_not_wait_for_the_insertion(client, monkeypatch):
+    col = client.create_collection("docs", embedding_function=None)
+    vectors = _vectors(200)
+    release = threading.Event()
+    real_add = hnsw.HnswIndex.add
+
+    def held_add(self, labels, vecs):
+        assert release.wait(10)
+        real_add(self, labels, vecs)
+
+    monkeypatch.setattr(hnsw.HnswIndex, "add", held_add)
+    col.add(ids=[f"r{i}" for i in range(200)], embeddings=vectors, metadatas=[{"i": i} for i in range(200)])
+    try:
+        # The records are committed: get and count answer from the store while the graph insertion waits.
+        assert col.count() == 200
+        got = col.get(ids=["r7", "r150"], include=["metadatas", "embeddings"])
+        assert got["metadatas"] == [{"i": 7}, {"i": 150}]
+        np.testing.assert_allclose(got["embeddings"], vectors[[7, 150]])
+        assert col.get(where={"i": {"$gte": 198}})["ids"] == ["r198", "r199"]
+    finally:
+        release.set()
+    assert col.query(query_embeddings=vectors[150], n_results=1, include=[])["ids"] == [["r150"]]
