@@ -250,3 +250,35 @@ def test_deleted_collection_handle_raises(tmp_path):
         client.delete_collection("books")
         with pytest.raises(CollectionNotFoundError):
             col.add(ids="a", embeddings=[1.0])
+
+
+def _duckdb_table_mib(store) -> float:
+    rows = store.con.execute(
+        "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() WHERE tag = 'BASE_TABLE'"
+    ).fetchone()
+    return rows[0] / 2**20
+
+
+def test_reading_all_embeddings_leaves_no_copy_in_duckdb_memory(tmp_path):
+    """Filling an index or the exact-search matrix reads every embedding; DuckDB must not keep them cached."""
+    from vectordb.persistence.store import CollectionRow, RecordBatch, Store
+
+    store = Store(str(tmp_path))
+    default_limit = store.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    row = store.insert_collection(CollectionRow("c", "vectors", None, "l2", 384, None, None, 0, 0, 0))
+    vectors = np.random.default_rng(0).random((40_000, 384), dtype=np.float32)  # 61 MiB of embeddings
+    batch = RecordBatch(np.arange(40_000), [f"r{i}" for i in range(40_000)], vectors, [None] * 40_000, [None] * 40_000)
+    store.write(row, batch, np.empty(0, dtype=np.int64), 384)
+    store.con.execute("CHECKPOINT")
+    store.close()
+
+    store = Store(str(tmp_path))  # a fresh buffer pool
+    seen = np.zeros((40_000, 384), dtype=np.float32)
+    for labels, chunk in store.vectors_since("c", -1, chunk=8192):
+        seen[labels] = chunk
+    np.testing.assert_array_equal(seen, vectors)
+    assert _duckdb_table_mib(store) < 40  # a plain scan leaves all 61 MiB cached
+    assert store.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == default_limit
+    store.con.execute("SELECT sum(octet_length(embedding)) FROM records").fetchone()  # and the control:
+    assert _duckdb_table_mib(store) > 55
+    store.close()

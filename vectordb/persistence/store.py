@@ -32,6 +32,8 @@ import numpy as np
 from vectordb.errors import StoreLockedError, VectorDBError
 
 SCHEMA_VERSION = 1
+SCAN_MEMORY_LIMIT = "32MB"
+"""DuckDB's memory limit while all of a collection's embeddings are read (see :meth:`Store.vectors_since`)."""
 DB_FILE = "vectordb.duckdb"
 
 _SCHEMA = [
@@ -241,7 +243,14 @@ class Store:
         return {**columns, "live": np.asarray(live["label"], dtype=np.int64)}
 
     def vectors_since(self, collection_id: str, seq: int, chunk: int = 50_000) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-        """``(labels, vectors)`` chunks of the records written after ``seq``."""
+        """``(labels, vectors)`` chunks of the records written after ``seq``.
+
+        DuckDB keeps every block it reads in its buffer pool until memory runs short, so a
+        scan of all embeddings (to fill an index or the exact-search matrix) would leave a
+        second copy of the vectors in memory. The memory limit is lowered for the scan,
+        which makes DuckDB drop blocks as it goes, and reset to DuckDB's default afterwards.
+        """
+        self.con.execute(f"SET memory_limit = '{SCAN_MEMORY_LIMIT}'")  # a constant of this module
         cursor = self.con.cursor()
         try:
             cursor.execute(
@@ -257,6 +266,7 @@ class Store:
                 yield labels, vectors
         finally:
             cursor.close()
+            self.con.execute("RESET memory_limit")  # back to DuckDB's default (vectordb sets no other)
 
     def tombstones_since(self, collection_id: str, seq: int) -> np.ndarray:
         """Labels deleted after ``seq``."""
