@@ -31,6 +31,20 @@ def _exact_ids(vectors: np.ndarray, ids: list, query: np.ndarray, k: int) -> lis
     return [ids[i] for i in order]
 
 
+def _hold_insertions(monkeypatch) -> tuple:
+    """Make ``HnswIndex.add`` wait until released: returns (an insertion started, release it) events."""
+    started, release = threading.Event(), threading.Event()
+    real_add = hnsw.HnswIndex.add
+
+    def held_add(self, labels, vecs):
+        started.set()
+        assert release.wait(10)
+        real_add(self, labels, vecs)
+
+    monkeypatch.setattr(hnsw.HnswIndex, "add", held_add)
+    return started, release
+
+
 def _threads_running(monkeypatch, method: str) -> list:
     """Names of the threads that call ``HnswIndex.<method>`` from now on, in order."""
     names = []
@@ -60,16 +74,7 @@ def test_a_read_waits_for_the_insertion_in_flight(client, monkeypatch):
     col = client.create_collection("docs", embedding_function=None)
     vectors = _vectors(N)
     col.add(ids=[f"r{i}" for i in range(N - 100)], embeddings=vectors[:-100])
-    release = threading.Event()
-    started = threading.Event()
-    real_add = hnsw.HnswIndex.add
-
-    def slow_add(self, labels, vecs):
-        started.set()
-        assert release.wait(10)
-        real_add(self, labels, vecs)
-
-    monkeypatch.setattr(hnsw.HnswIndex, "add", slow_add)
+    started, release = _hold_insertions(monkeypatch)
     last = [f"last{i}" for i in range(100)]  # enough vectors to go to the worker thread
     col.add(ids=last, embeddings=vectors[-100:])  # returns with its insertion held back
     assert started.wait(10)
@@ -168,14 +173,7 @@ def test_small_writes_are_inserted_on_the_calling_thread(client, monkeypatch):
 def test_get_and_count_do_not_wait_for_the_insertion(client, monkeypatch):
     col = client.create_collection("docs", embedding_function=None)
     vectors = _vectors(200)
-    release = threading.Event()
-    real_add = hnsw.HnswIndex.add
-
-    def held_add(self, labels, vecs):
-        assert release.wait(10)
-        real_add(self, labels, vecs)
-
-    monkeypatch.setattr(hnsw.HnswIndex, "add", held_add)
+    _, release = _hold_insertions(monkeypatch)
     col.add(ids=[f"r{i}" for i in range(200)], embeddings=vectors, metadatas=[{"i": i} for i in range(200)])
     try:
         # The records are committed: get and count answer from the store while the graph insertion waits.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -193,26 +193,37 @@ def validate_metadatas(metadatas: Any, n: int, allow_none_values: bool = False) 
     ]
 
 
-def _plain_columns(items: List[Any]) -> bool:
-    """Whether ``items`` are dicts with the same plain keys whose values, key by key, are all
-    ASCII str, all bool, all int64 or all finite float: the usual bulk load, checked a column
-    at a time. Anything else (None values, mixed types, non-ASCII text, numpy scalars) goes
-    through the per-record checks, which also name what is wrong.
-    """
-    first = items[0]
+def uniform_columns(metadatas: Sequence[Any]) -> Optional[List[Tuple[str, type, List[Any]]]]:
+    """``(key, type, values)`` for each key when every item is a dict with the same keys and each
+    key's values share one type (the usual bulk load); None for any other batch."""
+    first = metadatas[0] if len(metadatas) else None
     if type(first) is not dict or not first:
-        return False
+        return None
     keys = first.keys()
-    if not all(type(m) is dict and m.keys() == keys for m in items):
-        return False
+    if not all(type(m) is dict and m.keys() == keys for m in metadatas):
+        return None
+    columns = []
     for key in keys:
-        if type(key) is not str or not key or key[0] == "$" or not key.isascii():
-            return False
-        values = [m[key] for m in items]
+        values = [m[key] for m in metadatas]
         kinds = set(map(type, values))
         if len(kinds) != 1:
+            return None
+        columns.append((key, kinds.pop(), values))
+    return columns
+
+
+def _plain_columns(items: List[Any]) -> bool:
+    """Whether ``items`` form a uniform batch (:func:`uniform_columns`) of plain keys whose values,
+    key by key, are all ASCII str, all bool, all int64 or all finite float: checked a column at
+    a time. Anything else (None values, mixed types, non-ASCII text, numpy scalars) goes
+    through the per-record checks, which also name what is wrong.
+    """
+    columns = uniform_columns(items)
+    if columns is None:
+        return False
+    for key, kind, values in columns:
+        if type(key) is not str or not key or key[0] == "$" or not key.isascii():
             return False
-        kind = kinds.pop()
         if kind is str:
             ok = all(map(str.isascii, values))
         elif kind is int:

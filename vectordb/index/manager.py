@@ -190,7 +190,7 @@ class IndexManager:
         unsaved = self._unsaved.get(row.id, 0) + len(labels)
         self._unsaved[row.id] = unsaved
         folder = self._folder_of(row.id)
-        due = unsaved >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * (index.count + len(labels)))
+        due = _save_due(unsaved, index.count + len(labels))
         job = _IndexJob(new_row, index, labels, vectors, folder if due and not self.read_only else None)
         self._job = job
         job.start(background=len(labels) >= BACKGROUND_MIN)
@@ -215,7 +215,7 @@ class IndexManager:
         """Note ``n`` unsaved changes; save once they reach a share of the index's size."""
         self._unsaved[row.id] = self._unsaved.get(row.id, 0) + n
         index = self._indexes[row.id]
-        if self._unsaved[row.id] >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * index.count):
+        if _save_due(self._unsaved[row.id], index.count):
             self._save(row)
 
     def _save(self, row: CollectionRow) -> None:
@@ -250,6 +250,11 @@ class IndexManager:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _save_due(unsaved: int, count: int) -> bool:
+    """Whether an index of ``count`` vectors with ``unsaved`` changes since its last save should be saved."""
+    return unsaved >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * count)
+
+
 class _IndexJob:
     """One write's vectors going into an index on a worker thread, then a save if one is due.
 
@@ -269,19 +274,17 @@ class _IndexJob:
         self.error: Optional[BaseException] = None
         self.save_error: Optional[BaseException] = None
         self.thread = threading.Thread(target=self._run, name="vectordb-index")
-        self.started = False
 
     def start(self, background: bool) -> None:
         """Run on the worker thread, or right here (the outcome is taken in the same way)."""
         if background:
             self.thread.start()
-            self.started = True
         else:
             self._run()
 
     def join(self) -> None:
         """Wait for the job to end."""
-        if self.started:
+        if self.thread.ident is not None:  # started on the worker thread
             self.thread.join()
 
     def _run(self) -> None:

@@ -30,6 +30,7 @@ import duckdb
 import numpy as np
 
 from vectordb.errors import StoreLockedError, VectorDBError
+from vectordb.validation import uniform_columns
 
 SCHEMA_VERSION = 1
 SCAN_MEMORY_LIMIT = "32MB"
@@ -416,22 +417,17 @@ def _metadata_columns(
 
     Values are checked plain ``str``/``int``/``float``/``bool`` by validation; each group
     fills one of the table's value columns (the others stay NULL). When every record has
-    the same keys and a key's values share one type (the usual bulk load), that key is
+    the same keys and a key's values share one type (:func:`uniform_columns`), each key is
     one group with the key as a constant; otherwise rows are grouped by value type,
     each with its own ``key``.
     """
-    uniform = _uniform_keys(metadatas)
-    if uniform is not None:
+    uniform = uniform_columns(metadatas)
+    if uniform is not None and all(kind in _VALUE_COLUMNS for _, kind, _ in uniform):
         out: List[Tuple[str, Optional[str], Dict[str, np.ndarray]]] = []
-        for key in uniform:
-            values = [m[key] for m in metadatas]  # type: ignore[index]
-            kinds = set(map(type, values))
-            column = _VALUE_COLUMNS.get(kinds.pop()) if len(kinds) == 1 else None
-            if column is None:
-                break  # mixed types under one key: the general grouping below
+        for key, kind, values in uniform:
+            column = _VALUE_COLUMNS[kind]
             out.append((column, key, {"label": labels, "value": np.asarray(values, dtype=_VALUE_DTYPES[column])}))
-        else:
-            return out
+        return out
     groups: Dict[str, Tuple[List[int], List[str], List[Any]]] = {}
     for label, meta in zip(labels.tolist(), metadatas):
         if not meta:
@@ -456,17 +452,6 @@ def _metadata_columns(
         )
         for column, (group_labels, keys, values) in groups.items()
     ]
-
-
-def _uniform_keys(metadatas: List[Optional[Dict[str, Any]]]) -> Optional[Tuple[str, ...]]:
-    """The keys every metadata dict has (and no others), or None when they differ or one is missing."""
-    first = metadatas[0] if metadatas else None
-    if not first:
-        return None
-    keys = first.keys()
-    if all(m is not None and m.keys() == keys for m in metadatas):
-        return tuple(keys)
-    return None
 
 
 def _lock_error(path: Optional[str], exc: Exception, read_only: bool = False) -> VectorDBError:
