@@ -20,8 +20,8 @@ from typing import List
 import numpy as np
 
 import vectordb
-from vectordb.index import manager
-from vectordb.persistence import maintenance
+from vectordb.engine import indexes as manager
+from vectordb.engine import maintenance
 
 DIM = 8
 POOL = 240

@@ -16,7 +16,7 @@ import pytest
 
 import vectordb
 from vectordb.index import hnsw
-from vectordb.index import manager as manager_module
+from vectordb.engine import indexes as manager_module
 
 DIM = 8
 N = 3000  # above the exact-search size: queries go through the graph

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import vectordb
-from vectordb.persistence.check import CheckReport
+from vectordb.engine.check import CheckReport
 
 DIM = 4
 N = 60

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import vectordb
-from vectordb.persistence import maintenance
-from vectordb.persistence.maintenance import disk_usage
+from vectordb.engine import maintenance
+from vectordb.engine.maintenance import disk_usage
 
 DIM = 32
 
@@ -97,7 +97,7 @@ def test_compact_in_memory_rebuilds_the_index():
 
 DIE_AT = """
 import os, sys, vectordb
-from vectordb.persistence import maintenance
+from vectordb.engine import maintenance
 stage = sys.argv[2]
 client = vectordb.PersistentClient(sys.argv[1])
 col = client.get_collection("docs")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import vectordb
-from vectordb.index import manager
+from vectordb.engine import indexes as manager
 
 DIM = 3
 POOL = [f"id{i}" for i in range(10)]

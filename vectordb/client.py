@@ -31,12 +31,12 @@ from vectordb.errors import (
     StoreLockedError,
     VectorDBError,
 )
-from vectordb.index.manager import IndexManager
+from vectordb.engine.indexes import IndexManager
 from vectordb.index.metadata import MetadataIndex
-from vectordb.persistence import maintenance
-from vectordb.persistence.cache import RecordCache
-from vectordb.persistence.check import CheckReport, check_store
-from vectordb.persistence.maintenance import CompactResult
+from vectordb.engine import maintenance
+from vectordb.engine.cache import RecordCache
+from vectordb.engine.check import CheckReport, check_store
+from vectordb.engine.maintenance import CompactResult
 from vectordb.persistence.store import CollectionRow, RecordBatch, Store
 
 log = logging.getLogger("vectordb")
@@ -306,7 +306,7 @@ class Client:
             self._remember(updated)
             index = self._indexes.loaded(row.id)
             if index is not None and metadata is not None:
-                from vectordb.index.manager import index_params
+                from vectordb.engine.indexes import index_params
 
                 index.params = index_params(updated)
 

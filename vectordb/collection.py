@@ -19,8 +19,8 @@ from vectordb import validation as v
 from vectordb.embedding_functions.base import embed_texts
 from vectordb.errors import InvalidArgumentError, InvalidDimensionError
 from vectordb.filters import compile_where, compile_where_document
-from vectordb.persistence import maintenance
-from vectordb.persistence.maintenance import CompactResult
+from vectordb.engine import maintenance
+from vectordb.engine.maintenance import CompactResult
 from vectordb.persistence.store import CollectionRow, RecordBatch
 from vectordb.types import GetResult, QueryResult
 

@@ -24,7 +24,7 @@ import duckdb
 
 from vectordb.errors import VectorDBError
 from vectordb.index.hnsw import HnswIndex
-from vectordb.index.manager import IndexManager
+from vectordb.engine.indexes import IndexManager
 from vectordb.persistence.files import fsync_path
 from vectordb.persistence.store import DB_FILE, CollectionRow, Store
 

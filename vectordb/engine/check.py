@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, List, Optional, Set, Tuple
 import numpy as np
 
 from vectordb.index.hnsw import HnswIndex
-from vectordb.index.manager import index_params
-from vectordb.persistence import maintenance
+from vectordb.engine.indexes import index_params
+from vectordb.engine import maintenance
 from vectordb.persistence.store import DB_FILE, CollectionRow, value_column
 
 if TYPE_CHECKING:  # pragma: no cover
