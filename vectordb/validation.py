@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from vectordb.errors import DuplicateIDError, InvalidArgumentError
+from vectordb.errors import DuplicateIDError, InvalidArgumentError, InvalidDimensionError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -297,3 +297,8 @@ def validate_collection_metadata(metadata: Any) -> Optional[Dict[str, Any]]:
             f"metadata: unknown index setting {unknown[0]!r} (known: hnsw:space, {', '.join(HNSW_INT_KEYS)})"
         )
     return meta
+
+
+def dimension_error(arg: str, got: int, expected: int) -> InvalidDimensionError:
+    """The error for vectors of the wrong dimension, naming the argument they came from."""
+    return InvalidDimensionError(f"{arg}: dimension {got} does not match the collection's dimension {expected}")

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tupl
 
 import numpy as np
 
-from vectordb.errors import EmbeddingError, InvalidArgumentError
+from vectordb.errors import EmbeddingError, InvalidArgumentError, VectorDBError
 
 Documents = List[str]
 Embeddings = List[List[float]]
@@ -150,7 +150,7 @@ def embed_texts(fn: Any, texts: Sequence[str], *, query: bool = False) -> np.nda
 def _invoke(call: Callable[[List[str]], Any], texts: List[str], fn: Any) -> Any:
     try:
         return call(texts)
-    except (EmbeddingError, InvalidArgumentError, ImportError):
+    except (VectorDBError, ImportError):  # already typed (EmbeddingError, InvalidArgumentError, ...)
         raise
     except Exception as exc:  # a user's function may raise anything
         raise EmbeddingError(f"{_label(fn)} failed: {type(exc).__name__}: {exc}") from exc
@@ -211,3 +211,11 @@ class UnavailableEmbeddingFunction:
 
     def __repr__(self) -> str:
         return f"UnavailableEmbeddingFunction({self._name!r})"
+
+
+def missing_function_error(collection_name: str) -> InvalidArgumentError:
+    """The error for texts to embed in a collection that has no embedding function."""
+    return InvalidArgumentError(
+        f"collection {collection_name!r} has no embedding function: pass embeddings=..., "
+        "or create it with an embedding_function"
+    )

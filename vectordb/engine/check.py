@@ -239,6 +239,5 @@ def check_store(client: "Client", repair: bool = False) -> CheckReport:
     report = _Checker(client, repair).run()
     if report.repairs:
         client._rows.clear()
-        client._records.clear()
-        client._filters.clear()
+        client._derived.clear()
     return report
