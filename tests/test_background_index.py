@@ -22,6 +22,13 @@ DIM = 8
 N = 3000  # above the exact-search size: queries go through the graph
 
 
+@pytest.fixture
+def client(local_client):
+    """These tests look inside the local engine (its store and indexes): memory and disk only."""
+    return local_client
+
+
+
 def _vectors(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, DIM)).astype(np.float32)
 

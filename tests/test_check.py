@@ -17,6 +17,13 @@ N = 60
 
 
 @pytest.fixture
+def client(local_client):
+    """These tests look inside the local engine (its store and indexes): memory and disk only."""
+    return local_client
+
+
+
+@pytest.fixture
 def client(tmp_path):
     c = vectordb.PersistentClient(str(tmp_path / "db"))
     col = c.create_collection("docs", embedding_function=None)
