@@ -16,9 +16,10 @@ from urllib.parse import quote
 import numpy as np
 
 from vectordb import validation as v
-from vectordb.client import DEFAULT, _default_function, _rebuild_function
+from vectordb.client import DEFAULT
 from vectordb.collection import DEFAULT_GET_INCLUDE, DEFAULT_QUERY_INCLUDE
 from vectordb.embedding_functions.base import describe, embed_texts
+from vectordb.embedding_functions.identity import default_function, rebuild_function
 from vectordb.errors import (
     ERRORS_BY_CODE,
     CollectionNotFoundError,
@@ -28,7 +29,6 @@ from vectordb.errors import (
     UnauthorizedError,
     VectorDBError,
 )
-from vectordb.persistence.store import CollectionRow
 from vectordb.types import GetResult, QueryResult
 
 API_PREFIX = "/api/v1"
@@ -144,7 +144,7 @@ class HttpClient:
         get_or_create: bool = False,
     ) -> "HttpCollection":
         """A new collection; an existing name raises CollectionExistsError unless ``get_or_create``."""
-        function = _default_function() if embedding_function is DEFAULT else embedding_function
+        function = default_function() if embedding_function is DEFAULT else embedding_function
         spec = None
         if function is not None:
             fn_name, config = describe(function)
@@ -191,19 +191,9 @@ class HttpClient:
 
     def _collection(self, model: Dict[str, Any], function: Any) -> "HttpCollection":
         if function is DEFAULT:
-            function = _rebuild_function(_row_of(model))
+            spec = model.get("embedding_function") or {}
+            function = rebuild_function(model["name"], spec.get("name"), spec.get("config"))
         return HttpCollection(self, model, function)
-
-
-def _row_of(model: Dict[str, Any]) -> CollectionRow:
-    """The catalog row the server described (enough to rebuild its embedding function)."""
-    spec = model.get("embedding_function") or {}
-    metadata = model.get("metadata")
-    return CollectionRow(
-        id=model["id"], name=model["name"], metadata=metadata,
-        metric=(metadata or {}).get("hnsw:space", "l2"), dimension=model.get("dimension"),
-        ef_name=spec.get("name"), ef_config=spec.get("config"), next_label=0, seq=0, position=0,
-    )
 
 
 class HttpCollection:
