@@ -313,7 +313,8 @@ class Client:
             return Collection(self, row, rebuild_function(row.name, row.ef_name, row.ef_config))
         ef_name, ef_config = (None, None) if passed is None else describe(passed)
         if not same_function(row.ef_name, row.ef_config, ef_name, ef_config):
-            raise EmbeddingFunctionConflictError(conflict_message(row.name, row.ef_name, row.ef_config, ef_name, ef_config))
+            message = conflict_message(row.name, row.ef_name, row.ef_config, ef_name, ef_config)
+            raise EmbeddingFunctionConflictError(message)
         return Collection(self, row, passed)
 
 

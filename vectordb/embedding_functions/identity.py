@@ -94,7 +94,7 @@ def rebuild_function(collection: str, ef_name: Optional[str], ef_config: Any) ->
         return build_from_config(ef_name, ef_config)
     except RefusedConfigError as exc:
         cls = registered_class(ef_name)
-        reason = refusal_message(cls, exc.options, collection) if cls is not None else f"collection {collection!r}: {exc}"
+        reason = f"collection {collection!r}: {exc}" if cls is None else refusal_message(cls, exc.options, collection)
         error = functools.partial(RefusedConfigError, function=ef_name, options=exc.options)
         return UnavailableEmbeddingFunction(ef_name, ef_config, reason, error)
     except Exception as exc:  # a user's build_from_config may raise anything
