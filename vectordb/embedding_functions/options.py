@@ -48,11 +48,6 @@ Spec = Mapping[str, Union[Check, "Spec"]]
 """Option name -> a :data:`Check` of its value, or the :data:`Spec` of a nested dict of options."""
 
 
-def any_json(value: Any) -> bool:
-    """Any JSON value (the constructor checks it further)."""
-    return True
-
-
 def is_str(value: Any) -> bool:
     return isinstance(value, str)
 
