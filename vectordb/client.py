@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Optional
 from vectordb import validation as v
 from vectordb.backend import Backend, CollectionInfo
 from vectordb.collection import Collection
-from vectordb.embedding_functions.base import UnavailableEmbeddingFunction, build_from_config, describe
+from vectordb.embedding_functions.base import describe
+from vectordb.embedding_functions.identity import conflict_message, default_function, rebuild_function, same_function
 from vectordb.engine.local import LocalBackend
 from vectordb.errors import (
     CollectionExistsError,
@@ -36,9 +37,6 @@ class _Default:
 
 
 DEFAULT = _Default()
-
-IDENTITY_IGNORED_KEYS = frozenset({"timeout", "retry_policy", "device", "api_key_env_var", "max_retries"})
-"""Config keys that change how a function runs, not which vectors it makes."""
 
 
 class Client:
@@ -114,7 +112,7 @@ class Client:
             existing = self._existing(name)
             if existing is not None:
                 return self._collection(existing, embedding_function)
-        function = _default_function() if embedding_function is DEFAULT else embedding_function
+        function = default_function() if embedding_function is DEFAULT else embedding_function
         ef_name, ef_config = (None, None) if function is None else describe(function)
         try:
             info = self._backend.create_collection(name, metadata, ef_name, ef_config)
@@ -164,13 +162,11 @@ class Client:
 
     def _collection(self, info: CollectionInfo, passed: Any) -> Collection:
         if passed is DEFAULT:
-            return Collection(self._backend, info, _rebuild_function(info))
+            return Collection(self._backend, info, rebuild_function(info.name, info.ef_name, info.ef_config))
         ef_name, ef_config = (None, None) if passed is None else describe(passed)
-        if not _same_function(info.ef_name, info.ef_config, ef_name, ef_config):
+        if not same_function(info.ef_name, info.ef_config, ef_name, ef_config):
             raise EmbeddingFunctionConflictError(
-                f"collection {info.name!r} was created with embedding function {info.ef_name or 'None'!r}"
-                f"{_config_text(info.ef_config)}, but {ef_name or 'None'!r}{_config_text(ef_config)} was passed; "
-                "omit embedding_function to use the collection's own"
+                conflict_message(info.name, info.ef_name, info.ef_config, ef_name, ef_config)
             )
         return Collection(self._backend, info, passed)
 
@@ -189,41 +185,3 @@ class PersistentClient(Client):
 def EphemeralClient() -> Client:
     """A client whose data lives in memory and is gone at exit."""
     return Client()
-
-
-def _default_function() -> Any:
-    from vectordb.embedding_functions import DefaultEmbeddingFunction
-
-    return DefaultEmbeddingFunction()
-
-
-def _rebuild_function(row: CollectionInfo) -> Any:
-    if row.ef_name is None:
-        return None
-    if row.ef_config is None:
-        reason = (
-            f"collection {row.name!r} was created with the custom embedding function {row.ef_name[7:]!r}, "
-            f"which has no config to rebuild it from: pass it again with "
-            f"get_collection({row.name!r}, embedding_function=...)"
-        )
-        return UnavailableEmbeddingFunction(row.ef_name, None, reason)
-    try:
-        return build_from_config(row.ef_name, row.ef_config)
-    except Exception as exc:
-        reason = (
-            f"collection {row.name!r} uses embedding function {row.ef_name!r}, which cannot be rebuilt here: {exc}"
-        )
-        return UnavailableEmbeddingFunction(row.ef_name, row.ef_config, reason)
-
-
-def _same_function(name_a: Optional[str], config_a: Any, name_b: Optional[str], config_b: Any) -> bool:
-    if name_a != name_b:
-        return False
-    if not isinstance(config_a, dict) or not isinstance(config_b, dict):
-        return config_a == config_b or config_a is None or config_b is None
-    strip = lambda c: {k: x for k, x in c.items() if k not in IDENTITY_IGNORED_KEYS}  # noqa: E731
-    return strip(config_a) == strip(config_b)
-
-
-def _config_text(config: Any) -> str:
-    return f" {config}" if config else ""

@@ -54,6 +54,11 @@ def registered_names() -> List[str]:
     return sorted(_REGISTRY)
 
 
+def registered_class(name: Optional[str]) -> Optional[Type[Any]]:
+    """The class registered under ``name``, or None."""
+    return _REGISTRY.get(name) if isinstance(name, str) else None
+
+
 def describe(fn: Any) -> Tuple[str, Optional[Dict[str, Any]]]:
     """The ``(name, config)`` to persist for ``fn``.
 
@@ -192,13 +197,21 @@ class UnavailableEmbeddingFunction:
     """Stands in for a persisted function that cannot be rebuilt in this process.
 
     It keeps the persisted name and config (so conflict checks still work) and
-    raises an error that says why, and what to do, when it is asked to embed.
+    raises an error that says why, and what to do, when it is asked to embed:
+    ``error(reason)``, an :class:`InvalidArgumentError` unless another is given.
     """
 
-    def __init__(self, persisted_name: str, config: Optional[Dict[str, Any]], reason: str) -> None:
+    def __init__(
+        self,
+        persisted_name: str,
+        config: Optional[Dict[str, Any]],
+        reason: str,
+        error: Callable[[str], Exception] = InvalidArgumentError,
+    ) -> None:
         self._name = persisted_name
         self._config = config
         self.reason = reason
+        self._error = error
 
     def name(self) -> str:
         return self._name
@@ -207,7 +220,7 @@ class UnavailableEmbeddingFunction:
         return self._config
 
     def __call__(self, input: Documents) -> Embeddings:
-        raise InvalidArgumentError(self.reason)
+        raise self._error(self.reason)
 
     def __repr__(self) -> str:
         return f"UnavailableEmbeddingFunction({self._name!r})"
