@@ -90,23 +90,39 @@ class Client:
         self._filters: Dict[str, MetadataIndex] = {}
         self._closed = False
         if path is not None:
-            self._indexes.remove_orphans({row.id for row in self._store.collections()})
-            if not read_only:
-                maintenance.remove_leftovers(path)
+            try:
+                self._indexes.remove_orphans({row.id for row in self._store.collections()})
+                if not read_only:
+                    maintenance.remove_leftovers(path)
+            except BaseException:
+                try:
+                    self.close()  # releases the store lock
+                except Exception:
+                    pass  # the error of the open is the one to raise
+                raise
             atexit.register(_close_at_exit, weakref.ref(self))
 
     # -- lifecycle ----------------------------------------------------------
 
     def close(self) -> None:
-        """Save the indexes and close the store. Using the client afterwards raises an error."""
+        """Save the indexes and close the store. Using the client afterwards raises an error.
+
+        The store lock is released even when the final save fails (a full disk); the
+        typed StorageError is raised after that. A failed index save is only logged:
+        the next open catches the index up from the records.
+        """
         with self._lock:
             if self._closed:
                 return
-            if not self.read_only:
-                self._indexes.flush({row.id: row for row in self._store.collections()})
-            self._store.close()
             self._closed = True
-            _release(self.path, self)
+            try:
+                if not self.read_only:
+                    self._indexes.flush({row.id: row for row in self._store.collections()})
+            finally:
+                try:
+                    self._store.close()
+                finally:
+                    _release(self.path, self)
 
     def __enter__(self) -> "Client":
         return self
@@ -326,8 +342,8 @@ class Client:
 class PersistentClient(Client):
     """A store on disk under ``path``: a DuckDB file plus rebuildable index files.
 
-    ``read_only=True`` opens an existing store without writing to it (refused by
-    DuckDB while another process has it open for writing).
+    ``read_only=True`` opens an existing store without writing to it (refused while
+    another process has it open for writing: see :mod:`vectordb.persistence.lock`).
     """
 
     def __init__(self, path: str = "./vectordb_data", read_only: bool = False) -> None:
