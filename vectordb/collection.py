@@ -18,7 +18,7 @@ import numpy as np
 from vectordb import validation as v
 from vectordb.embedding_functions.base import embed_texts
 from vectordb.errors import InvalidArgumentError, InvalidDimensionError
-from vectordb.filters import compile_where, compile_where_document
+from vectordb.filters import Filter, parse_filter, to_sql
 from vectordb.engine import maintenance
 from vectordb.engine.maintenance import CompactResult
 from vectordb.persistence.store import CollectionRow, RecordBatch
@@ -279,13 +279,14 @@ class Collection:
 
         Raises InvalidArgumentError when no condition is given: that would delete everything.
         """
-        if ids is None and where in (None, {}) and where_document in (None, {}):  # {} filters nothing
+        flt = parse_filter(where, where_document)
+        if ids is None and flt is None:  # {} filters nothing
             raise InvalidArgumentError("delete: give ids, where or where_document (deleting everything is refused)")
         id_list = None if ids is None else v.validate_ids(ids)
         with self._client._lock:
             self._client._check_writable()
             row = self._refresh()
-            labels = self._select(row, id_list, where, where_document)
+            labels = self._select(row, id_list, flt)
             if len(labels) == 0:
                 return
             new_row = self._client._store.delete(row, labels)
@@ -325,12 +326,13 @@ class Collection:
         limit = v.validate_optional_count(limit, "limit")
         offset = v.validate_optional_count(offset, "offset")
         id_list = None if ids is None else v.validate_ids(ids, unique=False)
+        flt = parse_filter(where, where_document)
         with self._client._lock:
             row = self._refresh()
             if id_list is None:
-                labels = self._select(row, None, where, where_document, limit, offset)
+                labels = self._select(row, None, flt, limit, offset)
             else:
-                labels = self._select(row, id_list, where, where_document)
+                labels = self._select(row, id_list, flt)
                 labels = labels[offset or 0 :]
                 if limit is not None:
                     labels = labels[:limit]
@@ -361,35 +363,31 @@ class Collection:
         self,
         row: CollectionRow,
         ids: Optional[List[str]],
-        where: Any,
-        where_document: Any,
+        flt: Optional[Filter],
         limit: Optional[int] = None,
         offset: Optional[int] = None,
     ) -> np.ndarray:
         """Labels of the records matching every given condition (by ids: in the order of ``ids``)."""
-        condition = _condition(row.id, where, where_document)
         store = self._client._store
         if ids is None:
-            if condition is None:
+            if flt is None:
                 return store.select_labels(row.id, None, limit, offset)
-            labels = self._matching(row, where, where_document, condition)[offset or 0 :]
+            labels = self._matching(row, flt)[offset or 0 :]
             return labels if limit is None else labels[:limit]
         by_id = store.labels_of(row.id, ids)
         labels = np.asarray(list(dict.fromkeys(by_id[i] for i in ids if i in by_id)), dtype=np.int64)
-        if condition is None or len(labels) == 0:
+        if flt is None or len(labels) == 0:
             return labels
-        return labels[np.isin(labels, self._matching(row, where, where_document, condition))]
+        return labels[np.isin(labels, self._matching(row, flt))]
 
-    def _matching(
-        self, row: CollectionRow, where: Any, where_document: Any, condition: Tuple[str, List[Any]]
-    ) -> np.ndarray:
+    def _matching(self, row: CollectionRow, flt: Filter) -> np.ndarray:
         """Labels matching the filters, ascending: from the in-memory metadata index when it
         can answer (``where`` alone), else from the store's SQL."""
-        if where_document in (None, {}):
-            labels = self._client._metadata_index(row).evaluate(where)
+        if flt.document is None and flt.where is not None:
+            labels = self._client._metadata_index(row).evaluate(flt.where)
             if labels is not None:
                 return labels
-        return self._client._store.select_labels(row.id, condition)
+        return self._client._store.select_labels(row.id, to_sql(flt, row.id))
 
     def query(
         self,
@@ -410,7 +408,7 @@ class Collection:
         n_results = v.validate_positive_int(n_results, "n_results")
         if (query_embeddings is None) == (query_texts is None):
             raise InvalidArgumentError("query: give exactly one of query_embeddings and query_texts")
-        condition = _condition(self.id, where, where_document)
+        flt = parse_filter(where, where_document)
         if query_embeddings is not None:
             queries = v.validate_embeddings(query_embeddings, "query_embeddings")
         else:
@@ -424,7 +422,7 @@ class Collection:
                 arg = "query_embeddings" if query_embeddings is not None else "query_texts (embedded)"
                 raise _dimension_error(arg, queries.shape[1], row.dimension)
             index = self._client._indexes.get(row)
-            allowed = None if condition is None else self._matching(row, where, where_document, condition)
+            allowed = None if flt is None else self._matching(row, flt)
             if index is None:
                 labels = np.empty((len(queries), 0), dtype=np.int64)
                 distances = np.empty((len(queries), 0), dtype=np.float32)
@@ -446,18 +444,6 @@ class Collection:
     def modify(self, name: Optional[str] = None, metadata: Optional[Dict[str, Any]] = None) -> None:
         """Rename the collection and/or replace its metadata (the metric and graph settings stay)."""
         self._client._modify(self, name, metadata)
-
-
-def _condition(collection_id: str, where: Any, where_document: Any) -> Optional[Tuple[str, List[Any]]]:
-    parts = []
-    if where is not None and where != {}:
-        parts.append(compile_where(where, collection_id))
-    if where_document is not None and where_document != {}:
-        parts.append(compile_where_document(where_document))
-    if not parts:
-        return None
-    sql = " AND ".join(p[0] for p in parts)
-    return sql, [x for p in parts for x in p[1]]
 
 
 def _merge(old: Optional[Dict[str, Any]], new: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
