@@ -148,10 +148,14 @@ def _meta(i: int):
     return {"s": f"v{i}", "n": i if i % 2 else float(i), "x": i + 0.5, "b": i % 3 == 0}
 
 
+def _fill_big(col) -> None:
+    col.add(ids=[f"r{i}" for i in range(N)], embeddings=[[float(i)] for i in range(N)], metadatas=[_meta(i) for i in range(N)])
+
+
 @pytest.fixture(scope="module")
 def big(shared_memory_client):
     col = shared_memory_client.create_collection("big-lists", embedding_function=None)
-    col.add(ids=[f"r{i}" for i in range(N)], embeddings=[[float(i)] for i in range(N)], metadatas=[_meta(i) for i in range(N)])
+    _fill_big(col)
     yield col
     shared_memory_client.delete_collection(col.name)
 
@@ -189,13 +193,15 @@ def test_big_list_through_sql_only_collection(shared_memory_client):
     """More than MAX_KEYS keys: the index gives up and every filter, however big, runs as SQL."""
     col = shared_memory_client.create_collection("sql-only", embedding_function=None)
     try:
-        col.add(ids=[f"r{i}" for i in range(N)], embeddings=[[float(i)] for i in range(N)], metadatas=[_meta(i) for i in range(N)])
+        _fill_big(col)
         col.add(ids="pad", embeddings=[[0.0]], metadatas={f"p{k}": k for k in range(MAX_KEYS + 1)})
-        assert col._client._metadata_index(col._client._row(col.id, col.name)).evaluate(parse_where({"s": "v1"})) is None
+        row = col._client._row(col.id, col.name)
+        assert col._client._metadata_index(row).evaluate(parse_where({"s": "v1"})) is None
         values = [f"v{j}" for j in range(1, 2 * BIG_LIST, 2)]
         odd = [f"r{i}" for i in range(1, N, 2) if i % 10]
         assert col.get(where={"s": {"$in": values}}, include=[])["ids"] == odd
-        assert set(col.get(where={"s": {"$nin": values}}, include=[])["ids"]) == {f"r{i}" for i in range(N)} - set(odd) | {"pad"}
+        rest = {f"r{i}" for i in range(N)} - set(odd) | {"pad"}
+        assert set(col.get(where={"s": {"$nin": values}}, include=[])["ids"]) == rest
         got = col.query(query_embeddings=[[1.0]], n_results=3, where={"n": {"$in": list(range(1, 2 * BIG_LIST, 2))}})
         assert got["ids"] == [["r1", "r3", "r5"]]
     finally:

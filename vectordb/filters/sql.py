@@ -82,10 +82,12 @@ def _member_test(values: Sequence[Scalar]) -> SQL:
     floats = [v for v in values if isinstance(v, float)]
     terms: List[str] = []
     params: Params = []
-    if ints:
-        terms += ["m.int_value IN (SELECT unnest(?::BIGINT[]))", "m.float_value IN (SELECT CAST(unnest(?::BIGINT[]) AS DOUBLE))"]
+    if ints:  # exactly against stored ints, as DOUBLE against stored floats
+        terms.append("m.int_value IN (SELECT unnest(?::BIGINT[]))")
+        terms.append("m.float_value IN (SELECT CAST(unnest(?::BIGINT[]) AS DOUBLE))")
         params += [ints, ints]
     if floats:
-        terms += ["CAST(m.int_value AS DOUBLE) IN (SELECT unnest(?::DOUBLE[]))", "m.float_value IN (SELECT unnest(?::DOUBLE[]))"]
+        terms.append("CAST(m.int_value AS DOUBLE) IN (SELECT unnest(?::DOUBLE[]))")
+        terms.append("m.float_value IN (SELECT unnest(?::DOUBLE[]))")
         params += [floats, floats]
     return "(" + " OR ".join(terms) + ")", params

@@ -209,8 +209,14 @@ def _field(key: str, condition: Any, path: str) -> Node:
 def _list_operand(operand: Any, where: str) -> Tuple[Scalar, ...]:
     if not isinstance(operand, list) or not operand:
         raise InvalidArgumentError(f"{where}: expected a non-empty list, got {_short(operand)}")
-    values = tuple(validate_metadata_value(v, f"{where}[{i}]") for i, v in enumerate(operand))
-    kinds = {kind(v) for v in values}
+    try:  # one pass without per-value paths: lists may hold 100k values
+        values = tuple(validate_metadata_value(v, where) for v in operand)
+    except InvalidArgumentError:
+        for i, v in enumerate(operand):  # again, to name the bad value by its index
+            validate_metadata_value(v, f"{where}[{i}]")
+        raise
+    types = set(map(type, values))
+    kinds = {"bool" if issubclass(t, bool) else "str" if issubclass(t, str) else "number" for t in types}
     if len(kinds) > 1:
         raise InvalidArgumentError(f"{where}: all values must be of one type, got {', '.join(sorted(kinds))}")
     return values
