@@ -29,7 +29,7 @@ from vectordb.errors import (
     UnauthorizedError,
     VectorDBError,
 )
-from vectordb.filters import Filter, filter_json
+from vectordb.filters import Filter, to_dicts
 from vectordb.types import GetResult, QueryResult
 from vectordb import wire
 
@@ -171,7 +171,7 @@ class HttpBackend(Backend):
                 body["document_embeddings"] = provided
 
     def delete(self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter]) -> int:
-        where, where_document = filter_json(filter)
+        where, where_document = to_dicts(filter)
         body = {"ids": ids, "where": where, "where_document": where_document}
         return int(self._request("POST", self._records(collection_id) + "/delete", body)["deleted"])
 
@@ -188,7 +188,7 @@ class HttpBackend(Backend):
         offset: Optional[int],
         include: Sequence[str],
     ) -> GetResult:
-        where, where_document = filter_json(filter)
+        where, where_document = to_dicts(filter)
         body = {"ids": ids, "where": where, "limit": limit, "offset": offset,
                 "where_document": where_document, "include": list(include)}
         return self._request("POST", self._records(collection_id) + "/get", body)
@@ -202,7 +202,7 @@ class HttpBackend(Backend):
         filter: Optional[Filter],
         include: Sequence[str],
     ) -> QueryResult:
-        where, where_document = filter_json(filter)
+        where, where_document = to_dicts(filter)
         body = {"query_embeddings": queries, "n_results": n_results, "where": where,
                 "where_document": where_document, "include": list(include)}
         return self._request("POST", self._records(collection_id) + "/query", body)
