@@ -178,10 +178,10 @@ def test_big_lists_on_both_paths(big, op, key, values, holds):
     expected = hit if op == "$in" else sorted(set(range(N)) - set(hit))
     assert 0 < len(expected) < N
     tree = parse_where({key: {op: values}})
-    client = big._client
-    row = client._row(big.id, big.name)
-    assert sql_labels(client._backend._store, big.id, tree) == expected
-    from_index = client._metadata_index(row).evaluate(tree)
+    engine = big._backend
+    row = engine._row(big.id, big.name)
+    assert sql_labels(engine._store, big.id, tree) == expected
+    from_index = engine._derived.metadata(row).evaluate(tree)
     if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > EXACT for v in values):
         assert from_index is None
     else:
