@@ -128,10 +128,11 @@ def counting_ef() -> CountingEmbedding:
 
 
 def snapshot(col) -> Dict:
-    """Everything a collection holds, for before/after comparisons."""
+    """Everything a collection holds, for before/after comparisons (embeddings as lists, so ``==`` compares)."""
+    got = col.get(include=["embeddings", "metadatas", "documents"])
     return {
         "count": col.count(),
-        "get": col.get(include=["embeddings", "metadatas", "documents"]),
+        "get": {**got, "embeddings": got["embeddings"].tolist()},
         "dimension": col.dimension,
     }
 

@@ -165,7 +165,7 @@ def test_import_csv_with_fields(tmp_path):
     assert got["ids"] == ["007", "008"] and got["documents"] == ["apples", "pears"]
     assert got["metadatas"] == [{"year": 2020, "price": 1.5, "fresh": True},
                                 {"year": 2021, "price": 2, "fresh": False, "note": "ripe"}]
-    assert got["embeddings"] == [[1.0, 0.0], [0.0, 1.0]]
+    assert got["embeddings"].tolist() == [[1.0, 0.0], [0.0, 1.0]]
 
 
 def test_import_embeds_texts_with_the_collections_function(tmp_path, capsys):

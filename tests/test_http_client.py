@@ -103,7 +103,7 @@ def test_add_get_peek_count(col):
     assert got["documents"] == ["doc 3", "doc 1"]
     assert got["metadatas"] == [{"i": 3, "even": False}, {"i": 1, "even": False}]
     np.testing.assert_array_equal(np.asarray(got["embeddings"], dtype=np.float32), vecs[[3, 1]])
-    assert got["include"] == ["embeddings", "metadatas", "documents"]
+    assert got["included"] == ["embeddings", "metadatas", "documents"]
     default = col.get(where={"even": True})
     assert default["ids"] == ["id0", "id2", "id4"] and default["embeddings"] is None
     assert col.get(limit=2, offset=1)["ids"] == ["id1", "id2"]

@@ -102,7 +102,7 @@ def test_unclean_exit_loses_nothing_committed(tmp_path):
     client = vectordb.PersistentClient(path)
     col = client.get_collection("crash")
     assert col.count() == 200
-    assert col.get(ids="1", include=["embeddings"])["embeddings"] == [[9.0, 9.0, 9.0, 9.0]]
+    assert col.get(ids="1", include=["embeddings"])["embeddings"].tolist() == [[9.0, 9.0, 9.0, 9.0]]
     assert col.query(query_embeddings=[9.0, 9.0, 9.0, 9.0], n_results=1)["ids"] == [["1"]]
     result = col.query(query_embeddings=[0.0, 0.0, 0.0, 0.0], n_results=300)
     assert sorted(result["ids"][0], key=int) == [str(i) for i in range(300) if i % 3]

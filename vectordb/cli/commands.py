@@ -123,7 +123,7 @@ def _target(client: PersistentClient, args: argparse.Namespace) -> Collection:
     """The collection to import into: created when missing (with --metric and --embedding-function)."""
     function = _import_function(args)
     try:
-        return client.get_collection(args.name, embedding_function=None if function is DEFAULT else function)
+        return client.get_collection(args.name, embedding_function=function)
     except CollectionNotFoundError:
         metadata = None if args.metric is None else {"hnsw:space": args.metric}
         return client.create_collection(args.name, metadata=metadata, embedding_function=function)
@@ -228,7 +228,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from vectordb.server import serve
 
     serve(args.path, host=args.host, port=args.port, auth_token=args.auth_token,
-          max_body_mb=args.max_body_mb, log_level=args.log_level)
+          max_body_mb=args.max_body_mb, log_level=args.log_level, allow_reset=args.allow_reset)
     return 0
 
 
