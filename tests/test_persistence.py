@@ -31,7 +31,7 @@ READ_BACK = """
                         if col.count() else None,
         }}
     client.close()
-    print(json.dumps(out))
+    print(json.dumps(out, default=lambda array: array.tolist()))
 """
 
 
@@ -47,7 +47,7 @@ def describe_in_process(client, queries):
             if col.count()
             else None,
         }
-    return json.loads(json.dumps(out))
+    return json.loads(json.dumps(out, default=lambda array: array.tolist()))
 
 
 def populate(client, rng):

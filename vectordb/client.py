@@ -222,8 +222,7 @@ class Client:
         EmbeddingFunctionConflictError when the function passed is not the one the
         collection was created with.
         """
-        if not isinstance(name, str):
-            raise InvalidArgumentError(f"name: expected str, got {type(name).__name__}")
+        _check_name(name)
         info = self._backend.get_collection(name)
         return self._collection(info, embedding_function)
 
@@ -260,8 +259,7 @@ class Client:
 
     def delete_collection(self, name: str) -> None:
         """Remove a collection, its records and its index files."""
-        if not isinstance(name, str):
-            raise InvalidArgumentError(f"name: expected str, got {type(name).__name__}")
+        _check_name(name)
         self._backend.delete_collection(name)
 
     def _collection(self, info: CollectionInfo, passed: Any) -> Collection:
@@ -275,6 +273,13 @@ class Client:
                 conflict_message(info.name, info.ef_name, info.ef_config, ef_name, ef_config)
             )
         return Collection(self._backend, info, passed)
+
+
+def _check_name(name: Any) -> None:
+    """A name to look up: a str of valid Unicode (any such name may be asked for; a missing one is not found)."""
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"name: expected str, got {type(name).__name__}")
+    v.check_text(name, "name")
 
 
 class PersistentClient(Client):

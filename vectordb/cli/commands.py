@@ -98,7 +98,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             where_document=_parse_json(args.where_document, "--where-document"),
         )
     if args.json:
-        print_json({k: result[k][0] if isinstance(result[k], list) and k != "include" else result[k] for k in result})
+        print_json({k: result[k][0] if isinstance(result[k], list) and k != "included" else result[k] for k in result})
     else:
         rows = [[rank, i, f"{d:.4f}", shorten(doc), shorten(m)] for rank, (i, d, doc, m) in enumerate(
             zip(result["ids"][0], result["distances"][0], result["documents"][0], result["metadatas"][0]), 1)]
