@@ -12,7 +12,13 @@ runs in the background: a write returns once its records are committed to DuckDB
 (durable), while its vectors go into the index on a worker thread. The next write's
 validation and commit overlap with that insertion; anything that reads or changes an
 index first waits for it (:meth:`IndexManager.wait`), so every read sees every
-acknowledged write. At most one such job runs at a time.
+acknowledged write. At most one such job runs per collection, and a read of one
+collection waits only for that collection's job (``wait(collection_id)``).
+
+Threads: the engine's locks (:mod:`vectordb.engine.locks`) keep the requests on one
+collection apart (a change excludes everything else on it, and reads load and wait for
+its index one at a time), so each collection's index, counters and job are touched by
+one thread at a time; a mutex of the manager guards only the table of jobs.
 """
 
 from __future__ import annotations
@@ -59,7 +65,9 @@ class IndexManager:
         self._indexes: Dict[str, HnswIndex] = {}
         self._unsaved: Dict[str, int] = {}
         self._saved_seq: Dict[str, int] = {}
-        self._job: Optional[_IndexJob] = None
+        self._jobs: Dict[str, _IndexJob] = {}
+        """The background insertion of each collection that has one (its outcome not yet taken in)."""
+        self._jobs_lock = threading.Lock()
 
     def _folder_of(self, collection_id: str) -> Optional[str]:
         return None if self.folder is None else os.path.join(self.folder, collection_id)
@@ -72,12 +80,27 @@ class IndexManager:
             if name not in known_ids:
                 shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
 
-    def wait(self) -> None:
-        """Let the background index insertion (if one runs) finish, and take in its outcome."""
-        job, self._job = self._job, None
-        if job is None:
-            return
-        job.join()
+    def wait(self, collection_id: Optional[str] = None) -> None:
+        """Let the collection's background index insertion (if one runs) finish, and take in its outcome.
+
+        Without ``collection_id``, every collection's (for a flush, a check, a close).
+        Other collections' insertions go on meanwhile.
+        """
+        with self._jobs_lock:
+            ids = list(self._jobs) if collection_id is None else [collection_id]
+        for cid in ids:
+            job = self._jobs.get(cid)
+            if job is None:
+                continue
+            job.join()
+            with self._jobs_lock:
+                if self._jobs.get(cid) is not job:
+                    continue  # another thread took it in
+                del self._jobs[cid]
+            self._take_in(job)  # outside the mutex: it may write to the store (dropping tombstones)
+
+    def _take_in(self, job: "_IndexJob") -> None:
+        """Apply the outcome of a finished job: drop the index if the insertion failed, note a save."""
         collection_id = job.row.id
         if job.error is not None:
             log.error("index update of %r failed (%s); it will be rebuilt from the records", job.row.name, job.error)
@@ -92,12 +115,12 @@ class IndexManager:
 
     def loaded(self, collection_id: str) -> Optional[HnswIndex]:
         """The collection's index if it is in memory (after any background insertion), without loading it."""
-        self.wait()
+        self.wait(collection_id)
         return self._indexes.get(collection_id)
 
     def get(self, row: CollectionRow) -> Optional[HnswIndex]:
         """The collection's index, caught up with the store; None while it has no vectors."""
-        self.wait()
+        self.wait(row.id)
         index = self._indexes.get(row.id)
         if index is not None:
             return index
@@ -138,7 +161,7 @@ class IndexManager:
 
     def rebuild(self, row: CollectionRow) -> HnswIndex:
         """Replace the collection's index by one built from its records (sized to them), and save it."""
-        self.wait()
+        self.wait(row.id)
         count = self.store.count(row.id)
         index = HnswIndex(index_params(row), row.dimension, capacity=max(count, 16))
         self._catch_up(index, row.id, -1)
@@ -185,7 +208,7 @@ class IndexManager:
             # Load (and catch up) before committing, so the new records are not replayed as well.
             index = self.create(replace(row, dimension=dimension)) if row.dimension is None else self.get(row)
         new_row = commit()
-        self.wait()
+        self.wait(row.id)
         if not len(labels) or index is None or self._indexes.get(row.id) is not index:
             return new_row  # no index to update: it is rebuilt from the records on next use
         unsaved = self._unsaved.get(row.id, 0) + len(labels)
@@ -193,7 +216,8 @@ class IndexManager:
         folder = self._folder_of(row.id)
         due = _save_due(unsaved, index.count + len(labels))
         job = _IndexJob(new_row, index, labels, vectors, folder if due and not self.read_only else None)
-        self._job = job
+        with self._jobs_lock:
+            self._jobs[row.id] = job
         job.start(background=len(labels) >= BACKGROUND_MIN)
         return new_row
 
@@ -255,7 +279,7 @@ class IndexManager:
 
     def drop(self, collection_id: str) -> None:
         """Forget a deleted collection's index and remove its files."""
-        self.wait()
+        self.wait(collection_id)
         self._indexes.pop(collection_id, None)
         self._unsaved.pop(collection_id, None)
         folder = self._folder_of(collection_id)

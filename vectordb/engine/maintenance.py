@@ -13,6 +13,11 @@ is caught up or rebuilt from the records on the next open.
 index exceed ``AUTO_COMPACT_FRACTION`` of its live vectors and ``AUTO_COMPACT_MIN_DELETED``;
 its failure is logged and never fails the delete. The store lock is held across the
 swap, so no other process can open the store while the connection is closed.
+
+Threads: an index is rebuilt holding only its collection's lock (requests on other
+collections go on); the copy and the swap of the database file hold every lock of the
+engine (no request runs while the file is copied, closed and replaced, so no commit is
+left behind in the old file).
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import duckdb
 
-from vectordb.errors import StorageError
+from vectordb.errors import CollectionNotFoundError, StorageError
 from vectordb.index.hnsw import HnswIndex
 from vectordb.engine.indexes import IndexManager
 from vectordb.persistence.database import storage_error
@@ -32,7 +37,7 @@ from vectordb.persistence.files import fsync_path
 from vectordb.persistence.store import DB_FILE, CollectionRow, Store
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vectordb.client import Client
+    from vectordb.engine.local import LocalBackend
 
 log = logging.getLogger("vectordb")
 
@@ -58,33 +63,67 @@ def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[HnswInd
     return indexes.rebuild(row)
 
 
-def compact(client: "Client", rows: List[CollectionRow]) -> CompactResult:
-    """Rebuild the indexes of ``rows`` and shrink the database file (caller holds the lock)."""
-    before = disk_usage(client.path)
-    rebuilt = sum(rebuild_index(client._indexes, row) is not None for row in rows)
-    if client.path is not None:
-        compact_database(client._store)
-    after = disk_usage(client.path)
-    log.info("compacted the store at %s: %d -> %d bytes", client.path, before, after)
+def compact(
+    engine: "LocalBackend", targets: Optional[List[Tuple[str, str]]] = None, due_only: bool = False
+) -> Optional[CompactResult]:
+    """Rebuild the indexes of ``targets`` (``(id, name)`` pairs; every collection when None)
+    and shrink the database file. The caller holds no lock of the engine.
+
+    With ``due_only`` (after a delete), a collection whose index no longer needs it (another
+    thread compacted it meanwhile) is left alone, and None is returned if none did.
+    """
+    before = disk_usage(engine.path)
+    if targets is None:
+        with engine._locks.catalog.read:
+            engine._check_writable()
+            targets = [(row.id, row.name) for row in engine._store.collections()]
+        missing_ok = True  # a collection deleted meanwhile has nothing to compact
+    else:
+        missing_ok = False
+    rebuilt = 0
+    for collection_id, name in targets:
+        try:
+            with engine._lock(collection_id, name, writable=True).write:
+                engine._check_writable()
+                row = engine._row(collection_id, name)
+                if due_only:
+                    index = engine._indexes.loaded(row.id)
+                    if not compaction_due(index):
+                        continue
+                    assert index is not None
+                    log.info("collection %r has %d deleted index slots for %d live vectors; compacting",
+                             row.name, index.deleted, index.count)
+                rebuilt += rebuild_index(engine._indexes, row) is not None
+        except CollectionNotFoundError:
+            if not missing_ok:
+                raise
+    if due_only and not rebuilt:
+        return None
+    if engine.path is not None:
+        with engine._locks.everything():
+            engine._check_writable()
+            compact_database(engine._store)
+    after = disk_usage(engine.path)
+    log.info("compacted the store at %s: %d -> %d bytes", engine.path, before, after)
     return CompactResult(before, after, rebuilt)
 
 
-def maybe_compact(client: "Client", row: CollectionRow) -> Optional[CompactResult]:
-    """Compact when the collection's index has many deleted slots (after a delete).
+def compaction_due(index: Optional[HnswIndex]) -> bool:
+    """Whether an index has so many deleted slots that it should be rebuilt (after a delete)."""
+    return index is not None and index.deleted > max(AUTO_COMPACT_MIN_DELETED, AUTO_COMPACT_FRACTION * index.count)
+
+
+def maybe_compact(engine: "LocalBackend", collection_id: str, name: str) -> Optional[CompactResult]:
+    """Compact the collection if its index has many deleted slots (after a delete that found it due).
 
     The delete that calls this has committed: a failure here (a full disk, say) is
     logged and never fails the delete; ``compact()`` gives the space back later.
     """
-    index = client._indexes.loaded(row.id)
-    if index is None or index.deleted <= max(AUTO_COMPACT_MIN_DELETED, AUTO_COMPACT_FRACTION * index.count):
-        return None
-    log.info("collection %r has %d deleted index slots for %d live vectors; compacting", row.name,
-             index.deleted, index.count)
     try:
-        return compact(client, [row])
+        return compact(engine, [(collection_id, name)], due_only=True)
     except Exception as exc:  # the delete's result stands whatever happens here
         log.warning("automatic compaction of collection %r after a delete failed (the delete stands; "
-                    "compact() gives the space back later): %s", row.name, exc,
+                    "compact() gives the space back later): %s", name, exc,
                     exc_info=not isinstance(exc, StorageError))
         return None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Tuple
@@ -58,6 +59,7 @@ class HnswIndex:
         self._alive = np.zeros(max(capacity, 16), dtype=bool)
         self._deleted = 0
         self._matrix: Optional[np.ndarray] = None
+        self._matrix_lock = threading.Lock()  # two reads at once fill the matrix once
         self.matrix_source: Optional[Callable[[], Iterator[Tuple[np.ndarray, np.ndarray]]]] = None
 
     @property
@@ -118,30 +120,44 @@ class HnswIndex:
 
         Exact search reads them from a dense matrix by label: hnswlib's own ``get_items``
         costs about 20 µs a vector. The matrix is filled on first use from
-        ``matrix_source`` (the store's records) and kept current by :meth:`add`.
+        ``matrix_source`` (the store's records) and kept current by :meth:`add`. Several
+        searches may run at once (never beside :meth:`add`): the matrix is published only
+        once it is full.
         """
         labels = np.asarray(labels, dtype=np.int64)
         if self._matrix is None and self.matrix_source is not None:
-            self._matrix = np.zeros((len(self._alive), self.dim), dtype=np.float32)
-            for chunk_labels, chunk_vectors in self.matrix_source():
-                self._put_rows(chunk_labels, chunk_vectors)
+            with self._matrix_lock:
+                if self._matrix is None:
+                    self._matrix = self._filled_matrix(self.matrix_source)
         if self._matrix is not None:
             return self._matrix[labels]
         if len(labels) == 0:
             return np.empty((0, self.dim), dtype=np.float32)
         return np.asarray(self._index.get_items(labels, return_type="numpy"), dtype=np.float32)
 
-    def _put_rows(self, labels: np.ndarray, vectors: np.ndarray) -> None:
-        assert self._matrix is not None
-        if len(self._matrix) < len(self._alive):
+    def _filled_matrix(self, source: Callable[[], Iterator[Tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
+        matrix = np.zeros((len(self._alive), self.dim), dtype=np.float32)
+        for chunk_labels, chunk_vectors in source():
+            matrix = self._put_rows(chunk_labels, chunk_vectors, matrix)
+        return matrix
+
+    def _put_rows(self, labels: np.ndarray, vectors: np.ndarray, matrix: Optional[np.ndarray] = None) -> np.ndarray:
+        """Write rows into ``matrix`` (default: the index's own), grown first if need be; returns it."""
+        own = matrix is None
+        matrix = self._matrix if own else matrix
+        assert matrix is not None
+        if len(matrix) < len(self._alive):
             grown = np.zeros((len(self._alive), self.dim), dtype=np.float32)
-            grown[: len(self._matrix)] = self._matrix
-            self._matrix = grown
+            grown[: len(matrix)] = matrix
+            matrix = grown
         vectors = np.asarray(vectors, dtype=np.float32)
         if self.params.space == "cosine":
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.where(norms == 0, 1, norms)
-        self._matrix[labels] = vectors
+        matrix[labels] = vectors
+        if own:
+            self._matrix = matrix
+        return matrix
 
     def search(
         self, queries: np.ndarray, k: int, allowed: Optional[np.ndarray] = None
@@ -259,6 +275,7 @@ class HnswIndex:
             index = cls.__new__(cls)
             index.params, index.dim = params, dim
             index._matrix, index.matrix_source = None, None
+            index._matrix_lock = threading.Lock()
             with open(os.path.join(folder, "alive.npy"), "rb") as f:
                 index._alive = np.load(f)
             index._index = hnswlib.Index(space=params.space, dim=dim)
