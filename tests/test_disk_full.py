@@ -212,8 +212,8 @@ def test_commit_that_is_durable_though_its_checkpoint_failed_is_acknowledged(dis
     path = str(disk.root / "db")
     client, model = _build(path)
     col = client.get_collection("docs")
-    client._store.con.execute("CHECKPOINT")
-    client._store.con.execute("SET checkpoint_threshold = '1KB'")  # DuckDB checkpoints after every commit
+    client._backend._store.con.execute("CHECKPOINT")
+    client._backend._store.con.execute("SET checkpoint_threshold = '1KB'")  # DuckDB checkpoints after every commit
     disk.fill(200_000)
     caplog.set_level(logging.WARNING, logger="vectordb")
     vectors = _vectors(3, 500)

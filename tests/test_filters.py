@@ -1,15 +1,30 @@
-"""where / where_document: every operator, Chroma's edge cases, errors, and a Python oracle."""
+"""where / where_document: every operator, Chroma's edge cases, errors, the parsed tree, the
+nesting bound, SQL that keeps values as parameters, and a Python oracle."""
 
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import vectordb
 from vectordb.errors import InvalidArgumentError
-from vectordb.filters import compile_where, compile_where_document
+from vectordb.filters import (
+    MAX_DEPTH,
+    And,
+    Compare,
+    DocContains,
+    Filter,
+    Member,
+    Or,
+    parse_filter,
+    parse_where,
+    parse_where_document,
+    to_dicts,
+    to_sql,
+)
 
 RECORDS = {
     "a": ({"year": 2019, "genre": "sf", "score": 4.5, "new": True}, "The Cat sat on the mat"),
@@ -167,21 +182,32 @@ def test_malformed_where_document(col, where_document, match):
         col.query(query_embeddings=[0.0, 1.0], where_document=where_document)
 
 
-# -- compile_where: values are parameters, never SQL text ----------------------
+# -- to_sql: values are parameters, never SQL text ----------------------
 
 EVIL = "x'; DROP TABLE records; --"
 
 
-def test_compile_where_keeps_values_out_of_sql():
+def where_sql(where, collection_id):
+    return to_sql(Filter(parse_where(where), None), collection_id)
+
+
+def document_sql(where_document):
+    return to_sql(Filter(None, parse_where_document(where_document)), "unused")
+
+
+def test_to_sql_keeps_values_out_of_sql():
     where = {"$or": [{EVIL: EVIL}, {"k": {"$in": [EVIL, "y"]}}, {"n": {"$gt": 3}}]}
-    sql, params = compile_where(where, "cid")
+    sql, params = where_sql(where, "cid")
     assert EVIL not in sql and "DROP" not in sql and "'" not in sql
-    assert params.count(EVIL) == 3  # key once, value twice
+    assert params.count(EVIL) == 2  # as the key once and as a value; the $in list is one parameter
+    assert [EVIL, "y"] in params
     assert "cid" in params
     assert sql.count("?") == len(params)
-    doc_sql, doc_params = compile_where_document({"$and": [{"$contains": EVIL}, {"$not_contains": "%"}]})
+    doc_sql, doc_params = document_sql({"$and": [{"$contains": EVIL}, {"$not_contains": "%"}]})
     assert EVIL not in doc_sql and doc_params == [EVIL, "%"]
     assert doc_sql.count("?") == len(doc_params)
+    both_sql, both_params = to_sql(parse_filter({"k": 1}, {"$contains": EVIL}), "cid")
+    assert both_sql.count("?") == len(both_params) and both_params[-1] == EVIL and " AND " in both_sql
 
 
 def test_compiled_filter_runs_as_parameters():
@@ -193,10 +219,10 @@ def test_compiled_filter_runs_as_parameters():
     )
     con.execute("INSERT INTO records VALUES ('c', 1, ?), ('c', 2, 'plain')", [EVIL])
     con.execute("INSERT INTO metadata VALUES ('c', 1, ?, ?, NULL, NULL, NULL)", [EVIL, EVIL])
-    sql, params = compile_where({EVIL: EVIL}, "c")
+    sql, params = where_sql({EVIL: EVIL}, "c")
     rows = con.execute(f"SELECT r.label FROM records r WHERE r.collection_id = 'c' AND {sql}", params).fetchall()
     assert rows == [(1,)]
-    sql, params = compile_where_document({"$contains": EVIL})
+    sql, params = document_sql({"$contains": EVIL})
     assert con.execute(f"SELECT r.label FROM records r WHERE {sql}", params).fetchall() == [(1,)]
     assert con.execute("SELECT count(*) FROM records").fetchone()[0] == 2
 
@@ -311,3 +337,92 @@ def test_where_matches_python_oracle(oracle_store, metas, where):
             assert col.get(where=w)["ids"] == expected, w
     finally:
         oracle_store.delete_collection("oracle")
+
+
+# -- the parser: one typed tree, and a bound on nesting ---------------------------------
+
+
+def test_parse_builds_the_tree():
+    where = {"a": np.int64(1), "$or": [{"b": {"$in": ["x", "y"]}}, {"c": {"$ne": 2.5}}], "d": {"$nin": [True]}}
+    assert parse_where(where) == And(
+        (
+            Compare("a", "$eq", 1),
+            Or((Member("b", ("x", "y")), Compare("c", "$ne", 2.5))),
+            Member("d", (True,), negated=True),
+        )
+    )
+    assert type(parse_where(where).children[0].value) is int  # numpy scalars become plain Python values
+    assert parse_where_document({"$or": [{"$contains": "a"}, {"$not_contains": "b"}]}) == Or(
+        (DocContains("a"), DocContains("b", negated=True))
+    )
+    assert parse_filter({"k": 1}, None) == Filter(Compare("k", "$eq", 1), None)
+    assert parse_filter(None, {"$contains": "z"}) == Filter(None, DocContains("z"))
+
+
+@pytest.mark.parametrize("where, where_document", [(None, None), ({}, None), (None, {}), ({}, {})])
+def test_no_filter_parses_to_none(where, where_document):
+    assert parse_filter(where, where_document) is None
+
+
+def nested(depth, op, leaf):
+    """``leaf`` under ``depth`` levels of ``op`` (built in a loop: no recursion here)."""
+    tree = leaf
+    for _ in range(depth):
+        tree = {op: [tree, leaf]}
+    return tree
+
+
+def test_nesting_up_to_the_limit_works(col):
+    assert ids_where(col, where=nested(MAX_DEPTH, "$and", {"genre": "sf"})) == ["a", "c"]
+    assert ids_where(col, where_document=nested(MAX_DEPTH, "$or", {"$contains": "cat"})) == ["c", "f"]
+    with pytest.raises(InvalidArgumentError, match=rf"where: \$and / \$or nested too deep \(the limit is {MAX_DEPTH}"):
+        parse_where(nested(MAX_DEPTH + 1, "$and", {"genre": "sf"}))
+    with pytest.raises(InvalidArgumentError, match=rf"where_document: .*nested too deep \(the limit is {MAX_DEPTH}"):
+        parse_where_document(nested(MAX_DEPTH + 1, "$or", {"$contains": "x"}))
+
+
+@pytest.mark.parametrize("depth", [300, 500, 10_000])
+@pytest.mark.parametrize("arg", ["where", "where_document"])
+def test_too_deep_filters_raise_and_change_nothing(client, arg, depth):
+    col = _fill(client.create_collection("deep", embedding_function=None))
+    before = col.get(include=["embeddings", "metadatas", "documents"])
+    leaf = {"genre": "sf"} if arg == "where" else {"$contains": "cat"}
+    for op in ("$and", "$or"):
+        deep = {arg: nested(depth, op, leaf)}
+        match = rf"^{arg}: \$and / \$or nested too deep \(the limit is {MAX_DEPTH} levels\)$"
+        with pytest.raises(InvalidArgumentError, match=match):
+            col.get(**deep)
+        with pytest.raises(InvalidArgumentError, match=match):
+            col.query(query_embeddings=[0.0, 1.0], **deep)
+        with pytest.raises(InvalidArgumentError, match=match):
+            col.delete(**deep)
+        with pytest.raises(InvalidArgumentError, match=match):
+            col.delete(ids=["a", "b"], **deep)
+    assert col.get(include=["embeddings", "metadatas", "documents"]) == before
+    assert client.get_collection("deep").count() == len(RECORDS)
+
+
+def test_errors_about_huge_values_stay_short(col):
+    deep = nested(10_000, "$and", {"a": 1})
+    with pytest.raises(InvalidArgumentError, match=r"where\['\$or'\]: expected a list of at least two filters, got \[") as info:
+        col.get(where={"$or": [deep]})
+    assert len(str(info.value)) < 200
+    with pytest.raises(InvalidArgumentError, match=r"expected a dict with exactly one operator") as info:
+        col.get(where_document={"$contains": "x" * 100_000, "$and": deep})
+    assert len(str(info.value)) < 200
+
+
+@settings(max_examples=200, deadline=None)
+@given(where=st.recursive(
+    st.one_of(
+        st.builds(lambda k, v: {k: v}, st.sampled_from(["a", "b"]), st.one_of(st.integers(-3, 3), st.text(max_size=3), st.booleans())),
+        st.builds(lambda k, op, v: {k: {op: v}}, st.sampled_from(["a", "b"]), st.sampled_from(["$gt", "$lte", "$ne"]), st.integers(-3, 3)),
+        st.builds(lambda k, op, vs: {k: {op: vs}}, st.sampled_from(["a", "b"]), st.sampled_from(["$in", "$nin"]),
+                  st.lists(st.integers(-3, 3), min_size=1, max_size=4)),
+    ),
+    lambda inner: st.builds(lambda op, xs: {op: xs}, st.sampled_from(["$and", "$or"]), st.lists(inner, min_size=2, max_size=3)),
+    max_leaves=8,
+), document=st.one_of(st.none(), st.builds(lambda op, t: {op: t}, st.sampled_from(["$contains", "$not_contains"]), st.text(min_size=1, max_size=4))))
+def test_a_parsed_filter_written_back_as_dicts_parses_to_the_same_tree(where, document):
+    parsed = parse_filter(where, document)
+    assert parse_filter(*to_dicts(parsed)) == parsed

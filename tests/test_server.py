@@ -189,3 +189,32 @@ def test_many_client_processes_at_once(server):
     assert collection.count() == 600
     for w in range(3):
         assert len(collection.get(where={"worker": w})["ids"]) == 200
+
+
+@pytest.mark.parametrize("depth", [300, 20_000])
+def test_deeply_nested_filters_are_a_400_and_change_nothing(server, seeded, depth):
+    before = snapshot(seeded)
+    nested = '{"$and": [' * depth + '{"k": 1}' + ', {"k": 2}]}' * depth
+    for action in ("get", "delete", "query"):
+        extra = ', "query_embeddings": [[0.1, 0.2]]' if action == "query" else ""
+        answer = httpx.post(server.url + API + f"/collections/{seeded.id}/{action}",
+                            content='{"where": ' + nested + extra + "}", headers={"content-type": "application/json"})
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_argument", answer.text
+        if depth == 300:  # parsed as JSON, refused by vectordb's filter parser
+            assert answer.json()["message"] == "where: $and / $or nested too deep (the limit is 64 levels)"
+        else:  # deeper than Python's JSON parser goes
+            assert answer.json()["message"].startswith("the request body cannot be parsed as JSON")
+    assert snapshot(seeded) == before
+
+
+@pytest.mark.parametrize("config, message", [
+    ("[" * 3_000 + "]" * 3_000, "nested too deep (the limit is 32 levels)"),
+    ('{"a":' * 3_000 + "1" + "}" * 3_000, "nested too deep (the limit is 32 levels)"),
+    ("[1, 2]", "expected a JSON object, got list"),
+    ("{not json", "not JSON"),
+])
+def test_a_bad_embedding_function_config_parameter_is_a_400(server, seeded, config, message):
+    answer = httpx.get(server.url + API + f"/collections/{seeded.name}",
+                       params={"embedding_function": "x", "embedding_function_config": config})
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_argument"
+    assert message in answer.json()["message"]

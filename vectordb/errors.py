@@ -18,6 +18,7 @@ the command line can speak of the same error in the same words::
     │   └── StoreCorruptedError (damaged database)   500
     ├── UnauthorizedError                            401
     ├── ServerUnreachableError (also ConnectionError) 503
+    ├── OutcomeUnknownError (also ConnectionError)   504
     ├── MissingDependencyError (also ImportError)    500
     └── EmbeddingError                               502
 """
@@ -139,10 +140,20 @@ class UnauthorizedError(VectorDBError):
 
 
 class ServerUnreachableError(VectorDBError, ConnectionError):
-    """No answer from the vectordb server at the client's URL."""
+    """The vectordb server at the client's URL could not be reached: the request was never
+    sent, so nothing changed and it is safe to send again."""
 
     code = "server_unreachable"
     http_status = 503
+
+
+class OutcomeUnknownError(VectorDBError, ConnectionError):
+    """A request reached the server but its answer did not come back (a read timeout, a
+    dropped connection): it may or may not have been applied. Every write of vectordb gives
+    the same result when sent again (see the README's Guarantees), so retrying is safe."""
+
+    code = "outcome_unknown"
+    http_status = 504
 
 
 class MissingDependencyError(VectorDBError, ImportError):

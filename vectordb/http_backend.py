@@ -24,11 +24,12 @@ from vectordb.errors import (
     CollectionNotFoundError,
     InvalidArgumentError,
     MissingDependencyError,
+    OutcomeUnknownError,
     ServerUnreachableError,
     UnauthorizedError,
     VectorDBError,
 )
-from vectordb.filters import Filter, filter_json
+from vectordb.filters import Filter, to_dicts
 from vectordb.types import GetResult, QueryResult
 from vectordb import wire
 
@@ -69,11 +70,19 @@ class HttpBackend(Backend):
     def _request(self, method: str, path: str, body: Any = None, params: Optional[Dict[str, str]] = None) -> Any:
         content = None if body is None else wire.to_json(body)
         headers = None if body is None else {"content-type": "application/json"}
+        httpx = self._httpx
         try:
             response = self._http.request(method, path, content=content, params=params, headers=headers)
-        except self._httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as exc:
             raise ServerUnreachableError(
-                f"cannot reach the vectordb server at {self.url}: {type(exc).__name__}: {exc or 'no answer'}"
+                f"cannot reach the vectordb server at {self.url}: {type(exc).__name__}: {exc or 'no answer'} "
+                "(the request was not sent)"
+            ) from None
+        except httpx.TransportError as exc:
+            raise OutcomeUnknownError(
+                f"{method} {path} was sent to the vectordb server at {self.url}, but no answer came back "
+                f"({type(exc).__name__}: {exc or 'no answer'}): it may have been applied; "
+                "vectordb's writes are safe to send again"
             ) from None
         if response.status_code >= 400:
             raise self._error(response)
@@ -162,7 +171,7 @@ class HttpBackend(Backend):
                 body["document_embeddings"] = provided
 
     def delete(self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter]) -> int:
-        where, where_document = filter_json(filter)
+        where, where_document = to_dicts(filter)
         body = {"ids": ids, "where": where, "where_document": where_document}
         return int(self._request("POST", self._records(collection_id) + "/delete", body)["deleted"])
 
@@ -179,7 +188,7 @@ class HttpBackend(Backend):
         offset: Optional[int],
         include: Sequence[str],
     ) -> GetResult:
-        where, where_document = filter_json(filter)
+        where, where_document = to_dicts(filter)
         body = {"ids": ids, "where": where, "limit": limit, "offset": offset,
                 "where_document": where_document, "include": list(include)}
         return self._request("POST", self._records(collection_id) + "/get", body)
@@ -193,7 +202,7 @@ class HttpBackend(Backend):
         filter: Optional[Filter],
         include: Sequence[str],
     ) -> QueryResult:
-        where, where_document = filter_json(filter)
+        where, where_document = to_dicts(filter)
         body = {"query_embeddings": queries, "n_results": n_results, "where": where,
                 "where_document": where_document, "include": list(include)}
         return self._request("POST", self._records(collection_id) + "/query", body)

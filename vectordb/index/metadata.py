@@ -4,21 +4,22 @@ A filtered query must turn ``where`` into the set of matching labels; asking Duc
 several milliseconds at 100k records, more than the whole search. :class:`MetadataIndex`
 holds, per metadata key, arrays indexed by label (a float64 number column, an int32
 string-code column, an int8 bool column, each made on first use) plus a live mask, and
-answers with a few vectorised comparisons. It mirrors the store's ``metadata`` table and
-the semantics of :mod:`vectordb.filters` exactly; where float64 cannot compare exactly
-(ints beyond ±2**53) it answers None and the caller asks the store. Like the record
+answers a parsed filter tree (:mod:`vectordb.filters.tree`) with a few vectorised
+comparisons. It mirrors the store's ``metadata`` table and the semantics of the SQL
+that :func:`vectordb.filters.to_sql` writes for the same tree exactly (a property test
+in tests/test_filter_equivalence.py holds them equal); where float64 cannot compare
+exactly (ints beyond ±2**53) it answers None and the caller asks the store. Like the record
 cache it is derived data, kept current by each committed write and delete of this client.
 """
 
 from __future__ import annotations
 
 import operator
-from functools import reduce
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from vectordb.validation import validate_metadata_value
+from vectordb.filters.tree import And, Compare, Member, Node, Or, Scalar
 
 EXACT = 2**53  # ints up to this magnitude are exact in float64
 MAX_KEYS = 128  # beyond this many keys the dense columns cost too much; the index gives up
@@ -48,8 +49,8 @@ class _Column:
 class MetadataIndex:
     """Live labels and typed metadata columns of one collection, indexed by label.
 
-    ``evaluate`` expects a ``where`` that has already passed :func:`compile_where` (the
-    collection compiles it before taking its lock); it does not validate the filter.
+    ``evaluate`` takes the tree of :func:`vectordb.filters.parse_where` (the collection
+    parses the request's filter once, before taking its lock); it does not validate it.
     """
 
     def __init__(self, capacity: int = 0) -> None:
@@ -129,31 +130,32 @@ class MetadataIndex:
         self._live[labels] = False
         self._clear(labels)
 
-    def evaluate(self, where: Dict[str, Any]) -> Optional[np.ndarray]:
-        """The live labels matching ``where``, ascending; None when only SQL can answer exactly."""
+    def evaluate(self, where: Node) -> Optional[np.ndarray]:
+        """The live labels matching the parsed ``where`` tree, ascending; None when only SQL
+        can answer exactly (ints beyond ±2**53, too many keys, a document condition)."""
         if self._disabled:
             return None
-        mask = self._where(where)
+        mask = self._node(where)
         return None if mask is None else np.flatnonzero(mask & self._live[: self._size]).astype(np.int64, copy=False)
 
-    def _where(self, where: Dict[str, Any]) -> Optional[np.ndarray]:
-        result: Optional[np.ndarray] = None
-        for key, condition in where.items():
-            if key in ("$and", "$or"):
-                parts = [self._where(item) for item in condition]
-                if any(p is None for p in parts):
-                    return None
-                mask = reduce(operator.and_ if key == "$and" else operator.or_, parts)
-            else:
-                mask = self._field(key, condition)
+    def _node(self, node: Node) -> Optional[np.ndarray]:
+        """A mask over labels ``[0, size)``; None as soon as any part cannot be answered here."""
+        if isinstance(node, (And, Or)):
+            combine = operator.and_ if isinstance(node, And) else operator.or_
+            result: Optional[np.ndarray] = None
+            for child in node.children:
+                mask = self._node(child)
                 if mask is None:
                     return None
-            result = mask if result is None else result & mask
-        return result
+                result = mask if result is None else combine(result, mask)
+            return result
+        if isinstance(node, Compare):
+            return self._test(node.key, node.op, (node.value,))
+        if isinstance(node, Member):
+            return self._test(node.key, "$nin" if node.negated else "$in", node.values)
+        return None  # DocContains: documents are not held here
 
-    def _field(self, key: str, condition: Any) -> Optional[np.ndarray]:
-        op, operand = next(iter(condition.items())) if isinstance(condition, dict) else ("$eq", condition)
-        values = [validate_metadata_value(x, "where") for x in (operand if op in ("$in", "$nin") else [operand])]
+    def _test(self, key: str, op: str, values: Sequence[Scalar]) -> Optional[np.ndarray]:
         col = self._columns.get(key)
         hit = np.zeros(self._size, dtype=bool)
         if col is None:

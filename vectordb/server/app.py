@@ -87,6 +87,40 @@ def _stand_in(spec: Optional[EmbeddingFunctionSpec]) -> Any:
     return None if spec is None else UnavailableEmbeddingFunction(spec.name, spec.config, SERVER_DOES_NOT_EMBED)
 
 
+MAX_CONFIG_DEPTH = 32
+"""The most levels of nesting an ``embedding_function_config`` parameter may have."""
+
+
+def _config_param(text: str) -> Dict[str, Any]:
+    """The JSON object of an ``embedding_function_config`` query parameter.
+
+    Nesting is counted before parsing (outside strings), so a deeply nested value is a
+    400 naming the limit, never a RecursionError in the JSON parser.
+    """
+    depth, deepest, in_string, escaped = 0, 0, False, False
+    for ch in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_CONFIG_DEPTH:
+                raise InvalidArgumentError(
+                    f"embedding_function_config: nested too deep (the limit is {MAX_CONFIG_DEPTH} levels)"
+                )
+        elif ch in "]}":
+            depth -= 1
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"embedding_function_config: not JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise InvalidArgumentError(f"embedding_function_config: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
 def _model(collection: Collection) -> Dict[str, Any]:
     return wire.collection_json(collection._info)
 
@@ -150,6 +184,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # the body could not be parsed (e.g. JSON nested deeper than Python's parser goes)
+            return _error(400, InvalidArgumentError.code,
+                          f"the request body cannot be parsed as JSON ({exc.detail}): {request.method} {request.url.path}")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, f"{exc.detail}: {request.method} {request.url.path}")
 
@@ -182,10 +219,7 @@ def _collection_routes(router: APIRouter, client: Client, collections: _Collecti
         """With ``embedding_function`` (a name) and ``embedding_function_config`` (JSON), conflicts are checked."""
         passed = None
         if embedding_function is not None:
-            try:
-                config = None if embedding_function_config is None else json.loads(embedding_function_config)
-            except ValueError as exc:
-                raise InvalidArgumentError(f"embedding_function_config: not JSON ({exc})") from None
+            config = None if embedding_function_config is None else _config_param(embedding_function_config)
             passed = _stand_in(EmbeddingFunctionSpec(name=embedding_function, config=config))
         return _json(_model(collections.remember(client.get_collection(name, embedding_function=passed))))
 
