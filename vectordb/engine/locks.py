@@ -17,10 +17,12 @@ writer-preferring: once a change waits, new reads of that collection wait behind
 a stream of reads never starves a write, a compaction or ``close()``. They are not
 re-entrant: a thread holding a lock never asks for it again.
 
-``threading.RLock`` is C code; the readers–writer lock here costs about 1 µs more per
-request (two plain-mutex round trips), which is why it is written out instead of using
-a general-purpose library class (``fasteners.ReaderWriterLock`` costs ten times that:
-it tracks the owning thread on every acquisition).
+Cost: taking and letting go of :class:`RWLock` for reading takes about 0.9 µs (two
+rounds of a plain mutex), against 0.26 µs for ``threading.RLock`` and 4 µs for
+``fasteners.ReaderWriterLock`` (which looks up the current thread and keeps a dict of
+readers on every acquisition): hence this small class rather than a dependency. A
+query takes one; its median latency (0.17 ms at 50,000 vectors) did not measurably
+change against a plain mutex per collection.
 """
 
 from __future__ import annotations
