@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import uuid
 import zlib
 from typing import Callable, Dict, Iterator, List
 
@@ -91,7 +92,7 @@ def clients(tmp_path_factory) -> Iterator[Callable[[str], vectordb.Client]]:
 def store(request, clients) -> Iterator[VectorDBVectorStore]:
     """An empty store over a fresh collection of each backend's client, removed afterwards."""
     client = clients(request.param)
-    name = f"llama-{request.node.name.split('[')[0][-20:].replace('_', '-')}-{request.param}"
+    name = f"llama-{uuid.uuid4().hex[:12]}"
     yield VectorDBVectorStore(client=client, collection_name=name)
     client.delete_collection(name)
 

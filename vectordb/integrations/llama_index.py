@@ -21,7 +21,7 @@ LT, LTE, IN and NIN, combined with AND / OR and nested; other operators and NOT 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -267,7 +267,9 @@ class VectorDBVectorStore(BasePydanticVectorStore):
             ids=[ids[i] for i in chosen],
         )
 
-    def _nearest(self, vector: List[float], k: int, where: Optional[Dict[str, Any]], node_ids: Optional[List[str]]):
+    def _nearest(
+        self, vector: List[float], k: int, where: Optional[Dict[str, Any]], node_ids: Optional[List[str]]
+    ) -> Tuple[List[str], List[Any], List[Any], List[Any], List[float]]:
         """``(ids, documents, metadatas, embeddings, distances)`` of the ``k`` nearest records."""
         if node_ids is None:
             found = self._collection.query(
@@ -303,7 +305,8 @@ def _distances(space: str, q: np.ndarray, m: np.ndarray) -> np.ndarray:
     return ((m - q) ** 2).sum(axis=1)
 
 
-def _similarity(space: str):
+def _similarity(space: str) -> Callable[[float], float]:
+    """Distance → LlamaIndex similarity (higher is nearer) for the collection's metric."""
     if space in ("cosine", "ip"):
         return lambda d: 1.0 - float(d)
     return lambda d: 1.0 / (1.0 + float(d))
