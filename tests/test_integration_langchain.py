@@ -25,7 +25,7 @@ from langchain_core.vectorstores import VectorStore  # noqa: E402
 from langchain_tests.integration_tests import VectorStoreIntegrationTests  # noqa: E402
 
 import vectordb  # noqa: E402
-from vectordb.errors import CollectionNotFoundError, InvalidArgumentError  # noqa: E402
+from vectordb.errors import CollectionNotFoundError, DuplicateIDError, InvalidArgumentError  # noqa: E402
 from vectordb.integrations.langchain import VectorDBStore  # noqa: E402
 
 
@@ -143,6 +143,11 @@ def test_writing_an_id_again_replaces_the_record_and_bad_metadata_changes_nothin
     assert store.similarity_search_by_vector([1.0, 0.0], k=1)[0].id == "a"
     with pytest.raises(InvalidArgumentError, match=r"metadatas\[1\]\['tags'\]"):
         store.add_texts(["north", "south"], metadatas=[{"a": 1}, {"tags": ["x", "y"]}], ids=["b", "c"])
+    emb = store.embeddings
+    before = len(emb.embedded)
+    with pytest.raises(DuplicateIDError, match="'b'"):
+        store.add_texts(["north", "south"], ids=["b", "b"])
+    assert len(emb.embedded) == before  # refused before embedding
     with pytest.raises(InvalidArgumentError, match="metadatas: expected 2 items"):
         store.add_texts(["north", "south"], metadatas=[{"a": 1}])
     assert store.get_by_ids(["b", "c"]) == [] and store.collection.count() == 1

@@ -31,7 +31,7 @@ import numpy as np
 
 from vectordb.client import Client
 from vectordb.collection import Collection
-from vectordb.errors import InvalidArgumentError, MissingDependencyError
+from vectordb.errors import DuplicateIDError, InvalidArgumentError, MissingDependencyError
 from vectordb.integrations.records import clean_metadata, open_collection, space_of, write_records
 
 try:
@@ -119,7 +119,8 @@ class VectorDBStore(VectorStore):
 
         Raises:
             InvalidArgumentError: ``metadatas`` or ``ids`` of another length than ``texts``, a
-                metadata value vectordb cannot store, a repeated id. Nothing is written then.
+                metadata value vectordb cannot store. DuplicateIDError: an id repeated (before
+                anything is embedded). Nothing is written then.
         """
         texts = list(texts)
         n = len(texts)
@@ -128,6 +129,9 @@ class VectorDBStore(VectorStore):
         if ids is not None and len(ids) != n:
             raise InvalidArgumentError(f"ids: expected {n} items (one per text), got {len(ids)}")
         id_list = [str(uuid.uuid4()) if not i else i for i in (ids or [None] * n)]
+        repeated = sorted({i for i in id_list if id_list.count(i) > 1}) if len(set(id_list)) < n else []
+        if repeated:  # checked before embedding, so a bad call costs no embedding
+            raise DuplicateIDError(f"ids: repeated in one call: {', '.join(map(repr, repeated[:10]))}")
         metas = [clean_metadata(m, f"metadatas[{k}]") for k, m in enumerate(metadatas or [None] * n)]
         if not texts:
             return []
