@@ -32,6 +32,7 @@ from vectordb.errors import (
     VectorDBError,
 )
 from vectordb.engine.indexes import IndexManager
+from vectordb.index import settings
 from vectordb.index.metadata import MetadataIndex
 from vectordb.engine import maintenance
 from vectordb.engine.cache import RecordCache
@@ -173,7 +174,7 @@ class Client:
             ef_name, ef_config = (None, None) if function is None else describe(function)
             row = CollectionRow(
                 id=str(uuid.uuid4()), name=name, metadata=metadata,
-                metric=(metadata or {}).get("hnsw:space", "l2"), dimension=None,
+                metric=settings.metric_of(metadata), dimension=None,
                 ef_name=ef_name, ef_config=ef_config, next_label=0, seq=0, position=0,
             )
             row = self._store.insert_collection(row)
@@ -288,11 +289,10 @@ class Client:
             row = collection._refresh()
             if new_meta is not None:
                 old = row.metadata or {}
-                for key in ("hnsw:space", "hnsw:M", "hnsw:construction_ef"):
-                    default = {"hnsw:space": "l2", "hnsw:M": 16, "hnsw:construction_ef": 100}[key]
-                    if key in new_meta and new_meta[key] != old.get(key, default):
+                for key in settings.BUILD_KEYS:
+                    if key in new_meta and new_meta[key] != settings.setting(old, key):
                         raise InvalidArgumentError(
-                            f"metadata[{key!r}]: cannot change from {old.get(key, default)!r} once the collection exists"
+                            f"metadata[{key!r}]: cannot change from {settings.setting(old, key)!r} once the collection exists"
                         )
             if name is not None and name != row.name and self._store.collection_by_name(name) is not None:
                 raise CollectionExistsError(f"collection {name!r} already exists")
@@ -306,9 +306,7 @@ class Client:
             self._remember(updated)
             index = self._indexes.loaded(row.id)
             if index is not None and metadata is not None:
-                from vectordb.engine.indexes import index_params
-
-                index.params = index_params(updated)
+                index.params = settings.index_params(updated.metadata, updated.metric)
 
     def _collection(self, row: CollectionRow, passed: Any) -> Collection:
         if passed is DEFAULT:
@@ -415,7 +413,7 @@ def _config_text(config: Any) -> str:
 def _keep_index_settings(row: CollectionRow, metadata: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     """New metadata, keeping the settings the index was built with (they cannot change)."""
     out = dict(metadata or {})
-    for key in ("hnsw:space", "hnsw:M", "hnsw:construction_ef"):
+    for key in settings.BUILD_KEYS:
         if row.metadata and key in row.metadata:
             out.setdefault(key, row.metadata[key])
     return out or None

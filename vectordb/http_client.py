@@ -28,6 +28,7 @@ from vectordb.errors import (
     UnauthorizedError,
     VectorDBError,
 )
+from vectordb.index.settings import metric_of
 from vectordb.persistence.store import CollectionRow
 from vectordb.types import GetResult, QueryResult
 
@@ -201,7 +202,7 @@ def _row_of(model: Dict[str, Any]) -> CollectionRow:
     metadata = model.get("metadata")
     return CollectionRow(
         id=model["id"], name=model["name"], metadata=metadata,
-        metric=(metadata or {}).get("hnsw:space", "l2"), dimension=model.get("dimension"),
+        metric=metric_of(metadata), dimension=model.get("dimension"),
         ef_name=spec.get("name"), ef_config=spec.get("config"), next_label=0, seq=0, position=0,
     )
 

@@ -15,13 +15,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from vectordb.errors import DuplicateIDError, InvalidArgumentError
+from vectordb.index import settings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 GET_INCLUDE = ("embeddings", "metadatas", "documents")
 QUERY_INCLUDE = ("embeddings", "metadatas", "documents", "distances")
-METRICS = ("l2", "cosine", "ip")
-HNSW_INT_KEYS = ("hnsw:M", "hnsw:construction_ef", "hnsw:search_ef")
+METRICS = settings.METRICS
+HNSW_INT_KEYS = settings.INT_KEYS
 
 
 def _type_name(value: Any) -> str:
@@ -285,15 +286,15 @@ def validate_collection_metadata(metadata: Any) -> Optional[Dict[str, Any]]:
     if metadata is None:
         return None
     meta = validate_metadata(metadata, "metadata")
-    space = meta.get("hnsw:space", "l2")
+    space = settings.setting(meta, settings.SPACE_KEY)
     if space not in METRICS:
-        raise InvalidArgumentError(f"metadata['hnsw:space']: expected one of {', '.join(METRICS)}, got {_short(space)}")
+        raise InvalidArgumentError(
+            f"metadata[{settings.SPACE_KEY!r}]: expected one of {', '.join(METRICS)}, got {_short(space)}"
+        )
     for key in HNSW_INT_KEYS:
         if key in meta:
             validate_positive_int(meta[key], f"metadata[{key!r}]")
-    unknown = [k for k in meta if k.startswith("hnsw:") and k != "hnsw:space" and k not in HNSW_INT_KEYS]
+    unknown = [k for k in meta if k.startswith("hnsw:") and k not in settings.KEYS]
     if unknown:
-        raise InvalidArgumentError(
-            f"metadata: unknown index setting {unknown[0]!r} (known: hnsw:space, {', '.join(HNSW_INT_KEYS)})"
-        )
+        raise InvalidArgumentError(f"metadata: unknown index setting {unknown[0]!r} (known: {', '.join(settings.KEYS)})")
     return meta

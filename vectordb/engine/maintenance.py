@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, List, Optional
 import duckdb
 
 from vectordb.errors import VectorDBError
-from vectordb.index.hnsw import HnswIndex
+from vectordb.index.base import VectorIndex
 from vectordb.engine.indexes import IndexManager
 from vectordb.persistence.files import fsync_path
 from vectordb.persistence.store import DB_FILE, CollectionRow, Store
@@ -48,7 +48,7 @@ class CompactResult:
     indexes_rebuilt: int
 
 
-def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[HnswIndex]:
+def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[VectorIndex]:
     """Replace the collection's index by one built from its records, and save it."""
     if row.dimension is None:
         return None
