@@ -32,6 +32,8 @@ log = logging.getLogger("vectordb")
 
 FORMAT = 1
 FILES = ("index.bin", "alive.npy")
+_UNUSABLE = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RuntimeError, MemoryError)
+"""What reading a bad index folder may raise: each means "rebuild it"."""
 
 
 class HnswIndex:
@@ -199,7 +201,7 @@ class HnswIndex:
             return None
         try:
             return cls._load(folder, meta_path, params, dim, collection_id)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, MemoryError) as exc:
+        except _UNUSABLE as exc:
             log.warning("index in %s is unusable (%s); rebuilding it from the records", folder, exc)
             return None
 

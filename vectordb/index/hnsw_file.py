@@ -25,6 +25,7 @@ enterpoint; every label (in range, unique, alive exactly when not marked deleted
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,20 +149,26 @@ def _check_upper_levels(tail: np.ndarray, count: int, M: int, maxlevel: int) -> 
     block = 1 + M  # words per upper-level list: count word, M ids
     levels = np.zeros(count, dtype=np.int64)
     elements, starts = [], []
-    nonzero = np.flatnonzero(words)  # most elements have level 0: a zero size word each
-    position = element = 0
+    # Most elements have level 0: one zero size word each. Only the nonzero words are visited.
+    nonzero = np.flatnonzero(words)
+    values = words[nonzero].tolist()
+    nonzero_at = nonzero.tolist()
+    position = element = at = 0
     while element < count:
-        at = int(np.searchsorted(nonzero, position))
-        following = int(nonzero[at]) if at < len(nonzero) else len(words)
+        at = bisect_left(nonzero_at, position, at)
+        following = nonzero_at[at] if at < len(nonzero_at) else len(words)
         if element + (following - position) >= count:
             position += count - element
             break
+        if at == len(nonzero_at):
+            raise ValueError("index.bin ends before the link-list sizes of all its elements")
         element += following - position
         position = following
-        length = int(words[position])
-        if length % (4 * block) or not 1 <= length // (4 * block) <= maxlevel:
+        length = values[at]
+        level = length // (4 * block)
+        if length % (4 * block) or level > maxlevel:
             raise ValueError(f"index.bin has a link-list size {length} that is no level up to {maxlevel}")
-        levels[element] = length // (4 * block)
+        levels[element] = level
         elements.append(element)
         starts.append(position + 1)
         position += 1 + length // 4
