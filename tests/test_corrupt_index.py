@@ -393,6 +393,33 @@ def test_hostile_index_file_is_rejected_not_crashed_on(pristine, tmp_path, group
         assert any("unusable" in w and "rebuilding" in w for w in warnings), (name, warnings)
 
 
+def _fake_mask(header: str, body: bytes = b"") -> bytes:
+    """A .npy file with ``header`` (a dict literal) and ``body``."""
+    text = header.encode("latin1")
+    text += b" " * (-(len(text) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + body
+
+
+HOSTILE_MASKS = {
+    "a terabyte long": _fake_mask("{'descr': '|b1', 'fortran_order': False, 'shape': (1000000000000,), }", b"\1" * 64),
+    "integers": _fake_mask("{'descr': '<i8', 'fortran_order': False, 'shape': (300,), }", b"\1" * 2400),
+    "a pickled object": _fake_mask("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", b"\x80\x04N."),
+    "two-dimensional": _fake_mask("{'descr': '|b1', 'fortran_order': False, 'shape': (20, 20), }", b"\1" * 400),
+    "not a .npy file": b"garbage" * 100,
+}
+
+
+@pytest.mark.parametrize("mask", sorted(HOSTILE_MASKS))
+def test_hostile_alive_mask_is_rejected(store, mask, caplog):
+    folder = _index_folder(store)
+    with open(os.path.join(folder, "alive.npy"), "wb") as f:
+        f.write(HOSTILE_MASKS[mask])
+    _fix_checksum(folder)
+    with caplog.at_level(logging.WARNING, logger="vectordb"):
+        _assert_exact_answers(store)
+    assert any("unusable" in r.getMessage() and "rebuilding" in r.getMessage() for r in caplog.records)
+
+
 def _two_collections(path: str) -> None:
     """Two collections with the same settings, labels and deletions, but other vectors."""
     with vectordb.PersistentClient(path) as client:

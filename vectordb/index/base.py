@@ -35,6 +35,9 @@ class IndexParams:
 class VectorIndex(Protocol):
     """A collection's vector index, as the engine uses it.
 
+    An implementation is made empty as ``Cls(params, dim, capacity=n)`` (room for about
+    n vectors; it grows as needed) or read back with :meth:`load`.
+
     ``params`` may be replaced while the index is loaded (only ``search_ef`` changes
     then). ``matrix_source`` is set by the engine so that exact search can read the
     vectors from the store instead of from the index.

@@ -224,10 +224,7 @@ class HnswIndex:
         alive_path = os.path.join(folder, "alive.npy")
         if _checksum(alive_path) != meta["files"]["alive.npy"]:
             raise ValueError("alive.npy does not match its checksum")
-        with open(alive_path, "rb") as f:
-            alive = np.load(f, allow_pickle=False)
-        if not isinstance(alive, np.ndarray) or alive.dtype != np.bool_ or alive.ndim != 1:
-            raise ValueError("alive.npy is not a mask of labels")
+        alive = _read_mask(alive_path)
         index_path = os.path.join(folder, "index.bin")
         with open(index_path, "rb") as f:
             data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -248,6 +245,19 @@ class HnswIndex:
         if int(index._index.element_count) != found.elements:
             raise ValueError("hnswlib read another element count than the file's")
         return index, int(meta["seq"])
+
+
+def _read_mask(path: str) -> np.ndarray:
+    """The boolean mask saved in ``path`` (.npy), its header checked against the file size
+    before anything is allocated."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+        if dtype != np.bool_ or len(shape) != 1 or shape[0] != os.path.getsize(path) - f.tell():
+            raise ValueError("alive.npy is not a mask of labels")
+        return np.fromfile(f, dtype=np.bool_, count=shape[0])
 
 
 def _own_vectors_of(index: HnswIndex) -> VectorSource:
