@@ -39,6 +39,9 @@ class ExactVectors:
     def __init__(self, dim: int, fallback: VectorSource) -> None:
         self.dim = dim
         self.source: Optional[VectorSource] = None
+        self.capacity = 1024
+        """Rows to allocate when filling (the index keeps it at its label bound, so the
+        matrix is allocated once instead of grown by copies)."""
         self._fallback = fallback
         self._rows: Optional[np.ndarray] = None
         self._squares: Optional[np.ndarray] = None
@@ -49,7 +52,7 @@ class ExactVectors:
         return self._rows is not None
 
     def _fill(self) -> None:
-        self._rows = np.zeros((1024, self.dim), dtype=np.float32)
+        self._rows = np.zeros((max(self.capacity, 1), self.dim), dtype=np.float32)
         self._squares = np.zeros(len(self._rows), dtype=np.float32)
         for labels, vectors in (self.source or self._fallback)():
             self.put(labels, vectors)

@@ -164,6 +164,7 @@ class HnswIndex:
 
     def search(self, queries: np.ndarray, k: int, allowed: Optional[np.ndarray] = None) -> SearchResult:
         """The k nearest live labels and distances per query (see :func:`vectordb.index.search.search`)."""
+        self._exact.capacity = len(self._alive)
         return strategy.search(self, self.params.space, self._exact, queries, k, allowed)
 
     def save(self, folder: str, seq: int, collection_id: str) -> None:
