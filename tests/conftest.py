@@ -6,12 +6,13 @@ deterministic :class:`CountingEmbedding` below; none of them loads a model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import numpy as np
 import pytest
@@ -19,13 +20,52 @@ import pytest
 import vectordb
 
 
-@pytest.fixture(params=["memory", "disk"])
-def client(request, tmp_path):
-    """A fresh client: ``vectordb.Client()`` or ``vectordb.PersistentClient(tmp_path)``."""
-    if request.param == "memory":
+BACKENDS = ["memory", "disk", "http"]
+"""Every backend the shared API tests run on."""
+
+
+@contextlib.contextmanager
+def backend_client(backend: str, folder: str) -> Iterator[vectordb.Client]:
+    """A client of ``backend`` whose data (if any) lives under ``folder``; closed afterwards.
+
+    ``http`` is a :class:`vectordb.HttpClient` of a server on a free loopback port, serving a
+    store on disk under ``folder`` (see :func:`server_helpers.serving_in_thread`).
+    """
+    if backend == "memory":
         c = vectordb.Client()
+    elif backend == "disk":
+        c = vectordb.PersistentClient(os.path.join(folder, "db"))
+    elif backend == "http":
+        from server_helpers import serving_in_thread
+
+        served = vectordb.PersistentClient(os.path.join(folder, "served"))
+        try:
+            with serving_in_thread(served) as url:
+                with vectordb.HttpClient(url) as c:
+                    yield c
+        finally:
+            served.close()
+        return
     else:
-        c = vectordb.PersistentClient(str(tmp_path / "db"))
+        raise ValueError(f"unknown backend {backend!r}")
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def client(request, tmp_path):
+    """A fresh client on each backend: ``vectordb.Client()``, ``vectordb.PersistentClient(tmp_path)``,
+    and ``vectordb.HttpClient`` to a server over a fresh store on disk."""
+    with backend_client(request.param, str(tmp_path)) as c:
+        yield c
+
+
+@pytest.fixture(params=["memory", "disk"])
+def local_client(request, tmp_path):
+    """A fresh client of the local engine, for tests that look inside it (its store, its indexes)."""
+    c = vectordb.Client() if request.param == "memory" else vectordb.PersistentClient(str(tmp_path / "db"))
     yield c
     c.close()
 

@@ -107,6 +107,37 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=5)
 
 
+@contextlib.contextmanager
+def serving_in_thread(client: Any) -> Iterator[str]:
+    """Serve ``client`` with uvicorn on a free loopback port in a thread of this process; yields the URL.
+
+    The requests still cross a real socket and the whole HTTP stack (the same app
+    ``vectordb serve`` runs); only the process is shared, which makes a server per
+    test cheap enough for the shared ``client`` fixture.
+    """
+    import threading
+
+    import uvicorn
+
+    from vectordb.server.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(create_app(client), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"vectordb-test-server-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the in-process server on port {port} did not start")
+        time.sleep(0.005)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
 @register_embedding_function
 class HashEmbedding:
     """A tiny deterministic embedding: letter counts, normalised (similar texts, near vectors)."""

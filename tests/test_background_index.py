@@ -22,6 +22,13 @@ DIM = 8
 N = 3000  # above the exact-search size: queries go through the graph
 
 
+@pytest.fixture
+def client(local_client):
+    """These tests look inside the local engine (its store and indexes): memory and disk only."""
+    return local_client
+
+
+
 def _vectors(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, DIM)).astype(np.float32)
 
@@ -135,9 +142,9 @@ def test_save_runs_on_the_worker_once_due(tmp_path, monkeypatch):
     col = client.create_collection("docs", embedding_function=None)
     saver_threads = _threads_running(monkeypatch, "save")
     col.add(ids=[f"r{i}" for i in range(1500)], embeddings=_vectors(1500))
-    client._indexes.wait()
+    client._backend._indexes.wait()
     assert saver_threads == ["vectordb-index"]
-    assert client._indexes._unsaved[col.id] == 0
+    assert client._backend._indexes._unsaved[col.id] == 0
     client.close()
 
 
@@ -150,12 +157,12 @@ def test_a_failed_commit_reaches_neither_store_nor_index(client, monkeypatch):
     def broken_write(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(client._store, "write", broken_write)
+    monkeypatch.setattr(client._backend._store, "write", broken_write)
     with pytest.raises(OSError):
         col.add(ids=[f"new{i}" for i in range(10)], embeddings=vectors[-10:])
     monkeypatch.undo()
     assert col.count() == before
-    index = client._indexes.loaded(col.id)
+    index = client._backend._indexes.loaded(col.id)
     assert index is not None and index.count == before
 
 
@@ -166,7 +173,7 @@ def test_small_writes_are_inserted_on_the_calling_thread(client, monkeypatch):
             embeddings=_vectors(manager_module.BACKGROUND_MIN - 1))
     col.add(ids=[f"s{i}" for i in range(manager_module.BACKGROUND_MIN)],
             embeddings=_vectors(manager_module.BACKGROUND_MIN, seed=1))
-    client._indexes.wait()
+    client._backend._indexes.wait()
     assert threads == [threading.current_thread().name, "vectordb-index"]
 
 

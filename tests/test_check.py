@@ -17,6 +17,13 @@ N = 60
 
 
 @pytest.fixture
+def client(local_client):
+    """These tests look inside the local engine (its store and indexes): memory and disk only."""
+    return local_client
+
+
+
+@pytest.fixture
 def client(tmp_path):
     c = vectordb.PersistentClient(str(tmp_path / "db"))
     col = c.create_collection("docs", embedding_function=None)
@@ -29,19 +36,19 @@ def client(tmp_path):
 
 
 def _con(client):
-    return client._store.con
+    return client._backend._store.con
 
 
 def _label(client, record_id: str) -> int:
     col = client.get_collection("docs")
-    return client._store.labels_of(col.id, [record_id])[record_id]
+    return client._backend._store.labels_of(col.id, [record_id])[record_id]
 
 
 def _index(client):
     col = client.get_collection("docs")
     col.count()
-    client._indexes.get(col._refresh())
-    return client._indexes._indexes[col.id]
+    client._backend._indexes.get(col._backend._row(col.id, col.name))
+    return client._backend._indexes._indexes[col.id]
 
 
 def _assert_found_then_repaired(client, fragment: str, collection="docs") -> CheckReport:
@@ -157,6 +164,6 @@ def test_in_memory_client_can_be_checked():
     col.add(["a", "b"], [[1.0, 0.0], [0.0, 1.0]])
     col.query([1.0, 0.0], n_results=1)
     assert client.check().problems == []
-    client._indexes._indexes[col.id].remove(np.asarray([0]))
+    client._backend._indexes._indexes[col.id].remove(np.asarray([0]))
     assert not client.check().ok
     assert client.check(repair=True).ok and client.check().problems == []

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import vectordb
+from conftest import BACKENDS, backend_client
 from vectordb.errors import InvalidArgumentError, VectorDBError
 
 ODD_STRINGS = ["", " ", "\x00", "\ud800", "a\udfffb", "\u202e\u0301", "🦆" * 3, "x" * 70_000, "$eq", "'; DROP TABLE records; --"]
@@ -43,14 +44,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWar
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-@pytest.fixture(scope="module")
-def client():
-    c = vectordb.Client()
-    col = c.create_collection("fuzz", embedding_function=None)
-    col.add(["a", "b", "c"], [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]],
-            metadatas=[{"k": 1, "s": "x"}, {"k": 2}, None], documents=["one", "two", ""])
-    yield c
-    c.close()
+@pytest.fixture(scope="module", params=BACKENDS)
+def client(request, tmp_path_factory):
+    """One seeded client per backend for the whole module (a fresh one per example would cost too much)."""
+    with backend_client(request.param, str(tmp_path_factory.mktemp("fuzz"))) as c:
+        col = c.create_collection("fuzz", embedding_function=None)
+        col.add(["a", "b", "c"], [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]],
+                metadatas=[{"k": 1, "s": "x"}, {"k": 2}, None], documents=["one", "two", ""])
+        yield c
 
 
 def _state(client) -> Dict[str, Any]:

@@ -19,7 +19,8 @@ from vectordb.errors import (
     InvalidDimensionError,
     ServerUnreachableError,
 )
-from vectordb.http_client import HttpClient, HttpCollection
+from vectordb.http_backend import HttpClient
+from vectordb.collection import Collection as HttpCollection
 
 sys.path.insert(0, os.path.dirname(__file__))
 from server_helpers import HashEmbedding, embed_text, free_port, running_server  # noqa: E402
@@ -181,8 +182,8 @@ def test_server_errors_are_typed(col):
         col.add(ids=["e"], documents=["text"])
     with pytest.raises(InvalidArgumentError, match="no embedding function"):
         col.query(query_texts=["text"])
-    with pytest.raises(InvalidArgumentError, match="JSON"):
-        col.add(ids=["f"], embeddings=vectors(1), metadatas={"k": {1, 2}})
+    with pytest.raises(InvalidArgumentError, match=r"metadatas\[0\]\['k'\]: expected str, int, float or bool, got set"):
+        col.add(ids=["f"], embeddings=vectors(1), metadatas={"k": {1, 2}})  # checked before anything is sent
     assert col.get()["ids"] == ["a"]
 
 

@@ -138,7 +138,7 @@ def _has_big(tree) -> bool:
 
 
 def _apply(col, idx: MetadataIndex, op: str, items) -> None:
-    store = col._client._store
+    store = col._backend._store
     if op == "delete":
         ids = sorted({f"r{i}" for i in items})
         labels = np.fromiter(store.labels_of(col.id, ids).values(), dtype=np.int64)
@@ -159,11 +159,11 @@ def test_matches_sql(shared_memory_client, first, ops, wheres):
     ops = [("add", first), *ops]
     col = shared_memory_client.create_collection(f"mi{next(_names)}", embedding_function=None)
     try:
-        idx = MetadataIndex.load(col._client._store.metadata_columns(col.id), 0)
+        idx = MetadataIndex.load(col._backend._store.metadata_columns(col.id), 0)
         for op, items in ops:
             _apply(col, idx, op, items)
-        store = col._client._store
-        loaded = MetadataIndex.load(store.metadata_columns(col.id), col._client._row(col.id, col.name).next_label)
+        store = col._backend._store
+        loaded = MetadataIndex.load(store.metadata_columns(col.id), col._backend._row(col.id, col.name).next_label)
         stored_big = _has_big(col.get(include=["metadatas"])["metadatas"]) or _has_big([x for _, i in ops for x in i])
         for where in wheres:
             expected = store.select_labels(col.id, compile_where(where, col.id)).tolist()

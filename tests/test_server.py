@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from vectordb.errors import InvalidArgumentError, UnauthorizedError
-from vectordb.http_client import HttpClient
+from vectordb.http_backend import HttpClient
 
 sys.path.insert(0, os.path.dirname(__file__))
 from server_helpers import ROOT, HashEmbedding, running_server, subprocess_env  # noqa: E402
@@ -91,9 +91,11 @@ def test_bad_requests_are_4xx_and_change_nothing(server, seeded, path, body, fra
 
 def test_the_server_never_embeds(server):
     collection = HttpClient(port=server.port).create_collection("hashed", embedding_function=HashEmbedding(4))
-    for action, body in (("add", {"ids": ["a"], "documents": ["text"]}), ("query", {"query_texts": ["text"]})):
-        answer = httpx.post(server.url + API + f"/collections/{collection.id}/{action}", json=body)
-        assert answer.status_code == 400 and "does not embed" in answer.json()["message"]
+    answer = httpx.post(server.url + API + f"/collections/{collection.id}/add", json={"ids": ["a"], "documents": ["text"]})
+    assert answer.status_code == 409 and "does not embed" in answer.json()["message"]
+    assert answer.json()["error"] == "embeddings_needed" and answer.json()["texts"] == ["text"]
+    answer = httpx.post(server.url + API + f"/collections/{collection.id}/query", json={"query_texts": ["text"]})
+    assert answer.status_code == 400 and "does not embed" in answer.json()["message"]
     assert collection.count() == 0
     described = httpx.get(server.url + API + "/collections/hashed").json()
     assert described["embedding_function"] == {"name": "test-server-hash", "config": {"dim": 4}}
@@ -154,7 +156,7 @@ WORKER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from vectordb.http_client import HttpClient
+    from vectordb.http_backend import HttpClient
 
     port, worker = int(sys.argv[1]), int(sys.argv[2])
     rng = np.random.default_rng(worker)

@@ -3,6 +3,7 @@ Python model of it; every read must agree with the model (queries: exact search)
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from typing import Any, Dict, List, Optional, Tuple
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-import vectordb
+from conftest import backend_client
 from vectordb.engine import indexes as manager
 
 DIM = 3
@@ -39,18 +40,24 @@ def _merge(old: Optional[Dict[str, Any]], new: Optional[Dict[str, Any]]) -> Opti
 
 
 class VectorDBMachine(RuleBasedStateMachine):
-    """vectordb on disk versus a dict of records in insertion order."""
+    """vectordb on one backend (``BACKEND``, a subclass's) versus a dict of records in insertion order."""
+
+    BACKEND = "disk"
 
     def __init__(self) -> None:
         super().__init__()
         self.background_min, manager.BACKGROUND_MIN = manager.BACKGROUND_MIN, 3  # writes of 3+ go to the worker
         self.folder = tempfile.mkdtemp(prefix="vectordb-stateful-")
         self.model: Dict[str, Record] = {}
-        self.client = vectordb.PersistentClient(self.folder)
+        self._open()
         self.col = self.client.create_collection("state", metadata={"hnsw:search_ef": 100}, embedding_function=None)
 
+    def _open(self) -> None:
+        self.opened = contextlib.ExitStack()
+        self.client = self.opened.enter_context(backend_client(self.BACKEND, self.folder))
+
     def teardown(self) -> None:
-        self.client.close()
+        self.opened.close()
         shutil.rmtree(self.folder, ignore_errors=True)
         manager.BACKGROUND_MIN = self.background_min
 
@@ -96,10 +103,11 @@ class VectorDBMachine(RuleBasedStateMachine):
         self.model = {i: r for i, r in self.model.items() if not (r[1] and r[1].get("k") == value and
                                                                     not isinstance(r[1]["k"], bool))}
 
+    @precondition(lambda self: self.BACKEND != "memory")  # a store in memory is gone once closed
     @rule()
     def reopen(self) -> None:
-        self.client.close()
-        self.client = vectordb.PersistentClient(self.folder)
+        self.opened.close()
+        self._open()
         self.col = self.client.get_collection("state")
 
     @rule(ids=st.lists(st.sampled_from(POOL), min_size=1, max_size=6))
@@ -143,4 +151,20 @@ def _same(a: Any, b: Any) -> bool:
 VectorDBMachine.TestCase.settings = settings(
     max_examples=30, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck)
 )
-TestVectorDB = VectorDBMachine.TestCase
+TestVectorDB = VectorDBMachine.TestCase  # on disk
+
+
+class MemoryMachine(VectorDBMachine):
+    BACKEND = "memory"
+
+
+class HttpMachine(VectorDBMachine):
+    BACKEND = "http"
+
+
+MemoryMachine.TestCase.settings = settings(  # fewer examples: an HTTP step costs a few requests
+    max_examples=10, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck)
+)
+HttpMachine.TestCase.settings = MemoryMachine.TestCase.settings
+TestVectorDBInMemory = MemoryMachine.TestCase
+TestVectorDBOverHttp = HttpMachine.TestCase

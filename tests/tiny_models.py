@@ -50,3 +50,53 @@ def build_tiny_model(directory: Path, *, normalize: bool = False, seed: int = 0)
     out = directory / "st"
     SentenceTransformer(modules=modules, device="cpu").save(str(out))
     return out
+
+
+MARKER_MODULE = '''"""Custom model code: importing this module leaves a marker file, so a test sees that it ran."""
+from pathlib import Path
+
+Path({marker!r}).write_text("imported")
+
+from transformers import BertConfig, BertModel
+
+
+class MarkerConfig(BertConfig):
+    pass
+
+
+class MarkerModel(BertModel):
+    config_class = MarkerConfig
+'''
+
+
+def build_remote_code_model(directory: Path, marker: Path) -> Path:
+    """A tiny sentence model whose config needs remote code: ``auto_map`` names ``modeling_marker.py``.
+
+    Loading it with ``trust_remote_code=True`` imports that file (which writes ``marker``)
+    and uses its ``MarkerModel``; without, transformers ignores the custom code. Returns its path.
+    """
+    import json
+
+    model_dir = build_tiny_model(directory)
+    config_file = model_dir / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["auto_map"] = {"AutoConfig": "modeling_marker.MarkerConfig", "AutoModel": "modeling_marker.MarkerModel"}
+    config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    (model_dir / "modeling_marker.py").write_text(MARKER_MODULE.format(marker=str(marker)), encoding="utf-8")
+    return model_dir
+
+
+def build_custom_module_model(directory: Path, marker: Path) -> Path:
+    """A tiny sentence model whose ``modules.json`` names a module class in the folder's own code.
+
+    sentence-transformers before 6 imports such a class from a local folder even without
+    ``trust_remote_code``; importing ``modeling_marker.py`` writes ``marker``.
+    """
+    import json
+
+    model_dir = build_remote_code_model(directory, marker)
+    modules_file = model_dir / "modules.json"
+    modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    modules[0]["type"] = "modeling_marker.MarkerModel"
+    modules_file.write_text(json.dumps(modules, indent=2), encoding="utf-8")
+    return model_dir

@@ -10,7 +10,7 @@
 from vectordb import embedding_functions, errors
 from vectordb.client import Client, EphemeralClient, PersistentClient
 from vectordb.collection import Collection
-from vectordb.http_client import HttpClient
+from vectordb.http_backend import HttpClient
 from vectordb.types import GetResult, QueryResult
 
 __version__ = "0.1.0"

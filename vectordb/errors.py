@@ -7,7 +7,8 @@ the command line can speak of the same error in the same words::
     VectorDBError
     ├── InvalidArgumentError (also ValueError)       400
     │   ├── DuplicateIDError                         400
-    │   └── InvalidDimensionError                    400
+    │   ├── InvalidDimensionError                    400
+    │   └── RefusedConfigError                       400
     ├── CollectionNotFoundError (also ValueError)    404
     ├── CollectionExistsError (also ValueError)      409
     ├── EmbeddingFunctionConflictError (ValueError)  409
@@ -20,7 +21,7 @@ the command line can speak of the same error in the same words::
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 
 class VectorDBError(Exception):
@@ -51,6 +52,22 @@ class InvalidDimensionError(InvalidArgumentError):
     """An embedding's dimension differs from the collection's."""
 
     code = "invalid_dimension"
+
+
+class RefusedConfigError(InvalidArgumentError):
+    """A stored or received embedding-function config holds an option that is never honoured from a config.
+
+    Options that make the process load or run code (``trust_remote_code``, custom code
+    revisions, other backends, ...) are honoured only when the caller builds the function
+    itself and passes it: ``get_collection(name, embedding_function=...)``.
+    """
+
+    code = "refused_config"
+
+    def __init__(self, message: str = "", *, function: Optional[str] = None, options: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.function = function
+        self.options = list(options)
 
 
 class CollectionNotFoundError(VectorDBError, ValueError):
@@ -139,6 +156,7 @@ ERRORS_BY_CODE = {
         InvalidArgumentError,
         DuplicateIDError,
         InvalidDimensionError,
+        RefusedConfigError,
         CollectionNotFoundError,
         CollectionExistsError,
         EmbeddingFunctionConflictError,

@@ -15,7 +15,8 @@ numbers only; ``$contains`` is a case-sensitive substring match.
 
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
 from vectordb.errors import InvalidArgumentError
 from vectordb.validation import check_text, validate_metadata_value
@@ -145,3 +146,39 @@ def _typed_test(sql_op: str, value: Any) -> SQL:
     if isinstance(value, int):
         return f"(m.int_value {sql_op} CAST(? AS BIGINT) OR m.float_value {sql_op} CAST(? AS DOUBLE))", [value, value]
     return f"(CAST(m.int_value AS DOUBLE) {sql_op} CAST(? AS DOUBLE) OR m.float_value {sql_op} CAST(? AS DOUBLE))", [value, value]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A checked ``where`` / ``where_document`` pair (None where not given)."""
+
+    where: Optional[Dict[str, Any]]
+    document: Optional[Dict[str, Any]]
+
+
+def parse_filter(where: Any, where_document: Any) -> Optional[Filter]:
+    """The checked filter of a request, or None when it filters nothing; raises InvalidArgumentError."""
+    w = None if where is None or where == {} else where
+    d = None if where_document is None or where_document == {} else where_document
+    if w is None and d is None:
+        return None
+    parsed = Filter(w, d)
+    to_sql(parsed, "")
+    return parsed
+
+
+def to_sql(filter: Filter, collection_id: str) -> SQL:
+    """The SQL condition (over ``records`` as ``r``) and parameters of a checked filter."""
+    parts = []
+    if filter.where is not None:
+        parts.append(compile_where(filter.where, collection_id))
+    if filter.document is not None:
+        parts.append(compile_where_document(filter.document))
+    return _join(parts, "AND")
+
+
+def filter_json(filter: Optional[Filter]) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]]]:
+    """``(where, where_document)`` as JSON-able dicts, to send a checked filter to a server."""
+    if filter is None:
+        return None, None
+    return filter.where, filter.document

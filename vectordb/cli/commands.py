@@ -13,6 +13,7 @@ from vectordb.cli.output import print_json, print_table, shorten
 from vectordb.client import DEFAULT, PersistentClient
 from vectordb.collection import Collection
 from vectordb.embedding_functions.base import build_from_config, describe
+from vectordb.embedding_functions.identity import default_function
 from vectordb.errors import CollectionNotFoundError, InvalidArgumentError, VectorDBError
 from vectordb.index.settings import SPACE_KEY, metric_of
 
@@ -115,9 +116,7 @@ def _import_function(args: argparse.Namespace) -> Any:
         return None
     config = _parse_json(args.embedding_function_config, "--embedding-function-config") or {}
     if name == "default":
-        from vectordb.client import _default_function
-
-        return _default_function()
+        return default_function()
     return build_from_config(name, config)
 
 

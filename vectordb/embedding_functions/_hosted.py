@@ -5,6 +5,17 @@ hands :func:`call_with_retries` a ``classify`` function that reads an SDK except
 into a :class:`Failure`. Retries follow one policy for every provider: 429 and 5xx
 (and connection errors) are retried with exponential backoff and full jitter,
 honouring ``Retry-After``, bounded both in attempts and in total time.
+
+A hosted function's stored config (its ``CONFIG_OPTIONS``, built on
+:data:`ENDPOINT_OPTIONS`) holds plain JSON settings only: the model, ``api_base``, the
+*name* of the key's environment variable, ``timeout`` and provider fields such as
+OpenAI's ``api_type``/``api_version``/``deployment_id``/``dimensions``. None of the
+constructors takes an SDK object (``http_client``, a client class) or headers, so no
+config can reach them; a config holding any other key (``api_key``, ``default_headers``,
+``http_client``, ...) is refused. A config does choose where requests go (``api_base``)
+and which environment variable supplies the key: a hostile config can send that key to
+a host of its choosing. That is not code execution, and it is what a proxy needs, so it
+is allowed; pass the function yourself when the store or server is not yours.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
 
+from vectordb.embedding_functions.options import Spec, is_int, is_number, is_str, optional
 from vectordb.errors import EmbeddingError, InvalidArgumentError
 
 T = TypeVar("T")
@@ -171,6 +183,23 @@ def check_model_name(model_name: Any, provider: str) -> str:
     if not isinstance(model_name, str) or not model_name:
         raise InvalidArgumentError(f"{provider}: model_name must be a non-empty string, got {model_name!r}")
     return model_name
+
+
+RETRY_POLICY_OPTIONS: Spec = {
+    "max_attempts": is_int,
+    "initial_delay": is_number,
+    "max_delay": is_number,
+    "max_elapsed": is_number,
+}
+"""The :class:`RetryPolicy` fields a stored config may hold."""
+
+ENDPOINT_OPTIONS: Spec = {
+    "model_name": is_str,
+    "api_base": optional(is_str),
+    "api_key_env_var": optional(is_str),
+    "timeout": is_number,
+}
+"""What :func:`endpoint_config` stores: the allow-list every hosted function starts from."""
 
 
 def endpoint_config(fn: Any) -> Dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tupl
 
 import numpy as np
 
-from vectordb.errors import EmbeddingError, InvalidArgumentError
+from vectordb.errors import EmbeddingError, InvalidArgumentError, VectorDBError
 
 Documents = List[str]
 Embeddings = List[List[float]]
@@ -52,6 +52,11 @@ def register_embedding_function(cls: Type[Any]) -> Type[Any]:
 def registered_names() -> List[str]:
     """The names of every registered embedding function."""
     return sorted(_REGISTRY)
+
+
+def registered_class(name: Optional[str]) -> Optional[Type[Any]]:
+    """The class registered under ``name``, or None."""
+    return _REGISTRY.get(name) if isinstance(name, str) else None
 
 
 def describe(fn: Any) -> Tuple[str, Optional[Dict[str, Any]]]:
@@ -150,7 +155,7 @@ def embed_texts(fn: Any, texts: Sequence[str], *, query: bool = False) -> np.nda
 def _invoke(call: Callable[[List[str]], Any], texts: List[str], fn: Any) -> Any:
     try:
         return call(texts)
-    except (EmbeddingError, InvalidArgumentError, ImportError):
+    except (VectorDBError, ImportError):  # already typed (EmbeddingError, InvalidArgumentError, ...)
         raise
     except Exception as exc:  # a user's function may raise anything
         raise EmbeddingError(f"{_label(fn)} failed: {type(exc).__name__}: {exc}") from exc
@@ -192,13 +197,21 @@ class UnavailableEmbeddingFunction:
     """Stands in for a persisted function that cannot be rebuilt in this process.
 
     It keeps the persisted name and config (so conflict checks still work) and
-    raises an error that says why, and what to do, when it is asked to embed.
+    raises an error that says why, and what to do, when it is asked to embed:
+    ``error(reason)``, an :class:`InvalidArgumentError` unless another is given.
     """
 
-    def __init__(self, persisted_name: str, config: Optional[Dict[str, Any]], reason: str) -> None:
+    def __init__(
+        self,
+        persisted_name: str,
+        config: Optional[Dict[str, Any]],
+        reason: str,
+        error: Callable[[str], Exception] = InvalidArgumentError,
+    ) -> None:
         self._name = persisted_name
         self._config = config
         self.reason = reason
+        self._error = error
 
     def name(self) -> str:
         return self._name
@@ -207,7 +220,15 @@ class UnavailableEmbeddingFunction:
         return self._config
 
     def __call__(self, input: Documents) -> Embeddings:
-        raise InvalidArgumentError(self.reason)
+        raise self._error(self.reason)
 
     def __repr__(self) -> str:
         return f"UnavailableEmbeddingFunction({self._name!r})"
+
+
+def missing_function_error(collection_name: str) -> InvalidArgumentError:
+    """The error for texts to embed in a collection that has no embedding function."""
+    return InvalidArgumentError(
+        f"collection {collection_name!r} has no embedding function: pass embeddings=..., "
+        "or create it with an embedding_function"
+    )

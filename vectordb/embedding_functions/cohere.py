@@ -6,6 +6,9 @@ Documents are embedded with ``input_type="search_document"`` and query texts (th
 in batches of 96, Cohere's limit per request, in order. The SDK's own retries are off:
 :func:`call_with_retries` retries 429 (honouring ``Retry-After``) and 5xx, and reports
 failures as :class:`EmbeddingError`.
+
+A stored config may carry only ``model_name``, ``api_base``, ``api_key_env_var`` and
+``timeout`` (``CohereEmbeddingFunction.CONFIG_OPTIONS``); any other key is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from vectordb.embedding_functions._hosted import (
+    ENDPOINT_OPTIONS,
     Failure,
     RetryPolicy,
     check_model_name,
@@ -24,6 +28,7 @@ from vectordb.embedding_functions._hosted import (
     transport_failure,
 )
 from vectordb.embedding_functions.base import Documents, Embeddings, register_embedding_function
+from vectordb.embedding_functions.options import Spec, allowed_config
 from vectordb.errors import EmbeddingError, MissingDependencyError
 
 PROVIDER = "cohere"
@@ -62,6 +67,9 @@ class CohereEmbeddingFunction:
 
     max_batch_size = MAX_BATCH
     """Inputs per request; callers that chunk work use multiples of it."""
+
+    CONFIG_OPTIONS: Spec = ENDPOINT_OPTIONS
+    """What a stored config may hold; :meth:`build_from_config` refuses anything else."""
 
     def __init__(
         self,
@@ -104,8 +112,12 @@ class CohereEmbeddingFunction:
 
     @classmethod
     def build_from_config(cls, config: Dict[str, Any]) -> "CohereEmbeddingFunction":
-        """Rebuild from :meth:`get_config`; the key is read from the environment again."""
-        return cls(**endpoint_settings(config, "embed-english-v3.0"))
+        """Rebuild from :meth:`get_config`; the key is read from the environment again.
+
+        Raises:
+            RefusedConfigError: the config holds a key outside :attr:`CONFIG_OPTIONS`.
+        """
+        return cls(**endpoint_settings(allowed_config(cls, config), "embed-english-v3.0"))
 
     def _embed(self, texts: Documents, input_type: str) -> Embeddings:
         texts = list(texts)

@@ -12,6 +12,10 @@ endpoints never share ``genai.configure``'s global state. The SDK's retries are 
 (``retry=None``, and google-auth's re-send of a 401 disabled): :func:`call_with_retries`
 retries 429 (honouring ``Retry-After`` or Google's ``RetryInfo``) and 5xx. At most 100
 texts go in one request.
+
+A stored config may carry only ``model_name``, ``api_base``, ``api_key_env_var``,
+``timeout`` and (Gemini) ``task_type`` (each class's ``CONFIG_OPTIONS``); any other key
+is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from vectordb.embedding_functions._hosted import (
+    ENDPOINT_OPTIONS,
     Failure,
     RetryPolicy,
     check_model_name,
@@ -30,6 +35,7 @@ from vectordb.embedding_functions._hosted import (
     transport_failure,
 )
 from vectordb.embedding_functions.base import Documents, Embeddings, register_embedding_function
+from vectordb.embedding_functions.options import Spec, allowed_config, is_str
 from vectordb.errors import InvalidArgumentError, MissingDependencyError
 
 PROVIDER = "google"
@@ -120,6 +126,9 @@ class GoogleGenerativeAiEmbeddingFunction(_GoogleEmbeddingBase):
 
     _purpose = "GoogleGenerativeAiEmbeddingFunction"
 
+    CONFIG_OPTIONS: Spec = {**ENDPOINT_OPTIONS, "task_type": is_str}
+    """What a stored config may hold; :meth:`build_from_config` refuses anything else."""
+
     def __init__(
         self,
         api_key: Optional[str] = None,
@@ -159,7 +168,12 @@ class GoogleGenerativeAiEmbeddingFunction(_GoogleEmbeddingBase):
 
     @classmethod
     def build_from_config(cls, config: Dict[str, Any]) -> "GoogleGenerativeAiEmbeddingFunction":
-        """Rebuild from :meth:`get_config`; the key is read from the environment again."""
+        """Rebuild from :meth:`get_config`; the key is read from the environment again.
+
+        Raises:
+            RefusedConfigError: the config holds a key outside :attr:`CONFIG_OPTIONS`.
+        """
+        config = allowed_config(cls, config)
         return cls(
             task_type=config.get("task_type", "RETRIEVAL_DOCUMENT"),
             **endpoint_settings(config, "models/text-embedding-004"),
@@ -185,6 +199,9 @@ class GooglePalmEmbeddingFunction(_GoogleEmbeddingBase):
     """
 
     _purpose = "GooglePalmEmbeddingFunction"
+
+    CONFIG_OPTIONS: Spec = ENDPOINT_OPTIONS
+    """What a stored config may hold; :meth:`build_from_config` refuses anything else."""
 
     def __init__(
         self,
@@ -215,8 +232,12 @@ class GooglePalmEmbeddingFunction(_GoogleEmbeddingBase):
 
     @classmethod
     def build_from_config(cls, config: Dict[str, Any]) -> "GooglePalmEmbeddingFunction":
-        """Rebuild from :meth:`get_config`; the key is read from the environment again."""
-        return cls(**endpoint_settings(config, "models/embedding-gecko-001"))
+        """Rebuild from :meth:`get_config`; the key is read from the environment again.
+
+        Raises:
+            RefusedConfigError: the config holds a key outside :attr:`CONFIG_OPTIONS`.
+        """
+        return cls(**endpoint_settings(allowed_config(cls, config), "models/embedding-gecko-001"))
 
     def _embed(self, batch: List[str]) -> List[List[float]]:
         request = self._glm.BatchEmbedTextRequest(model=self.model_name, texts=batch)

@@ -7,6 +7,13 @@ mean is taken over the text's tokens only. In sentence-transformers terms the in
 is the ``prompt`` of ``encode`` and the model's Pooling module has ``include_prompt=False``,
 which masks the first special token and the instruction's tokens, exactly the positions
 INSTRUCTOR's context mask hides. Normalisation follows the checkpoint (its Normalize module).
+
+A stored config may carry only ``model_name``, ``device``, ``instruction`` and
+``query_instruction`` (``InstructorEmbeddingFunction.CONFIG_OPTIONS``); the model is
+always loaded with sentence-transformers' defaults (``trust_remote_code=False``), and a
+function rebuilt from a config refuses a local model folder naming custom module
+classes, as :mod:`~vectordb.embedding_functions.sentence_transformer` does. Any other
+option in a config (``trust_remote_code`` included) is refused, not ignored.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from vectordb.embedding_functions.base import Documents, register_embedding_function
+from vectordb.embedding_functions.options import Spec, allowed_config, is_str, optional
 from vectordb.embedding_functions.sentence_transformer import (
     encode,
     first_line,
     load_model,
+    refuse_custom_modules,
     require_sentence_transformers,
 )
 from vectordb.errors import EmbeddingError, InvalidArgumentError
@@ -55,6 +64,14 @@ class InstructorEmbeddingFunction:
     The model loads on the first call and is shared by every instance in the process.
     """
 
+    CONFIG_OPTIONS: Spec = {
+        "model_name": is_str,
+        "device": is_str,
+        "instruction": optional(is_str),
+        "query_instruction": optional(is_str),
+    }
+    """What a stored config may hold; :meth:`build_from_config` refuses anything else."""
+
     def __init__(
         self,
         model_name: str = "hkunlp/instructor-base",
@@ -76,10 +93,13 @@ class InstructorEmbeddingFunction:
         if query_instruction is None:
             query_instruction = QUERY_INSTRUCTION if instruction is None else instruction
         self.query_instruction = query_instruction
+        self._from_config = False
         self._model: Any = None
 
     def _load(self) -> Any:
         if self._model is None:
+            if self._from_config:
+                refuse_custom_modules(self.name(), self.model_name)
             try:
                 self._model = load_model(
                     self.model_name,
@@ -121,9 +141,13 @@ class InstructorEmbeddingFunction:
 
     @classmethod
     def build_from_config(cls, config: Dict[str, Any]) -> "InstructorEmbeddingFunction":
-        return cls(
+        """Rebuild from a stored or received config; raises :class:`RefusedConfigError` for other options."""
+        config = allowed_config(cls, config)
+        fn = cls(
             model_name=config.get("model_name", "hkunlp/instructor-base"),
             device=config.get("device", "cpu"),
             instruction=config.get("instruction"),
             query_instruction=config.get("query_instruction"),
         )
+        fn._from_config = True
+        return fn

@@ -5,6 +5,11 @@ own retries are turned off: :func:`~vectordb.embedding_functions._hosted.call_wi
 retries 429, 5xx, timeouts and connection errors under vectordb's one policy.
 Inputs go out in batches of at most 2048 (OpenAI's per-request limit) and come back
 in input order.
+
+A stored config may carry only the settings :meth:`OpenAIEmbeddingFunction.get_config`
+writes (``CONFIG_OPTIONS``): plain strings and numbers, never the key, never SDK objects
+(``http_client``, ``default_headers`` and custom client classes are not constructor
+arguments at all). Any other key is refused. See :mod:`._hosted` about ``api_base``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import dataclasses
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from vectordb.embedding_functions._hosted import (
+    ENDPOINT_OPTIONS,
+    RETRY_POLICY_OPTIONS,
     Failure,
     RetryPolicy,
     batched,
@@ -21,6 +28,7 @@ from vectordb.embedding_functions._hosted import (
     find_api_key,
 )
 from vectordb.embedding_functions.base import Documents, Embeddings, register_embedding_function
+from vectordb.embedding_functions.options import Spec, allowed_config, is_int, is_str, one_of, optional
 from vectordb.errors import EmbeddingError, InvalidArgumentError, MissingDependencyError
 
 MAX_BATCH = 2048
@@ -58,6 +66,17 @@ class OpenAIEmbeddingFunction:
 
     max_batch_size = MAX_BATCH
     """Inputs per request; callers that chunk work use multiples of it."""
+
+    CONFIG_OPTIONS: Spec = {
+        **ENDPOINT_OPTIONS,
+        "organization_id": optional(is_str),
+        "api_type": optional(one_of("openai", "azure")),
+        "api_version": optional(is_str),
+        "deployment_id": optional(is_str),
+        "dimensions": optional(is_int),
+        "retry_policy": RETRY_POLICY_OPTIONS,
+    }
+    """What a stored config may hold; :meth:`build_from_config` refuses anything else."""
 
     def __init__(
         self,
@@ -188,8 +207,12 @@ class OpenAIEmbeddingFunction:
 
     @classmethod
     def build_from_config(cls, config: Dict[str, Any]) -> "OpenAIEmbeddingFunction":
-        """Rebuild from :meth:`get_config`; the key is read from ``api_key_env_var``."""
-        settings = dict(config)
+        """Rebuild from :meth:`get_config`; the key is read from ``api_key_env_var``.
+
+        Raises:
+            RefusedConfigError: the config holds a key outside :attr:`CONFIG_OPTIONS`.
+        """
+        settings = allowed_config(cls, config)
         policy = settings.pop("retry_policy", None)
         known = {f.name for f in dataclasses.fields(RetryPolicy)}
         if policy is not None:

@@ -11,6 +11,26 @@ every collection, and the resolution of the default model, all-MiniLM-L6-v2:
 The bundled copy comes first: it works offline and, checked by checksum, its weights are
 the hub's byte for byte. torch and sentence_transformers are imported when a model is
 first loaded, never when this module is imported.
+
+What a stored config may carry (``SentenceTransformerEmbeddingFunction.CONFIG_OPTIONS``,
+an allow-list; see :mod:`vectordb.embedding_functions.options`): ``model_name``,
+``device``, ``normalize_embeddings`` and, of the keyword arguments for
+``SentenceTransformer(...)``, only ``prompts``, ``default_prompt_name``,
+``similarity_fn_name``, ``truncate_dim``, ``revision`` (which weights; code needs
+``trust_remote_code`` as well), ``local_files_only``, ``model_kwargs`` limited to
+``dtype``/``torch_dtype`` and ``attn_implementation`` "eager" or "sdpa", and
+``tokenizer_kwargs``/``processor_kwargs`` limited to ``model_max_length``,
+``do_lower_case``, ``padding_side`` and ``truncation_side``. ``trust_remote_code``
+(at any level) and ``backend`` are honoured only at their defaults (False, "torch").
+Everything else is never stored nor honoured from a config: ``trust_remote_code=True``,
+``code_revision``, ``backend`` "onnx"/"openvino" (ONNX/OpenVINO files and exports),
+``model_kwargs`` such as ``weights_only`` (pickles), ``attn_implementation`` naming hub
+kernels, ``quantization_config``, ``device_map``, ``gguf_file``, ``config_kwargs``,
+``cache_folder`` (where files are read and written), ``token`` (a secret), and any
+option not listed. A function rebuilt from a config also refuses a local model folder
+whose ``modules.json`` names module classes outside ``sentence_transformers`` (which
+sentence-transformers before 6 imports from a local folder without
+``trust_remote_code``). A caller opts in by building the function and passing it.
 """
 
 from __future__ import annotations
@@ -28,7 +48,20 @@ from typing import Any, Callable, Dict, Hashable, Iterator, List, Mapping, Optio
 import numpy as np
 
 from vectordb.embedding_functions.base import Documents, register_embedding_function
-from vectordb.errors import EmbeddingError, InvalidArgumentError, MissingDependencyError
+from vectordb.embedding_functions.options import (
+    OnlyDefault,
+    Spec,
+    allowed_config,
+    is_bool,
+    is_int,
+    is_str,
+    json_safe,
+    one_of,
+    optional,
+    persistable,
+    str_dict,
+)
+from vectordb.errors import EmbeddingError, InvalidArgumentError, MissingDependencyError, RefusedConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -217,15 +250,62 @@ def load_default_model(device: str = "cpu", model_dir: Optional[Union[str, Path]
         ) from exc
 
 
-def _json_safe(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
-    safe = {}
-    for key, value in kwargs.items():
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            continue
-        safe[key] = value
-    return safe
+_TOKENIZER_OPTIONS: Spec = {
+    "model_max_length": is_int,
+    "do_lower_case": is_bool,
+    "padding_side": one_of("left", "right"),
+    "truncation_side": one_of("left", "right"),
+    "trust_remote_code": OnlyDefault(False),
+}
+
+SENTENCE_TRANSFORMER_KWARGS: Spec = {
+    "prompts": str_dict,
+    "default_prompt_name": optional(is_str),
+    "similarity_fn_name": optional(one_of("cosine", "dot", "euclidean", "manhattan")),
+    "truncate_dim": optional(is_int),
+    "revision": optional(is_str),
+    "local_files_only": is_bool,
+    "backend": OnlyDefault("torch"),
+    "trust_remote_code": OnlyDefault(False),
+    "model_kwargs": {
+        "dtype": is_str,
+        "torch_dtype": is_str,
+        "attn_implementation": one_of("eager", "sdpa"),
+        "trust_remote_code": OnlyDefault(False),
+    },
+    "tokenizer_kwargs": _TOKENIZER_OPTIONS,
+    "processor_kwargs": _TOKENIZER_OPTIONS,
+}
+"""The ``SentenceTransformer(...)`` keyword arguments a stored config may carry (see the module docstring)."""
+
+
+def refuse_custom_modules(function_name: str, source: str) -> None:
+    """Raise :class:`RefusedConfigError` if the local model folder ``source`` names custom module classes.
+
+    ``modules.json`` lists each module's class; sentence-transformers before 6 imports a
+    class outside ``sentence_transformers`` from a local folder even without
+    ``trust_remote_code``, so a function rebuilt from a config checks first. Hub names
+    and folders without ``modules.json`` pass (transformers itself gates ``auto_map``).
+    """
+    modules_file = Path(source) / "modules.json"
+    if not os.path.isdir(source) or not modules_file.is_file():
+        return
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+        types = [str(m.get("type", "")) for m in modules]
+    except (OSError, ValueError, AttributeError, TypeError):
+        types = ["<unreadable modules.json>"]
+    custom = [t for t in types if not t.startswith("sentence_transformers.")]
+    if custom:
+        raise RefusedConfigError(
+            f"embedding function {function_name!r} was rebuilt from a stored config, and its model folder "
+            f"{source} names module classes outside sentence_transformers ({', '.join(custom)}), which would "
+            "import code from that folder; vectordb never does that for a stored or received config. To use "
+            "this model, build the function yourself (with trust_remote_code=True) and pass it: "
+            "get_collection(name, embedding_function=...)",
+            function=function_name,
+            options=[f"model_name={source}"],
+        )
 
 
 @register_embedding_function
@@ -235,9 +315,19 @@ class SentenceTransformerEmbeddingFunction:
     The model loads on the first call and is shared by every instance with the same
     model, device and ``kwargs`` (passed on to ``SentenceTransformer``). The name
     ``all-MiniLM-L6-v2`` with no ``kwargs`` uses the same verified offline copy as
-    :class:`DefaultEmbeddingFunction`. ``kwargs`` that are not JSON-safe are not persisted:
-    pass the function again when reopening the collection.
+    :class:`DefaultEmbeddingFunction`. Only the options in :attr:`CONFIG_OPTIONS` are
+    persisted (never ``trust_remote_code`` or anything else that may load or run code,
+    nor values that are not JSON-safe): pass the function again when reopening the
+    collection to use the others.
     """
+
+    CONFIG_OPTIONS: Spec = {
+        "model_name": is_str,
+        "device": is_str,
+        "normalize_embeddings": is_bool,
+        "kwargs": SENTENCE_TRANSFORMER_KWARGS,
+    }
+    """What a stored config may hold; :meth:`build_from_config` refuses anything else."""
 
     def __init__(
         self,
@@ -257,11 +347,13 @@ class SentenceTransformerEmbeddingFunction:
         self.device = device
         self.normalize_embeddings = normalize_embeddings
         self.kwargs = kwargs
-        dropped = sorted(set(kwargs) - set(_json_safe(kwargs)))
-        if dropped:
+        unstorable = sorted(key for key, value in kwargs.items() if not json_safe(value))
+        if unstorable:
             logger.warning(
-                "SentenceTransformerEmbeddingFunction: %s are not JSON-safe and will not be persisted", dropped
+                "SentenceTransformerEmbeddingFunction: %s are not JSON-safe and will not be persisted", unstorable
             )
+        persistable(type(self), {"kwargs": kwargs}, warn=True)
+        self._from_config = False
         self._model: Any = None
 
     def _load(self) -> Any:
@@ -269,6 +361,8 @@ class SentenceTransformerEmbeddingFunction:
             if not self.kwargs and self.model_name in (DEFAULT_MODEL_NAME, DEFAULT_MODEL_HUB_ID):
                 self._model = load_default_model(self.device)
             else:
+                if self._from_config:
+                    refuse_custom_modules(self.name(), self.model_name)
                 try:
                     self._model = load_model(self.model_name, self.device, self.kwargs)
                 except OSError as exc:
@@ -288,21 +382,32 @@ class SentenceTransformerEmbeddingFunction:
         return "sentence_transformer"
 
     def get_config(self) -> Dict[str, Any]:
+        """The settings to persist: only the options in :attr:`CONFIG_OPTIONS`."""
+        kwargs = persistable(type(self), {"kwargs": self.kwargs}).get("kwargs", {})
         return {
             "model_name": self.model_name,
             "device": self.device,
             "normalize_embeddings": self.normalize_embeddings,
-            "kwargs": _json_safe(self.kwargs),
+            "kwargs": kwargs,
         }
 
     @classmethod
     def build_from_config(cls, config: Dict[str, Any]) -> "SentenceTransformerEmbeddingFunction":
-        return cls(
+        """Rebuild from a stored or received config, which is not trusted.
+
+        Raises:
+            RefusedConfigError: the config holds an option outside :attr:`CONFIG_OPTIONS`
+                (``trust_remote_code=True``, say); the error names it and how to opt in.
+        """
+        config = allowed_config(cls, config)
+        fn = cls(
             model_name=config.get("model_name", DEFAULT_MODEL_NAME),
             device=config.get("device", "cpu"),
             normalize_embeddings=config.get("normalize_embeddings", False),
             **config.get("kwargs", {}),
         )
+        fn._from_config = True
+        return fn
 
 
 @register_embedding_function
@@ -327,11 +432,16 @@ class DefaultEmbeddingFunction:
     def name() -> str:
         return "default"
 
+    CONFIG_OPTIONS: Spec = {}
+    """A stored config of the default function holds nothing; any option is refused."""
+
     def get_config(self) -> Dict[str, Any]:
         return {}
 
     @classmethod
     def build_from_config(cls, config: Dict[str, Any]) -> "DefaultEmbeddingFunction":
+        """Rebuild from a stored config, which must be empty (raises :class:`RefusedConfigError` otherwise)."""
+        allowed_config(cls, config)
         return cls()
 
 

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any, List, Optional, Set, Tuple
 import numpy as np
 
 from vectordb.index.base import VectorIndex
-from vectordb.index.settings import index_params
 from vectordb.engine import maintenance
-from vectordb.engine.indexes import IMPLEMENTATION
+from vectordb.engine.indexes import IMPLEMENTATION, index_params
 from vectordb.persistence.store import DB_FILE, CollectionRow, value_column
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -187,7 +186,7 @@ class _Checker:
         # An index made in this session is first saved on close or once enough changes accumulate.
         unsaved_new = indexes._saved_seq.get(row.id, 0) < 0
         if folder is not None and len(labels) and not (unsaved_new and not os.path.exists(folder)):
-            loaded = IMPLEMENTATION.load(folder, index_params(row.metadata, row.metric), row.dimension, row.id)
+            loaded = IMPLEMENTATION.load(folder, index_params(row), row.dimension, row.id)
             if loaded is None:
                 self.add(row.name, "the saved index is missing or unusable", rebuild)
             elif loaded[1] > row.seq:
@@ -234,6 +233,5 @@ def check_store(client: "Client", repair: bool = False) -> CheckReport:
     report = _Checker(client, repair).run()
     if report.repairs:
         client._rows.clear()
-        client._records.clear()
-        client._filters.clear()
+        client._derived.clear()
     return report

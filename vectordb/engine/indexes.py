@@ -26,9 +26,9 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from vectordb.index.base import VectorIndex
+from vectordb.index import settings
+from vectordb.index.base import IndexParams, VectorIndex
 from vectordb.index.hnsw import HnswIndex
-from vectordb.index.settings import index_params
 from vectordb.persistence.store import CollectionRow, Store
 
 log = logging.getLogger("vectordb")
@@ -41,6 +41,11 @@ BACKGROUND_MIN = 64
 
 IMPLEMENTATION = HnswIndex
 """The :class:`VectorIndex` class new and saved indexes are made with."""
+
+
+def index_params(row: CollectionRow) -> IndexParams:
+    """The index settings of a collection (see :mod:`vectordb.index.settings`)."""
+    return settings.index_params(row.metadata, row.metric)
 
 
 class IndexManager:
@@ -108,7 +113,7 @@ class IndexManager:
         self._indexes[collection_id] = index
 
     def _open(self, row: CollectionRow) -> VectorIndex:
-        params = index_params(row.metadata, row.metric)
+        params = index_params(row)
         folder = self._folder_of(row.id)
         loaded = IMPLEMENTATION.load(folder, params, row.dimension, row.id) if folder else None
         labels = self.store.select_labels(row.id)
@@ -134,7 +139,7 @@ class IndexManager:
         """Replace the collection's index by one built from its records (sized to them), and save it."""
         self.wait()
         count = self.store.count(row.id)
-        index = IMPLEMENTATION(index_params(row.metadata, row.metric), row.dimension, capacity=max(count, 16))
+        index = IMPLEMENTATION(index_params(row), row.dimension, capacity=max(count, 16))
         self._catch_up(index, row.id, -1)
         self._attach(index, row.id)
         self._saved_seq[row.id] = -1
@@ -153,7 +158,7 @@ class IndexManager:
 
     def create(self, row: CollectionRow) -> VectorIndex:
         """A new empty index, once the collection's dimension is known."""
-        index = IMPLEMENTATION(index_params(row.metadata, row.metric), row.dimension)
+        index = IMPLEMENTATION(index_params(row), row.dimension)
         self._attach(index, row.id)
         self._unsaved[row.id] = 0
         self._saved_seq[row.id] = -1

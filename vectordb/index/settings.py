@@ -1,8 +1,9 @@
 """The ``hnsw:*`` collection settings: their names, defaults, which are fixed at build time,
 and how a collection's metadata turns into :class:`~vectordb.index.base.IndexParams`.
 
-Every other module reads these settings through here, so a default or a new setting is
-defined once.
+Every module reads these settings through here, so a default or a new setting is defined
+once. The names and allowed values come from :mod:`vectordb.validation`, which checks
+user input and may not import the index package (the import graph runs one way).
 """
 
 from __future__ import annotations
@@ -10,16 +11,13 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional
 
 from vectordb.index.base import IndexParams
+from vectordb.validation import HNSW_INT_KEYS, HNSW_SPACE_KEY, METRICS
 
-SPACE_KEY = "hnsw:space"
-M_KEY = "hnsw:M"
-CONSTRUCTION_EF_KEY = "hnsw:construction_ef"
-SEARCH_EF_KEY = "hnsw:search_ef"
-
-METRICS = ("l2", "cosine", "ip")
-"""The distance spaces a collection may use (``hnsw:space``)."""
-INT_KEYS = (M_KEY, CONSTRUCTION_EF_KEY, SEARCH_EF_KEY)
+SPACE_KEY = HNSW_SPACE_KEY
+"""The distance space (one of ``METRICS``)."""
+INT_KEYS = HNSW_INT_KEYS
 """The settings that take a positive integer."""
+M_KEY, CONSTRUCTION_EF_KEY, SEARCH_EF_KEY = INT_KEYS
 KEYS = (SPACE_KEY,) + INT_KEYS
 """Every known ``hnsw:*`` setting."""
 BUILD_KEYS = (SPACE_KEY, M_KEY, CONSTRUCTION_EF_KEY)

@@ -21,13 +21,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vectordb import __version__
+from vectordb import __version__, wire
 from vectordb.client import Client
 from vectordb.collection import Collection
 from vectordb.embedding_functions.base import UnavailableEmbeddingFunction, describe
 from vectordb.errors import CollectionNotFoundError, InvalidArgumentError, VectorDBError
 from vectordb.server.middleware import BearerAuth, BodyLimit
 from vectordb.server.schemas import (
+    CheckStore,
     CollectionModel,
     CreateCollection,
     DeleteRecords,
@@ -87,18 +88,31 @@ def _stand_in(spec: Optional[EmbeddingFunctionSpec]) -> Any:
 
 
 def _model(collection: Collection) -> Dict[str, Any]:
-    fn = collection.embedding_function
-    spec = None
-    if fn is not None:
-        name, config = describe(fn)
-        spec = {"name": name, "config": config}
-    return {
-        "id": collection.id,
-        "name": collection.name,
-        "metadata": collection.metadata,
-        "dimension": collection.dimension,
-        "embedding_function": spec,
-    }
+    return wire.collection_json(collection._info)
+
+
+class _Provided:
+    """The embedding function of a write on the server: the vectors the client sent for its documents.
+
+    A document that needs a vector and came without one is answered with
+    :class:`vectordb.wire.EmbeddingsNeeded`, before anything is written.
+    """
+
+    def __init__(self, vectors: Optional[Dict[str, List[float]]]) -> None:
+        self.vectors = vectors or {}
+
+    def __call__(self, input: List[str]) -> List[List[float]]:
+        missing = [t for t in input if t not in self.vectors]
+        if missing:
+            raise wire.EmbeddingsNeeded(missing)
+        return [self.vectors[t] for t in input]
+
+
+def _writer(collection: Collection, body: WriteRecords) -> Collection:
+    """The collection, embedding the write's documents with the vectors its client sent."""
+    if collection.embedding_function is None:
+        return collection
+    return Collection(collection._backend, collection._info, _Provided(body.document_embeddings))
 
 
 def _json(content: Any, status: int = 200) -> Response:
@@ -126,6 +140,8 @@ def _validation_message(exc: RequestValidationError) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VectorDBError)
     async def vectordb_error(request: Request, exc: VectorDBError) -> Response:
+        if isinstance(exc, wire.EmbeddingsNeeded):
+            return _json({"error": exc.code, "message": str(exc), "texts": exc.texts}, exc.http_status)
         return _error(exc.http_status, exc.code, str(exc))
 
     @app.exception_handler(RequestValidationError)
@@ -188,29 +204,36 @@ def _collection_routes(router: APIRouter, client: Client, collections: _Collecti
 
 
 def _record_routes(router: APIRouter, collections: _Collections) -> None:
+    @router.get("/collections/{collection_id}/info", response_model=CollectionModel, summary="a collection by id")
+    def info(collection_id: str) -> Response:
+        collection = collections.by_id(collection_id)
+        collection._info = collection._backend.collection(collection.id, collection.name)
+        return _json(_model(collection))
+
     @router.get("/collections/{collection_id}/count", response_model=int, summary="Collection.count")
     def count(collection_id: str) -> Response:
         return _json(collections.by_id(collection_id).count())
 
-    @router.post("/collections/{collection_id}/add", summary="Collection.add")
+    def write(mode: str, collection_id: str, body: WriteRecords) -> Response:
+        collection = _writer(collections.by_id(collection_id), body)
+        getattr(collection, mode)(body.ids, body.embeddings, body.metadatas, body.documents)
+        return _json(_model(collection))
+
+    @router.post("/collections/{collection_id}/add", response_model=CollectionModel, summary="Collection.add")
     def add(collection_id: str, body: WriteRecords) -> Response:
-        collections.by_id(collection_id).add(**body.model_dump())
-        return _json(None)
+        return write("add", collection_id, body)
 
-    @router.post("/collections/{collection_id}/upsert", summary="Collection.upsert")
+    @router.post("/collections/{collection_id}/upsert", response_model=CollectionModel, summary="Collection.upsert")
     def upsert(collection_id: str, body: WriteRecords) -> Response:
-        collections.by_id(collection_id).upsert(**body.model_dump())
-        return _json(None)
+        return write("upsert", collection_id, body)
 
-    @router.post("/collections/{collection_id}/update", summary="Collection.update")
+    @router.post("/collections/{collection_id}/update", response_model=CollectionModel, summary="Collection.update")
     def update(collection_id: str, body: WriteRecords) -> Response:
-        collections.by_id(collection_id).update(**body.model_dump())
-        return _json(None)
+        return write("update", collection_id, body)
 
     @router.post("/collections/{collection_id}/delete", summary="Collection.delete")
     def delete(collection_id: str, body: DeleteRecords) -> Response:
-        collections.by_id(collection_id).delete(**body.model_dump())
-        return _json(None)
+        return _json({"deleted": collections.by_id(collection_id)._delete(**body.model_dump())})
 
     @router.post("/collections/{collection_id}/get", summary="Collection.get")
     def get(collection_id: str, body: GetRecords) -> Response:
@@ -219,6 +242,10 @@ def _record_routes(router: APIRouter, collections: _Collections) -> None:
     @router.post("/collections/{collection_id}/query", summary="Collection.query")
     def query(collection_id: str, body: QueryRecords) -> Response:
         return _json(collections.by_id(collection_id).query(**body.model_dump()))
+
+    @router.post("/collections/{collection_id}/compact", summary="Collection.compact")
+    def compact(collection_id: str) -> Response:
+        return _json(wire.compact_json(collections.by_id(collection_id).compact()))
 
 
 def create_app(
@@ -261,6 +288,14 @@ def create_app(
     @router.get("/version", summary="version")
     def version() -> Dict[str, str]:
         return {"version": __version__}
+
+    @router.post("/compact", summary="Client.compact")
+    def compact() -> Response:
+        return _json(wire.compact_json(client.compact()))
+
+    @router.post("/check", summary="Client.check")
+    def check(body: CheckStore) -> Response:
+        return _json(wire.check_json(client.check(repair=body.repair)))
 
     _collection_routes(router, client, collections)
     _record_routes(router, collections)

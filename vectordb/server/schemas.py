@@ -68,6 +68,15 @@ class WriteRecords(_Strict):
     embeddings: Optional[OneOrManyEmbeddings] = None
     metadatas: Optional[OneOrManyMetadatas] = None
     documents: Optional[OneOrManyDocuments] = None
+    document_embeddings: Optional[Dict[str, List[float]]] = Field(
+        None, description="Vectors the client made for documents, by text (asked for by an embeddings_needed answer)."
+    )
+
+
+class CheckStore(_Strict):
+    """``Client.check``."""
+
+    repair: bool = False
 
 
 class DeleteRecords(_Strict):

@@ -1,0 +1,157 @@
+"""The seam between the public API and the engines that store and search.
+
+One :class:`vectordb.Collection` (and one :class:`vectordb.Client`) serves every
+engine: the API layer validates arguments, parses filters once and embeds texts; a
+:class:`Backend` stores records and answers searches. The local engine
+(:class:`vectordb.engine.LocalBackend`: DuckDB plus derived in-memory structures and
+hnswlib) is one backend, :class:`vectordb.http_backend.HttpBackend` (a ``vectordb
+serve`` server) another. Backends are plain classes chosen by the client
+constructors; nothing here loads a class by name.
+
+What crosses the seam is checked already: ids are unique strings, embeddings a float32
+matrix, metadata dicts of valid values, filters a parsed :class:`vectordb.filters.Filter`,
+``include`` a list of known field names. A backend still raises the typed errors that
+only it can detect (a missing collection, a dimension that differs from the stored one,
+a locked or read-only store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from vectordb.types import GetResult, QueryResult
+
+Embed = Callable[[List[str]], np.ndarray]
+"""Embeds documents for storage (the collection's function, checked): a backend calls it
+for the texts that need a vector, outside any lock it holds."""
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection as its backend describes it."""
+
+    id: str
+    name: str
+    metadata: Optional[Dict[str, Any]]
+    dimension: Optional[int]
+    ef_name: Optional[str]
+    ef_config: Optional[Dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Write:
+    """A checked ``add``, ``upsert`` or ``update`` call: one entry per id, aligned."""
+
+    mode: str
+    ids: List[str]
+    embeddings: Optional[np.ndarray]
+    metadatas: Optional[List[Optional[Dict[str, Any]]]]
+    documents: Optional[List[Optional[str]]]
+
+
+class Backend:
+    """What an engine implements (each method documents its own contract).
+
+    ``collection_id`` names a collection by its id; a collection deleted meanwhile raises
+    :class:`vectordb.errors.CollectionNotFoundError` naming ``name``.
+    """
+
+    # -- the store ----------------------------------------------------------
+
+    def heartbeat(self) -> int:
+        """Nanoseconds since the epoch on the engine's side (a liveness check)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the backend holds (files, locks, connections); idempotent."""
+        raise NotImplementedError
+
+    def compact(self, collection_id: Optional[str] = None) -> Any:
+        """Give back the space of deleted records (one collection, or all); a CompactResult."""
+        raise NotImplementedError
+
+    def check(self, repair: bool = False) -> Any:
+        """Verify (and with ``repair`` fix) the engine's consistency; a CheckReport."""
+        raise NotImplementedError
+
+    # -- collections --------------------------------------------------------
+
+    def create_collection(
+        self, name: str, metadata: Optional[Dict[str, Any]], ef_name: Optional[str], ef_config: Optional[Dict[str, Any]]
+    ) -> CollectionInfo:
+        """A new collection; CollectionExistsError if the name is taken."""
+        raise NotImplementedError
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        """The collection called ``name``; CollectionNotFoundError if none."""
+        raise NotImplementedError
+
+    def collection(self, collection_id: str, name: str) -> CollectionInfo:
+        """The current description of a collection known by id (``name`` is for the error)."""
+        raise NotImplementedError
+
+    def list_collections(self) -> List[CollectionInfo]:
+        """Every collection, in creation order."""
+        raise NotImplementedError
+
+    def count_collections(self) -> int:
+        """How many collections there are."""
+        raise NotImplementedError
+
+    def delete_collection(self, name: str) -> None:
+        """Remove a collection and its records; CollectionNotFoundError if none."""
+        raise NotImplementedError
+
+    def modify_collection(
+        self, collection_id: str, name: str, new_name: Optional[str], new_metadata: Optional[Dict[str, Any]]
+    ) -> CollectionInfo:
+        """Rename and/or replace the metadata (the metric and graph settings cannot change)."""
+        raise NotImplementedError
+
+    # -- records ------------------------------------------------------------
+
+    def write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
+        """Apply an add/upsert/update as one transaction; returns the collection's new description.
+
+        add leaves existing ids unchanged; update skips unknown ids; upsert and update
+        merge metadata key by key (None removes a key). Documents given without
+        embeddings are embedded with ``embed`` where a record needs a new vector
+        (``embed`` is None for a collection without a function: needing one is an error).
+        """
+        raise NotImplementedError
+
+    def delete(self, collection_id: str, name: str, ids: Optional[List[str]], filter: Any) -> int:
+        """Remove the records matching ``ids`` and ``filter``; returns how many were removed."""
+        raise NotImplementedError
+
+    def count(self, collection_id: str, name: str) -> int:
+        """How many records the collection holds."""
+        raise NotImplementedError
+
+    def get(
+        self,
+        collection_id: str,
+        name: str,
+        ids: Optional[List[str]],
+        filter: Any,
+        limit: Optional[int],
+        offset: Optional[int],
+        include: Sequence[str],
+    ) -> GetResult:
+        """Records by id (in the order asked) or by filter (in insertion order)."""
+        raise NotImplementedError
+
+    def query(
+        self,
+        collection_id: str,
+        name: str,
+        queries: np.ndarray,
+        n_results: int,
+        filter: Any,
+        include: Sequence[str],
+    ) -> QueryResult:
+        """The ``n_results`` nearest records to each query row, nearest first."""
+        raise NotImplementedError

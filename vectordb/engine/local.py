@@ -1,0 +1,443 @@
+"""The local engine as a :class:`vectordb.backend.Backend`: one store, in memory or in a folder.
+
+A request flows one way: the catalog row of its collection (kept in memory: this
+engine is the store's only writer) → the records it touches, read from the store → a
+plan of full rows (:mod:`vectordb.engine.writes`) → one DuckDB transaction → the
+derived structures (:mod:`vectordb.engine.derived`) and the vector index
+(:mod:`vectordb.engine.indexes`, which inserts in the background). Reads answer from
+the derived structures and the index, after any background insertion has finished.
+
+Everything runs behind one re-entrant lock, so one engine can be shared by threads;
+embedding (the slow part of a write) runs outside it, and a write whose collection
+changed meanwhile is planned again.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import logging
+import os
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import replace
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from vectordb import validation as v
+from vectordb.backend import Backend, CollectionInfo, Embed, Write
+from vectordb.embedding_functions.base import missing_function_error
+from vectordb.engine import maintenance
+from vectordb.engine.check import CheckReport, check_store
+from vectordb.engine.derived import DerivedStructures
+from vectordb.engine.indexes import IndexManager, index_params
+from vectordb.engine.maintenance import CompactResult
+from vectordb.engine.writes import Plan, plan, texts_to_embed
+from vectordb.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    InvalidArgumentError,
+    StoreLockedError,
+    VectorDBError,
+)
+from vectordb.filters import Filter, to_sql
+from vectordb.index import settings
+from vectordb.persistence.store import CollectionRow, Store
+from vectordb.types import GetResult, QueryResult
+
+log = logging.getLogger("vectordb")
+
+INDEX_SETTINGS = {key: settings.DEFAULTS[key] for key in settings.BUILD_KEYS}
+"""Collection metadata fixed once the collection exists (the index is built with it), with defaults."""
+
+
+class LocalBackend(Backend):
+    """A store in memory (``path=None``) or in the folder ``path``: ``vectordb.duckdb`` plus ``index/``."""
+
+    def __init__(self, path: Optional[str] = None, read_only: bool = False) -> None:
+        if path is not None:
+            path = _store_folder(path, read_only)
+        self.path = path
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._closed = True
+        if path is not None:
+            _claim(path, self)
+        try:
+            self._store = Store(path, read_only=read_only)
+        except BaseException:
+            _release(path, self)
+            raise
+        self._indexes = IndexManager(self._store, None if path is None else os.path.join(path, "index"), read_only)
+        self._derived = DerivedStructures(self._store)
+        self._rows: Dict[str, CollectionRow] = {}
+        self._closed = False
+        if path is not None:
+            self._indexes.remove_orphans({row.id for row in self._store.collections()})
+            if not read_only:
+                maintenance.remove_leftovers(path)
+            atexit.register(_close_at_exit, weakref.ref(self))
+
+    def __repr__(self) -> str:
+        return f"LocalBackend({self.path or ':memory:'})"
+
+    # -- the store ----------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if not self.read_only:
+                self._indexes.flush({row.id: row for row in self._store.collections()})
+            self._store.close()
+            self._closed = True
+            _release(self.path, self)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise VectorDBError("this client is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise VectorDBError(f"the store at {self.path} is open read-only")
+
+    def heartbeat(self) -> int:
+        return time.time_ns()
+
+    def check(self, repair: bool = False) -> CheckReport:
+        with self._lock:
+            if repair:
+                self._check_writable()
+            self._check_open()
+            return check_store(self, repair)
+
+    def compact(self, collection_id: Optional[str] = None, name: str = "") -> CompactResult:
+        with self._lock:
+            self._check_writable()
+            rows = self._store.collections() if collection_id is None else [self._row(collection_id, name)]
+            return maintenance.compact(self, rows)
+
+    # -- collections --------------------------------------------------------
+
+    def create_collection(
+        self, name: str, metadata: Optional[Dict[str, Any]], ef_name: Optional[str], ef_config: Optional[Dict[str, Any]]
+    ) -> CollectionInfo:
+        with self._lock:
+            self._check_open()
+            if self._store.collection_by_name(name) is not None:
+                raise CollectionExistsError(f"collection {name!r} already exists")
+            self._check_writable()
+            row = CollectionRow(
+                id=str(uuid.uuid4()), name=name, metadata=metadata,
+                metric=settings.metric_of(metadata), dimension=None,
+                ef_name=ef_name, ef_config=ef_config, next_label=0, seq=0, position=0,
+            )
+            row = self._store.insert_collection(row)
+            self._rows[row.id] = row
+            return _info(row)
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        with self._lock:
+            self._check_open()
+            row = self._store.collection_by_name(name)
+            if row is None:
+                raise CollectionNotFoundError(f"collection {name!r} does not exist")
+            return _info(row)
+
+    def collection(self, collection_id: str, name: str) -> CollectionInfo:
+        with self._lock:
+            return _info(self._row(collection_id, name))
+
+    def list_collections(self) -> List[CollectionInfo]:
+        with self._lock:
+            self._check_open()
+            return [_info(row) for row in self._store.collections()]
+
+    def count_collections(self) -> int:
+        with self._lock:
+            self._check_open()
+            return len(self._store.collections())
+
+    def delete_collection(self, name: str) -> None:
+        with self._lock:
+            self._check_writable()
+            row = self._store.collection_by_name(name)
+            if row is None:
+                raise CollectionNotFoundError(f"collection {name!r} does not exist")
+            self._store.delete_collection(row.id)
+            self._indexes.drop(row.id)
+            self._rows.pop(row.id, None)
+            self._derived.drop(row.id)
+
+    def modify_collection(
+        self, collection_id: str, name: str, new_name: Optional[str], new_metadata: Optional[Dict[str, Any]]
+    ) -> CollectionInfo:
+        with self._lock:
+            self._check_writable()
+            row = self._row(collection_id, name)
+            if new_metadata is not None:
+                old = row.metadata or {}
+                for key, default in INDEX_SETTINGS.items():
+                    if key in new_metadata and new_metadata[key] != old.get(key, default):
+                        raise InvalidArgumentError(
+                            f"metadata[{key!r}]: cannot change from {old.get(key, default)!r} once the collection exists"
+                        )
+            if new_name is not None and new_name != row.name and self._store.collection_by_name(new_name) is not None:
+                raise CollectionExistsError(f"collection {new_name!r} already exists")
+            updated = replace(
+                row,
+                name=row.name if new_name is None else new_name,
+                metadata=row.metadata if new_metadata is None else _keep_index_settings(row, new_metadata),
+            )
+            self._store.update_collection(updated)
+            self._rows[row.id] = updated
+            index = self._indexes.loaded(row.id)
+            if index is not None and new_metadata is not None:
+                index.params = index_params(updated)
+            return _info(updated)
+
+    def _row(self, collection_id: str, name: str) -> CollectionRow:
+        """The collection's catalog row, kept in memory: this engine is the store's only writer."""
+        self._check_open()
+        row = self._rows.get(collection_id)
+        if row is None:
+            row = self._store.collection_by_id(collection_id)
+            if row is None:
+                raise CollectionNotFoundError(f"collection {name!r} no longer exists")
+            self._rows[collection_id] = row
+        return row
+
+    # -- writes -------------------------------------------------------------
+
+    def write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
+        embedded: Dict[str, np.ndarray] = {}
+        while True:
+            with self._lock:
+                self._check_writable()
+                row = self._row(collection_id, name)
+                existing = self._store.labels_of(row.id, write.ids)
+                stored = {} if write.mode == "add" or not existing else self._store.fetch(
+                    row.id, np.fromiter(existing.values(), dtype=np.int64), embeddings=True
+                )
+                texts = texts_to_embed(write, existing, stored)
+            missing = list(dict.fromkeys(t for t in texts if t not in embedded))  # in order, once each
+            if missing:
+                if embed is None:
+                    raise missing_function_error(name)
+                embedded.update(zip(missing, embed(missing)))
+            with self._lock:
+                if self._row(collection_id, name).seq != row.seq:
+                    continue  # another thread wrote meanwhile: plan again with what it wrote
+                planned = plan(row.next_label, write, existing, stored, embedded)
+                if planned.skipped:
+                    what = "already exist and were left unchanged" if write.mode == "add" else "do not exist and were skipped"
+                    log.warning("%s %r: %d ids %s: %s", write.mode, row.name, len(planned.skipped), what,
+                                ", ".join(planned.skipped[:10]))
+                if len(planned.batch.labels) == 0:
+                    return _info(row)
+                return _info(self._commit(row, planned))
+
+    def _commit(self, row: CollectionRow, planned: Plan) -> CollectionRow:
+        """Write the plan's rows to the store, then to the derived structures and the index.
+
+        ``row`` is the current catalog row: the dimension is checked against it here, as
+        another handle may have fixed it since the arguments were checked.
+        """
+        batch = planned.batch
+        dimension = row.dimension if row.dimension is not None else batch.embeddings.shape[1]
+        if batch.embeddings.shape[1] != dimension:
+            raise v.dimension_error(planned.source, batch.embeddings.shape[1], dimension)
+        changed = planned.changed
+        new_row = self._indexes.add_after_commit(
+            row,
+            dimension,
+            batch.labels[changed],
+            batch.embeddings[changed],
+            lambda: self._store.write(row, batch, planned.replaced, dimension),
+        )
+        self._rows[new_row.id] = new_row
+        self._derived.written(new_row.id, batch)
+        return new_row
+
+    def delete(self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter]) -> int:
+        with self._lock:
+            self._check_writable()
+            row = self._row(collection_id, name)
+            labels = self._select(row, ids, filter)
+            if len(labels) == 0:
+                return 0
+            new_row = self._store.delete(row, labels)
+            self._rows[new_row.id] = new_row
+            self._derived.deleted(new_row.id, labels)
+            self._indexes.remove(new_row, labels)
+            maintenance.maybe_compact(self, new_row)
+            return len(labels)
+
+    # -- reads --------------------------------------------------------------
+
+    def count(self, collection_id: str, name: str) -> int:
+        with self._lock:
+            return self._store.count(self._row(collection_id, name).id)
+
+    def get(
+        self,
+        collection_id: str,
+        name: str,
+        ids: Optional[List[str]],
+        filter: Optional[Filter],
+        limit: Optional[int],
+        offset: Optional[int],
+        include: Sequence[str],
+    ) -> GetResult:
+        with self._lock:
+            row = self._row(collection_id, name)
+            if ids is None:
+                labels = self._select(row, None, filter, limit, offset)
+            else:
+                labels = self._select(row, ids, filter)[offset or 0 :]
+                if limit is not None:
+                    labels = labels[:limit]
+            records = self._read(row, labels, "embeddings" in include)
+        return GetResult(
+            ids=[r[0] for r in records],
+            embeddings=[r[3].tolist() for r in records] if "embeddings" in include else None,
+            metadatas=[r[2] for r in records] if "metadatas" in include else None,
+            documents=[r[1] for r in records] if "documents" in include else None,
+            include=list(include),
+        )
+
+    def query(
+        self,
+        collection_id: str,
+        name: str,
+        queries: np.ndarray,
+        n_results: int,
+        filter: Optional[Filter],
+        include: Sequence[str],
+    ) -> QueryResult:
+        with self._lock:
+            row = self._row(collection_id, name)
+            if row.dimension is not None and queries.shape[1] != row.dimension:
+                raise v.dimension_error("query_embeddings", queries.shape[1], row.dimension)
+            index = self._indexes.get(row)
+            allowed = None if filter is None else self._matching(row, filter)
+            if index is None:
+                labels = np.empty((len(queries), 0), dtype=np.int64)
+                distances = np.empty((len(queries), 0), dtype=np.float32)
+            else:
+                labels, distances = index.search(queries, n_results, allowed)
+            wanted = "embeddings" in include
+            rows = [self._read(row, query_labels, wanted) for query_labels in labels]
+        return QueryResult(
+            ids=[[r[0] for r in rs] for rs in rows],
+            distances=[[float(d) for d in ds] for ds in distances] if "distances" in include else None,
+            embeddings=[[r[3].tolist() for r in rs] for rs in rows] if wanted else None,
+            metadatas=[[r[2] for r in rs] for rs in rows] if "metadatas" in include else None,
+            documents=[[r[1] for r in rs] for rs in rows] if "documents" in include else None,
+            include=list(include),
+        )
+
+    def _read(self, row: CollectionRow, labels: np.ndarray, embeddings: bool) -> List[Tuple]:
+        """``(id, document, metadata, embedding or None)`` for each label, in order.
+
+        Served from the record cache unless embeddings are wanted.
+        """
+        if embeddings:
+            found = self._store.fetch(row.id, np.unique(labels), True)
+            return [found[int(label)] for label in labels]
+        return [(*r, None) for r in self._derived.records(row).rows(labels)]
+
+    def _select(
+        self,
+        row: CollectionRow,
+        ids: Optional[List[str]],
+        filter: Optional[Filter],
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> np.ndarray:
+        """Labels of the records matching every given condition (by ids: in the order of ``ids``)."""
+        if ids is None:
+            if filter is None:
+                return self._store.select_labels(row.id, None, limit, offset)
+            labels = self._matching(row, filter)[offset or 0 :]
+            return labels if limit is None else labels[:limit]
+        by_id = self._store.labels_of(row.id, ids)
+        labels = np.asarray(list(dict.fromkeys(by_id[i] for i in ids if i in by_id)), dtype=np.int64)
+        if filter is None or len(labels) == 0:
+            return labels
+        return labels[np.isin(labels, self._matching(row, filter))]
+
+    def _matching(self, row: CollectionRow, filter: Filter) -> np.ndarray:
+        """Labels matching the filter, ascending: from the in-memory metadata index when it
+        can answer (``where`` alone), else from the store's SQL."""
+        if filter.document is None:
+            labels = self._derived.metadata(row).evaluate(filter.where)
+            if labels is not None:
+                return labels
+        return self._store.select_labels(row.id, to_sql(filter, row.id))
+
+
+def _info(row: CollectionRow) -> CollectionInfo:
+    return CollectionInfo(row.id, row.name, row.metadata, row.dimension, row.ef_name, row.ef_config)
+
+
+def _keep_index_settings(row: CollectionRow, metadata: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """New metadata, keeping the settings the index was built with (they cannot change)."""
+    out = dict(metadata or {})
+    for key in INDEX_SETTINGS:
+        if row.metadata and key in row.metadata:
+            out.setdefault(key, row.metadata[key])
+    return out or None
+
+
+def _store_folder(path: Any, read_only: bool) -> str:
+    """The store's folder as an absolute path, created for a writer."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgumentError(f"path: expected a folder path, got {type(path).__name__}")
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InvalidArgumentError(f"path: {path} exists and is not a folder")
+    if not read_only:
+        os.makedirs(path, exist_ok=True)
+    elif not os.path.isdir(path):
+        raise InvalidArgumentError(f"path: no store at {path} to open read-only")
+    return path
+
+
+_OPEN_PATHS: Dict[str, "weakref.ReferenceType[LocalBackend]"] = {}
+_OPEN_PATHS_LOCK = threading.Lock()
+
+
+def _claim(path: str, engine: LocalBackend) -> None:
+    """One engine per store in a process: a second one would keep an index of its own that drifts."""
+    with _OPEN_PATHS_LOCK:
+        holder = _OPEN_PATHS.get(path)
+        if holder is not None and holder() is not None:
+            gc.collect()  # a client the program dropped may only wait for the cycle collector
+        other = holder() if holder is not None else None
+        if other is not None and not other._closed:
+            raise StoreLockedError(
+                f"the store at {path} is already open in this process (by another client object); "
+                "use that client, or close() it first"
+            )
+        _OPEN_PATHS[path] = weakref.ref(engine)
+
+
+def _release(path: Optional[str], engine: LocalBackend) -> None:
+    with _OPEN_PATHS_LOCK:
+        holder = _OPEN_PATHS.get(path) if path is not None else None
+        if holder is not None and holder() is engine:
+            del _OPEN_PATHS[path]
+
+
+def _close_at_exit(ref: "weakref.ReferenceType[LocalBackend]") -> None:
+    engine = ref()
+    if engine is not None:
+        try:
+            engine.close()
+        except Exception:  # at exit, a failed save only means a catch-up on next open
+            log.exception("closing the vectordb store at exit failed")

@@ -1,0 +1,233 @@
+"""``HttpClient``: the same :class:`vectordb.Client` over :class:`HttpBackend`, a ``vectordb serve`` server.
+
+Embedding happens here, on the client side, with the collection's function: query
+texts are embedded and sent as vectors; for writes, the server answers which documents
+need a vector (:class:`vectordb.wire.EmbeddingsNeeded`) and the write is sent again
+with them, so an unchanged document is not embedded again (as locally). An error
+raised by the server is raised here as the same class (``DuplicateIDError`` stays
+``DuplicateIDError``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+from urllib.parse import quote
+
+import numpy as np
+
+from vectordb.backend import Backend, CollectionInfo, Embed, Write
+from vectordb.client import Client
+from vectordb.embedding_functions.base import missing_function_error
+from vectordb.errors import (
+    ERRORS_BY_CODE,
+    CollectionNotFoundError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    ServerUnreachableError,
+    UnauthorizedError,
+    VectorDBError,
+)
+from vectordb.filters import Filter, filter_json
+from vectordb.types import GetResult, QueryResult
+from vectordb import wire
+
+
+def _name_path(name: Any) -> str:
+    """``/collections/<name>``; a name that cannot be in a URL path cannot name a collection either."""
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"name: expected str, got {type(name).__name__}")
+    if not name or "/" in name or name in (".", ".."):
+        raise CollectionNotFoundError(f"collection {name!r} does not exist")
+    return "/collections/" + quote(name, safe="")
+
+
+class HttpBackend(Backend):
+    """The backend of a ``vectordb serve`` server at ``url``.
+
+    Args:
+        url: the server's base URL (``http://host:port``).
+        headers: sent with every request, e.g. ``{"Authorization": "Bearer <token>"}``.
+        timeout: seconds to wait for each answer.
+
+    Raises:
+        MissingDependencyError: httpx is not installed (``pip install "vectordb[server]"``).
+    """
+
+    def __init__(self, url: str, headers: Optional[Mapping[str, str]] = None, timeout: float = 60.0) -> None:
+        try:
+            import httpx
+        except ImportError:
+            raise MissingDependencyError("httpx", "server", "vectordb.HttpClient") from None
+        self.url = url.rstrip("/")
+        self._httpx = httpx
+        self._http = httpx.Client(base_url=self.url + wire.API_PREFIX, headers=dict(headers or {}), timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"HttpBackend({self.url!r})"
+
+    def _request(self, method: str, path: str, body: Any = None, params: Optional[Dict[str, str]] = None) -> Any:
+        content = None if body is None else wire.to_json(body)
+        headers = None if body is None else {"content-type": "application/json"}
+        try:
+            response = self._http.request(method, path, content=content, params=params, headers=headers)
+        except self._httpx.TransportError as exc:
+            raise ServerUnreachableError(
+                f"cannot reach the vectordb server at {self.url}: {type(exc).__name__}: {exc or 'no answer'}"
+            ) from None
+        if response.status_code >= 400:
+            raise self._error(response)
+        return response.json()
+
+    def _error(self, response: Any) -> VectorDBError:
+        try:
+            payload = response.json()
+            code, message = payload["error"], payload["message"]
+        except (ValueError, KeyError, TypeError):
+            return VectorDBError(
+                f"the server at {self.url} answered {response.status_code}: {response.text[:200]}"
+            )
+        if code == wire.EmbeddingsNeeded.code:
+            return wire.EmbeddingsNeeded(list(payload.get("texts") or []))
+        cls = ERRORS_BY_CODE.get(code, VectorDBError)
+        if cls in (VectorDBError, UnauthorizedError):
+            message = f"{message} (HTTP {response.status_code} from {self.url})"
+        return cls(message)
+
+    def _records(self, collection_id: str) -> str:
+        return f"/collections/{quote(collection_id, safe='')}"
+
+    # -- the store ----------------------------------------------------------
+
+    def heartbeat(self) -> int:
+        return int(self._request("GET", "/heartbeat")["nanosecond heartbeat"])
+
+    def close(self) -> None:
+        self._http.close()
+
+    def compact(self, collection_id: Optional[str] = None, name: str = "") -> Any:
+        path = "/compact" if collection_id is None else self._records(collection_id) + "/compact"
+        return wire.compact_result(self._request("POST", path, {}))
+
+    def check(self, repair: bool = False) -> Any:
+        return wire.check_report(self._request("POST", "/check", {"repair": repair}))
+
+    # -- collections --------------------------------------------------------
+
+    def create_collection(
+        self, name: str, metadata: Optional[Dict[str, Any]], ef_name: Optional[str], ef_config: Optional[Dict[str, Any]]
+    ) -> CollectionInfo:
+        spec = None if ef_name is None else {"name": ef_name, "config": ef_config}
+        body = {"name": name, "metadata": metadata, "embedding_function": spec, "get_or_create": False}
+        return wire.collection_info(self._request("POST", "/collections", body))
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        return wire.collection_info(self._request("GET", _name_path(name)))
+
+    def collection(self, collection_id: str, name: str) -> CollectionInfo:
+        return wire.collection_info(self._request("GET", self._records(collection_id) + "/info"))
+
+    def list_collections(self) -> List[CollectionInfo]:
+        return [wire.collection_info(model) for model in self._request("GET", "/collections")]
+
+    def count_collections(self) -> int:
+        return int(self._request("GET", "/count_collections"))
+
+    def delete_collection(self, name: str) -> None:
+        self._request("DELETE", _name_path(name))
+
+    def modify_collection(
+        self, collection_id: str, name: str, new_name: Optional[str], new_metadata: Optional[Dict[str, Any]]
+    ) -> CollectionInfo:
+        body = {"new_name": new_name, "new_metadata": new_metadata}
+        return wire.collection_info(self._request("PUT", self._records(collection_id), body))
+
+    # -- records ------------------------------------------------------------
+
+    def write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
+        body: Dict[str, Any] = {"ids": write.ids, "embeddings": write.embeddings, "metadatas": write.metadatas,
+                                "documents": write.documents}
+        provided: Dict[str, Any] = {}
+        path = self._records(collection_id) + "/" + write.mode
+        while True:
+            try:
+                return wire.collection_info(self._request("POST", path, body))
+            except wire.EmbeddingsNeeded as needed:
+                missing = [t for t in needed.texts if t not in provided]
+                if not missing:
+                    raise VectorDBError(f"the server at {self.url} asked again for embeddings it was sent") from None
+                if embed is None:
+                    raise missing_function_error(name) from None
+                provided.update(zip(missing, np.asarray(embed(missing)).tolist()))
+                body["document_embeddings"] = provided
+
+    def delete(self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter]) -> int:
+        where, where_document = filter_json(filter)
+        body = {"ids": ids, "where": where, "where_document": where_document}
+        return int(self._request("POST", self._records(collection_id) + "/delete", body)["deleted"])
+
+    def count(self, collection_id: str, name: str) -> int:
+        return int(self._request("GET", self._records(collection_id) + "/count"))
+
+    def get(
+        self,
+        collection_id: str,
+        name: str,
+        ids: Optional[List[str]],
+        filter: Optional[Filter],
+        limit: Optional[int],
+        offset: Optional[int],
+        include: Sequence[str],
+    ) -> GetResult:
+        where, where_document = filter_json(filter)
+        body = {"ids": ids, "where": where, "limit": limit, "offset": offset,
+                "where_document": where_document, "include": list(include)}
+        return self._request("POST", self._records(collection_id) + "/get", body)
+
+    def query(
+        self,
+        collection_id: str,
+        name: str,
+        queries: np.ndarray,
+        n_results: int,
+        filter: Optional[Filter],
+        include: Sequence[str],
+    ) -> QueryResult:
+        where, where_document = filter_json(filter)
+        body = {"query_embeddings": queries, "n_results": n_results, "where": where,
+                "where_document": where_document, "include": list(include)}
+        return self._request("POST", self._records(collection_id) + "/query", body)
+
+
+class HttpClient(Client):
+    """A client of a ``vectordb serve`` server, with the API of :class:`vectordb.Client`.
+
+    Args:
+        host: the server's host name or address, or a full base URL (``http://host:port``).
+        port: the server's port.
+        headers: sent with every request, e.g. ``{"Authorization": "Bearer <token>"}``.
+        ssl: use https.
+        timeout: seconds to wait for each answer.
+
+    Raises:
+        MissingDependencyError: httpx is not installed (``pip install "vectordb[server]"``).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        headers: Optional[Mapping[str, str]] = None,
+        ssl: bool = False,
+        timeout: float = 60.0,
+    ) -> None:
+        if host.startswith(("http://", "https://")):
+            url = host.rstrip("/")
+        else:
+            url = f"{'https' if ssl else 'http'}://{host}:{port}"
+        super().__init__(backend=HttpBackend(url, headers, timeout))
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return self._backend.url  # type: ignore[attr-defined]
