@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -142,7 +145,14 @@ def test_saved_index_file_corrupted_while_open(client):
     with open(index_bin, "r+b") as f:
         f.truncate(100)
     try:
-        _assert_found_then_repaired(client, "missing or unusable")
+        report = client.check()
+        # Opening rebuilds an unusable saved index by itself: a note, not a problem.
+        assert report.ok and report.problems == [], str(report)
+        assert [n.collection for n in report.notes] == ["docs"] and "unusable" in report.notes[0].what
+        fixed = client.check(repair=True)
+        assert fixed.ok and fixed.notes[0].repaired, str(fixed)
+        again = client.check()
+        assert again.problems == [] and again.notes == [], str(again)
     finally:
         client.close()
 
@@ -167,3 +177,44 @@ def test_in_memory_client_can_be_checked():
     client._backend._indexes._indexes[col.id].remove(np.asarray([0]))
     assert not client.check().ok
     assert client.check(repair=True).ok and client.check().problems == []
+
+
+KILLED_WRITER = """
+import sys, time, numpy as np, vectordb
+client = vectordb.PersistentClient(sys.argv[1])
+col = client.create_collection("docs", embedding_function=None)
+vectors = np.random.default_rng(0).standard_normal((2000, 4)).astype(np.float32)
+for start in range(0, 2000, 500):
+    col.add([f"r{i}" for i in range(start, start + 500)], vectors[start:start + 500])
+col.delete(["r0", "r1"])
+print("added", flush=True)
+time.sleep(120)
+"""
+
+
+def test_check_right_after_a_crash_is_ok(tmp_path):
+    """A writer killed before its index was ever saved: the normal state after a crash, not a problem."""
+    path = str(tmp_path / "db")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, path], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout.readline().strip() == b"added", proc.stderr.read().decode()[-2000:]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert not glob.glob(os.path.join(path, "index", "*", "meta.json"))  # no index was saved
+    cli = subprocess.run([sys.executable, "-m", "vectordb", "check", "--path", path], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert cli.stdout.startswith("checked 1 collections: no problems") and "note:" in cli.stdout, cli.stdout
+    with vectordb.PersistentClient(path) as client:
+        report = client.check()
+        assert report.ok and report.problems == [], str(report)
+        assert len(report.notes) == 1 and "missing" in report.notes[0].what
+        col = client.get_collection("docs")
+        assert col.count() == 1998
+        assert col.query([0.0] * DIM, n_results=5, include=[])["ids"][0]  # opening rebuilt the index
+        assert client.check().notes == [] and client.check().ok

@@ -17,6 +17,7 @@ import pytest
 import vectordb
 from vectordb.engine import maintenance
 from vectordb.engine.maintenance import disk_usage
+from vectordb.errors import StoreCorruptedError
 
 DIM = 32
 
@@ -152,3 +153,63 @@ def test_sigkill_at_random_moments_of_compaction(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         _assert_store_whole(path, vectors, (300,))
+
+
+def _swap_then(monkeypatch, damage) -> None:
+    """Do ``damage`` to the database file right after compaction renames the new file in, before it reopens."""
+    from vectordb.persistence import database
+
+    real = database.fsync_dir
+
+    def fsync_then_damage(folder: str) -> None:
+        real(folder)
+        damage(os.path.join(folder, "vectordb.duckdb"))
+
+    monkeypatch.setattr(database, "fsync_dir", fsync_then_damage)
+
+
+def test_a_failed_reopen_after_the_swap_leaves_a_usable_client(tmp_path, monkeypatch):
+    path = str(tmp_path / "db")
+    client = vectordb.PersistentClient(path)
+    col = client.create_collection("docs", embedding_function=None)
+    vectors = _fill(col, 600)
+    col.delete([f"id{i}" for i in range(300)])
+    db_file = os.path.join(path, "vectordb.duckdb")
+    _swap_then(monkeypatch, lambda f: os.rename(f, f + ".away"))  # the file is gone for a while, for real
+    with pytest.raises(StoreCorruptedError) as err:
+        col.compact()
+    monkeypatch.undo()
+    assert path in str(err.value) and "reopening it failed" in str(err.value) and "disappeared" in str(err.value)
+    with pytest.raises(StoreCorruptedError, match="disappeared"):  # a typed error, not "Connection already closed"
+        col.count()
+    assert not os.path.exists(db_file)  # and no empty database was made in its place
+    os.rename(db_file + ".away", db_file)
+    assert col.count() == 300  # the next call reopened the database by itself
+    _assert_exact(col, vectors, np.arange(300, 600))
+    col.add(["new"], vectors[:1])
+    client.close()
+    with vectordb.PersistentClient(path) as again:
+        assert again.get_collection("docs").count() == 301 and again.check().ok
+
+
+def test_a_reopen_that_keeps_failing_gives_typed_errors_and_close_releases_the_lock(tmp_path, monkeypatch):
+    path = str(tmp_path / "db")
+    client = vectordb.PersistentClient(path)
+    col = client.create_collection("docs", embedding_function=None)
+    _fill(col, 600)
+    _swap_then(monkeypatch, lambda f: os.truncate(f, 0))  # the new file is destroyed, for real
+    with pytest.raises(StoreCorruptedError) as err:
+        col.compact()
+    monkeypatch.undo()
+    assert path in str(err.value) and "not a valid DuckDB database file" in str(err.value)
+    for call in (col.count, lambda: col.get(), lambda: col.add(["x"], [[0.0] * DIM])):
+        with pytest.raises(StoreCorruptedError, match="reopening failed"):
+            call()
+    with pytest.raises(StoreCorruptedError):
+        client.close()  # cannot save through a lost database: says so, after releasing the lock
+    with pytest.raises(vectordb.errors.VectorDBError, match="closed"):
+        col.count()
+    code = "import sys, vectordb; vectordb.PersistentClient(sys.argv[1])"
+    done = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert "StoreCorruptedError" in done.stderr and "StoreLockedError" not in done.stderr, done.stderr[-2000:]

@@ -112,3 +112,83 @@ def test_lock_is_released_when_the_holder_is_killed(store):
     with vectordb.PersistentClient(store) as client:
         assert client.get_collection("docs").count() == 2
     holder.close()
+
+
+COMPACTOR = """
+import sys, numpy as np, vectordb
+rounds = int(sys.argv[2])
+client = vectordb.PersistentClient(sys.argv[1])
+col = client.get_or_create_collection("churn", embedding_function=None)
+rng = np.random.default_rng(0)
+print("ready", flush=True)
+for r in range(rounds):
+    col.add([f"r{r}-{i}" for i in range(300)], rng.random((300, 4), dtype=np.float32))
+    col.delete([f"r{r}-{i}" for i in range(250)])
+    col.compact()
+open(sys.argv[3], "w").close()
+print("done", col.count(), flush=True)
+sys.stdin.readline()  # the client stays open until the test has stopped trying
+client.close()
+"""
+
+
+def test_nobody_gets_in_while_a_writer_compacts(store, tmp_path):
+    """Compaction closes DuckDB's connection to swap files; the store lock stays held throughout."""
+    rounds = 40
+    finished = str(tmp_path / "finished")
+    proc = subprocess.Popen([sys.executable, "-c", COMPACTOR, store, str(rounds), finished], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        assert proc.stdout.readline().strip() == b"ready", proc.stderr.read().decode()[-2000:]
+        refused = {"rw": 0, "ro": 0}
+        while not os.path.exists(finished) and proc.poll() is None:
+            for mode in ("rw", "ro"):
+                try:
+                    client = vectordb.PersistentClient(store, read_only=mode == "ro")
+                except StoreLockedError as exc:
+                    assert store in str(exc) and f"process {proc.pid}" in str(exc), str(exc)
+                    refused[mode] += 1
+                    continue
+                client.close()
+                raise AssertionError(f"a {mode} client opened the store while another process compacts it")
+        out, err = proc.communicate(b"\n", timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert out.split() == [b"done", str(rounds * 50).encode()]
+    assert min(refused.values()) > rounds, refused  # many tries during every compaction
+    with vectordb.PersistentClient(store) as client:
+        assert client.get_collection("churn").count() == rounds * 50
+        assert client.check().ok
+
+
+def test_deleting_the_database_under_a_writer_does_not_let_a_second_one_in(store, writer):
+    db_file = os.path.join(store, "vectordb.duckdb")
+    os.remove(db_file)
+    for read_only in (False, True):
+        with pytest.raises(StoreLockedError) as err:
+            vectordb.PersistentClient(store, read_only=read_only)
+        assert store in str(err.value) and f"process {writer.pid}" in str(err.value)
+    assert not os.path.exists(db_file)  # no empty store was made beside the open one
+
+
+def test_lock_file_names_the_writer_and_is_emptied_on_close(store):
+    lock_file = os.path.join(store, "vectordb.lock")
+    client = vectordb.PersistentClient(store)
+    with open(lock_file) as f:
+        assert f.read().strip() == str(os.getpid())
+    client.close()
+    with open(lock_file) as f:
+        assert f.read() == ""
+    with vectordb.PersistentClient(store, read_only=True) as reader:  # the lock is free again
+        assert reader.get_collection("docs").count() == 2
+
+
+def test_a_dropped_client_frees_the_store_for_a_new_one(store):
+    client = vectordb.PersistentClient(store)
+    client.get_collection("docs").count()
+    del client  # never closed: its lock goes with it, as DuckDB's own does
+    with vectordb.PersistentClient(store) as again:
+        assert again.get_collection("docs").count() == 2

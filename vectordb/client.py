@@ -174,8 +174,8 @@ class Client:
 class PersistentClient(Client):
     """A store on disk under ``path``: a DuckDB file plus rebuildable index files.
 
-    ``read_only=True`` opens an existing store without writing to it (refused by
-    DuckDB while another process has it open for writing).
+    ``read_only=True`` opens an existing store without writing to it (refused while
+    another process has it open for writing: see :mod:`vectordb.persistence.lock`).
     """
 
     def __init__(self, path: str = "./vectordb_data", read_only: bool = False) -> None:

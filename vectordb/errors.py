@@ -13,8 +13,12 @@ the command line can speak of the same error in the same words::
     ├── CollectionExistsError (also ValueError)      409
     ├── EmbeddingFunctionConflictError (ValueError)  409
     ├── StoreLockedError                             423
+    ├── StorageError (the disk or the database file)  500
+    │   ├── StorageFullError (disk full)             507
+    │   └── StoreCorruptedError (damaged database)   500
     ├── UnauthorizedError                            401
     ├── ServerUnreachableError (also ConnectionError) 503
+    ├── OutcomeUnknownError (also ConnectionError)   504
     ├── MissingDependencyError (also ImportError)    500
     └── EmbeddingError                               502
 """
@@ -98,6 +102,36 @@ class StoreLockedError(VectorDBError):
     http_status = 423
 
 
+class StorageError(VectorDBError):
+    """Reading or writing the store's files failed: the message names the path and the cause.
+
+    ``path`` (the store's folder or the file concerned) and ``cause`` (the operating
+    system's or DuckDB's own words) are kept as attributes when known.
+    """
+
+    code = "storage_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, path: Optional[str] = None, cause: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.cause = cause
+
+
+class StorageFullError(StorageError):
+    """The disk (or the quota, or the file size limit) has no room for a write."""
+
+    code = "storage_full"
+    http_status = 507
+
+
+class StoreCorruptedError(StorageError):
+    """The database file is damaged or missing; the message says what to do."""
+
+    code = "store_corrupted"
+    http_status = 500
+
+
 class UnauthorizedError(VectorDBError):
     """The server wants ``Authorization: Bearer <token>`` and did not get the right one."""
 
@@ -106,10 +140,20 @@ class UnauthorizedError(VectorDBError):
 
 
 class ServerUnreachableError(VectorDBError, ConnectionError):
-    """No answer from the vectordb server at the client's URL."""
+    """The vectordb server at the client's URL could not be reached: the request was never
+    sent, so nothing changed and it is safe to send again."""
 
     code = "server_unreachable"
     http_status = 503
+
+
+class OutcomeUnknownError(VectorDBError, ConnectionError):
+    """A request reached the server but its answer did not come back (a read timeout, a
+    dropped connection): it may or may not have been applied. Every write of vectordb gives
+    the same result when sent again (see the README's Guarantees), so retrying is safe."""
+
+    code = "outcome_unknown"
+    http_status = 504
 
 
 class MissingDependencyError(VectorDBError, ImportError):
@@ -161,6 +205,9 @@ ERRORS_BY_CODE = {
         CollectionExistsError,
         EmbeddingFunctionConflictError,
         StoreLockedError,
+        StorageError,
+        StorageFullError,
+        StoreCorruptedError,
         UnauthorizedError,
         EmbeddingError,
     )

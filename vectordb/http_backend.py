@@ -24,6 +24,7 @@ from vectordb.errors import (
     CollectionNotFoundError,
     InvalidArgumentError,
     MissingDependencyError,
+    OutcomeUnknownError,
     ServerUnreachableError,
     UnauthorizedError,
     VectorDBError,
@@ -69,11 +70,19 @@ class HttpBackend(Backend):
     def _request(self, method: str, path: str, body: Any = None, params: Optional[Dict[str, str]] = None) -> Any:
         content = None if body is None else wire.to_json(body)
         headers = None if body is None else {"content-type": "application/json"}
+        httpx = self._httpx
         try:
             response = self._http.request(method, path, content=content, params=params, headers=headers)
-        except self._httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as exc:
             raise ServerUnreachableError(
-                f"cannot reach the vectordb server at {self.url}: {type(exc).__name__}: {exc or 'no answer'}"
+                f"cannot reach the vectordb server at {self.url}: {type(exc).__name__}: {exc or 'no answer'} "
+                "(the request was not sent)"
+            ) from None
+        except httpx.TransportError as exc:
+            raise OutcomeUnknownError(
+                f"{method} {path} was sent to the vectordb server at {self.url}, but no answer came back "
+                f"({type(exc).__name__}: {exc or 'no answer'}): it may have been applied; "
+                "vectordb's writes are safe to send again"
             ) from None
         if response.status_code >= 400:
             raise self._error(response)

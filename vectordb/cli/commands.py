@@ -242,6 +242,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             "collections_checked": report.collections_checked,
             "ok": report.ok,
             "problems": [{"collection": p.collection, "what": p.what, "repaired": p.repaired} for p in report.problems],
+            "notes": [{"collection": n.collection, "what": n.what, "repaired": n.repaired} for n in report.notes],
         })
     else:
         print(report)

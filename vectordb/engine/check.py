@@ -10,6 +10,11 @@ embeddings for a sample. Store-wide it looks for rows and index folders of no
 collection and for files left by an interrupted compaction. With ``repair=True`` it
 fixes what it can: rebuilds indexes, rewrites metadata rows, raises ``seq`` and
 ``next_label``, drops orphans; duplicates and wrong-length embeddings are only reported.
+
+A saved index that is missing (never saved before a crash) or unusable (a save cut
+short) is the normal state after a crash, and opening rebuilds it from the records:
+it is reported as a *note*, which leaves ``ok`` True (``repair=True`` rebuilds it now).
+A database that cannot be read raises :class:`~vectordb.errors.StoreCorruptedError`.
 """
 
 from __future__ import annotations
@@ -48,10 +53,11 @@ class Problem:
 
 @dataclass
 class CheckReport:
-    """The outcome of :meth:`Client.check`."""
+    """The outcome of :meth:`Client.check`: problems, and notes (normal states that fix themselves)."""
 
     collections_checked: int = 0
     problems: List[Problem] = field(default_factory=list)
+    notes: List[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -65,9 +71,9 @@ class CheckReport:
 
     def __str__(self) -> str:
         head = f"checked {self.collections_checked} collections: "
-        if not self.problems:
-            return head + "no problems"
-        return head + f"{len(self.problems)} problems\n" + "\n".join(f"- {p}" for p in self.problems)
+        head += f"{len(self.problems)} problems" if self.problems else "no problems"
+        lines = [f"- {p}" for p in self.problems] + [f"- note: {n}" for n in self.notes]
+        return "\n".join([head] + lines)
 
 
 class _Checker:
@@ -75,16 +81,19 @@ class _Checker:
 
     def __init__(self, client: "Client", repair: bool) -> None:
         self.client = client
-        self.con = client._store.con
         self.repair = repair
         self.report = CheckReport()
 
-    def add(self, collection: Optional[str], what: str, fix: Any = None) -> None:
+    @property
+    def con(self) -> Any:
+        return self.client._store.con
+
+    def add(self, collection: Optional[str], what: str, fix: Any = None, note: bool = False) -> None:
         repaired = False
         if self.repair and fix is not None:
             fix()
             repaired = True
-        self.report.problems.append(Problem(collection, what, repaired))
+        (self.report.notes if note else self.report.problems).append(Problem(collection, what, repaired))
 
     def scalar(self, sql: str, params: List[Any]) -> Any:
         return self.con.execute(sql, params).fetchone()[0]
@@ -188,7 +197,10 @@ class _Checker:
         if folder is not None and len(labels) and not (unsaved_new and not os.path.exists(folder)):
             loaded = IMPLEMENTATION.load(folder, index_params(row), row.dimension, row.id)
             if loaded is None:
-                self.add(row.name, "the saved index is missing or unusable", rebuild)
+                state = "unusable (a save cut short, or a damaged file)" if os.path.exists(
+                    os.path.join(folder, "meta.json")) else "missing (it was not saved before the process ended)"
+                self.add(row.name, f"the saved index is {state}; it is rebuilt from the records when first used",
+                         rebuild, note=True)
             elif loaded[1] > row.seq:
                 self.add(row.name, f"the saved index is of seq {loaded[1]}, later than the store's {row.seq}",
                          rebuild)
@@ -230,7 +242,8 @@ def _metadata_rows(labels: np.ndarray, metas: List[Any]) -> Set[Tuple]:
 
 def check_store(client: "Client", repair: bool = False) -> CheckReport:
     """Check (and with ``repair`` fix) the client's store; the caller holds the client's lock."""
-    report = _Checker(client, repair).run()
+    with client._store.guard("checking the store"):
+        report = _Checker(client, repair).run()
     if report.repairs:
         client._rows.clear()
         client._derived.clear()

@@ -26,6 +26,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from vectordb.errors import StorageError
 from vectordb.index import settings
 from vectordb.index.base import IndexParams, VectorIndex
 from vectordb.index.hnsw import HnswIndex
@@ -219,18 +220,30 @@ class IndexManager:
             self._save(row)
 
     def _save(self, row: CollectionRow) -> None:
+        """Save the index; a failure (a full disk) is logged: the index is a cache, saved again later.
+
+        Until a save succeeds, the next open catches the last saved index up from the
+        records (or rebuilds it), so nothing acknowledged depends on this save.
+        """
         folder = self._folder_of(row.id)
         index = self._indexes.get(row.id)
         if folder is None or self.read_only or index is None:
             return
-        index.save(folder, row.seq, row.id)
+        try:
+            index.save(folder, row.seq, row.id)
+        except (OSError, RuntimeError) as exc:  # hnswlib reports a failed write as RuntimeError
+            log.warning("saving the index of %r failed (%s); it stays in memory and is saved later", row.name, exc)
+            return
         self._saved(row)
 
     def _saved(self, row: CollectionRow) -> None:
         """The index was saved as of ``row.seq``: older tombstones are no longer needed."""
-        self.store.forget_tombstones(row.id, row.seq)
         self._saved_seq[row.id] = row.seq
         self._unsaved[row.id] = 0
+        try:
+            self.store.forget_tombstones(row.id, row.seq)
+        except StorageError as exc:  # kept tombstones only cost space; a later save drops them
+            log.warning("dropping the tombstones of %r that its saved index covers failed: %s", row.name, exc)
 
     def flush(self, rows: Dict[str, CollectionRow]) -> None:
         """Save every index with unsaved changes (on close)."""

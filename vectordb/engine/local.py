@@ -76,9 +76,16 @@ class LocalBackend(Backend):
         self._rows: Dict[str, CollectionRow] = {}
         self._closed = False
         if path is not None:
-            self._indexes.remove_orphans({row.id for row in self._store.collections()})
-            if not read_only:
-                maintenance.remove_leftovers(path)
+            try:
+                self._indexes.remove_orphans({row.id for row in self._store.collections()})
+                if not read_only:
+                    maintenance.remove_leftovers(path)
+            except BaseException:
+                try:
+                    self.close()  # releases the store lock
+                except Exception:
+                    pass  # the error of the open is the one to raise
+                raise
             atexit.register(_close_at_exit, weakref.ref(self))
 
     def __repr__(self) -> str:
@@ -87,14 +94,24 @@ class LocalBackend(Backend):
     # -- the store ----------------------------------------------------------
 
     def close(self) -> None:
+        """Save the indexes and close the store.
+
+        The store lock is released even when the final save fails (a full disk); the
+        typed StorageError is raised after that. A failed index save is only logged:
+        the next open catches the index up from the records.
+        """
         with self._lock:
             if self._closed:
                 return
-            if not self.read_only:
-                self._indexes.flush({row.id: row for row in self._store.collections()})
-            self._store.close()
             self._closed = True
-            _release(self.path, self)
+            try:
+                if not self.read_only:
+                    self._indexes.flush({row.id: row for row in self._store.collections()})
+            finally:
+                try:
+                    self._store.close()
+                finally:
+                    _release(self.path, self)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -10,7 +10,9 @@ removed on the next open) or the complete new one; an index rebuilt but not yet 
 is caught up or rebuilt from the records on the next open.
 
 :func:`maybe_compact` runs after each delete and compacts once the deleted slots of an
-index exceed ``AUTO_COMPACT_FRACTION`` of its live vectors and ``AUTO_COMPACT_MIN_DELETED``.
+index exceed ``AUTO_COMPACT_FRACTION`` of its live vectors and ``AUTO_COMPACT_MIN_DELETED``;
+its failure is logged and never fails the delete. The store lock is held across the
+swap, so no other process can open the store while the connection is closed.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import TYPE_CHECKING, List, Optional
 
 import duckdb
 
-from vectordb.errors import VectorDBError
+from vectordb.errors import StorageError
 from vectordb.index.base import VectorIndex
 from vectordb.engine.indexes import IndexManager
+from vectordb.persistence.database import storage_error
 from vectordb.persistence.files import fsync_path
 from vectordb.persistence.store import DB_FILE, CollectionRow, Store
 
@@ -67,42 +70,66 @@ def compact(client: "Client", rows: List[CollectionRow]) -> CompactResult:
 
 
 def maybe_compact(client: "Client", row: CollectionRow) -> Optional[CompactResult]:
-    """Compact when the collection's index has many deleted slots (after a delete)."""
+    """Compact when the collection's index has many deleted slots (after a delete).
+
+    The delete that calls this has committed: a failure here (a full disk, say) is
+    logged and never fails the delete; ``compact()`` gives the space back later.
+    """
     index = client._indexes.loaded(row.id)
     if index is None or index.deleted <= max(AUTO_COMPACT_MIN_DELETED, AUTO_COMPACT_FRACTION * index.count):
         return None
     log.info("collection %r has %d deleted index slots for %d live vectors; compacting", row.name,
              index.deleted, index.count)
-    return compact(client, [row])
+    try:
+        return compact(client, [row])
+    except Exception as exc:  # the delete's result stands whatever happens here
+        log.warning("automatic compaction of collection %r after a delete failed (the delete stands; "
+                    "compact() gives the space back later): %s", row.name, exc,
+                    exc_info=not isinstance(exc, StorageError))
+        return None
 
 
 def compact_database(store: Store) -> None:
-    """Copy the database into a fresh file and swap it in atomically, then reconnect."""
+    """Copy the database into a fresh file and swap it in atomically, then reconnect.
+
+    The store lock stays held throughout (see :meth:`Database.replace_file`). A failure
+    before the swap removes the copy and leaves the store as it was; every failure is a
+    typed StorageError.
+    """
     db_path = os.path.join(store.path, DB_FILE)
     copy_path = db_path + COMPACT_SUFFIX
-    remove_leftovers(store.path)
-    con = store.con
-    con.execute("CHECKPOINT")
-    name = con.execute("SELECT current_database()").fetchone()[0]
-    con.execute(f"ATTACH '{_quote(copy_path)}' AS {_COPY_ALIAS}")
     try:
-        con.execute(f'COPY FROM DATABASE "{name}" TO {_COPY_ALIAS}')  # name: from our own file name
-    finally:
-        con.execute("DETACH " + _COPY_ALIAS)
-    if _nonempty(copy_path + ".wal"):
-        remove_leftovers(store.path)
-        raise VectorDBError(f"compacting {store.path}: the copy was not fully checkpointed; the store is unchanged")
-    fsync_path(copy_path)
-    con.close()
+        with store.guard("compacting the database"):
+            remove_leftovers(store.path)
+            con = store.con
+            con.execute("CHECKPOINT")
+            name = con.execute("SELECT current_database()").fetchone()[0]
+            con.execute(f"ATTACH '{_quote(copy_path)}' AS {_COPY_ALIAS}")
+            try:
+                con.execute(f'COPY FROM DATABASE "{name}" TO {_COPY_ALIAS}')  # name: from our own file name
+            except BaseException:
+                try:
+                    con.execute("DETACH " + _COPY_ALIAS)
+                except duckdb.Error:
+                    pass  # after a fatal error the connection refuses everything: the first error goes on up
+                raise
+            con.execute("DETACH " + _COPY_ALIAS)
+            if _nonempty(copy_path + ".wal"):
+                raise StorageError(f"compacting {store.path}: the copy was not fully checkpointed; the store is "
+                                   "unchanged", path=store.path, cause="the copy kept a write-ahead log")
+            fsync_path(copy_path)
+    except BaseException:
+        _remove_quietly(store.path)
+        raise
+    store.db.replace_file(copy_path)
+
+
+def _remove_quietly(path: Optional[str]) -> None:
+    """Remove the copy after a failed compaction (it only takes space); if that fails too, log it."""
     try:
-        if _nonempty(db_path + ".wal"):
-            raise VectorDBError(f"compacting {store.path}: the database kept a write-ahead log; the store is unchanged")
-        if os.path.exists(db_path + ".wal"):
-            os.remove(db_path + ".wal")
-        os.replace(copy_path, db_path)
-        fsync_path(store.path)
-    finally:
-        store.con = duckdb.connect(db_path)
+        remove_leftovers(path)
+    except StorageError as exc:
+        log.warning("could not remove the copy left by a failed compaction: %s", exc)
 
 
 def remove_leftovers(path: Optional[str]) -> None:
@@ -113,7 +140,10 @@ def remove_leftovers(path: Optional[str]) -> None:
     for leftover in (base, base + ".wal"):
         if os.path.exists(leftover):
             log.warning("removing %s, left by an interrupted compaction", leftover)
-            os.remove(leftover)
+            try:
+                os.remove(leftover)
+            except OSError as exc:
+                raise storage_error(exc, path, "removing the copy left by a compaction") from exc
 
 
 def disk_usage(path: Optional[str]) -> int:

@@ -14,28 +14,35 @@ Tables:
   index file can be caught up.
 
 Every write method runs as one transaction. All SQL is fixed text; user values are
-parameters, and batches are passed to DuckDB as registered numpy columns.
+parameters, and batches are passed to DuckDB as registered numpy columns. Every method
+runs inside :meth:`Database.guard <vectordb.persistence.database.Database.guard>`, so
+a failure of DuckDB or of the disk comes out as a typed ``StorageError``; the
+connection, the store lock and recovery from fatal errors live in
+:mod:`vectordb.persistence.database`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import re
+import logging
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import duckdb
 import numpy as np
 
-from vectordb.errors import StoreLockedError, VectorDBError
+from vectordb.persistence.database import DB_FILE, Database
 from vectordb.validation import uniform_columns
+
+log = logging.getLogger("vectordb")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 SCHEMA_VERSION = 1
 SCAN_MEMORY_LIMIT = "32MB"
 """DuckDB's memory limit while all of a collection's embeddings are read (see :meth:`Store.vectors_since`)."""
-DB_FILE = "vectordb.duckdb"
+__all__ = ["DB_FILE", "CollectionRow", "RecordBatch", "Store", "value_column"]
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS store_info (key VARCHAR, value VARCHAR)",
@@ -96,34 +103,72 @@ def _unjson(text: Optional[str]) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _guarded(action: str) -> Callable[[_F], _F]:
+    """Run the method inside the database's error guard (see :meth:`Database.guard`)."""
+
+    def decorate(method: _F) -> _F:
+        @functools.wraps(method)
+        def guarded(self: "Store", *args: Any, **kwargs: Any) -> Any:
+            with self.db.guard(action):
+                return method(self, *args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
 class Store:
-    """One DuckDB database (a file under the store's path, or in memory)."""
+    """One DuckDB database (a file under the store's path, or in memory).
+
+    Opening takes the store lock (a second writer, or a reader beside a writer, gets
+    StoreLockedError); a damaged file raises StoreCorruptedError.
+    """
 
     def __init__(self, path: Optional[str], read_only: bool = False) -> None:
         self.path = path
         self.read_only = read_only
-        target = ":memory:" if path is None else os.path.join(path, DB_FILE)
+        self.db = Database(path, read_only)
         try:
-            self.con = duckdb.connect(target, read_only=read_only)
-        except duckdb.IOException as exc:
-            raise _lock_error(path, exc, read_only) from None
-        if not read_only:
+            self._prepare()
+        except BaseException:
+            try:
+                self.db.close()
+            except Exception:
+                pass  # the error of the open is the one to raise
+            raise
+
+    @_guarded("opening the database")
+    def _prepare(self) -> None:
+        if not self.read_only:
             for statement in _SCHEMA:
                 self.con.execute(statement)
             if not self.con.execute("SELECT value FROM store_info WHERE key = 'schema'").fetchall():
                 self.con.execute("INSERT INTO store_info VALUES ('schema', ?)", [str(SCHEMA_VERSION)])
+        else:  # read what a writer's open reads, so that a damaged catalog shows here too
+            self.con.execute("SELECT value FROM store_info WHERE key = 'schema'").fetchall()
+            self.con.execute("SELECT count(*) FROM collections").fetchall()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection (reopened first if a fatal error dropped it)."""
+        return self.db.con
+
+    def guard(self, action: str) -> Any:
+        """``with store.guard("compacting"):`` for DuckDB calls made outside this class."""
+        return self.db.guard(action)
 
     def close(self) -> None:
-        """Close the connection (checkpointing the database)."""
-        self.con.close()
+        """Close the connection (checkpointing the database) and release the store lock, even if closing fails."""
+        self.db.close()
 
     # -- transactions -------------------------------------------------------
 
     def _transaction(self) -> "_Transaction":
-        return _Transaction(self.con)
+        return _Transaction(self.db)
 
     # -- catalog ------------------------------------------------------------
 
+    @_guarded("reading the catalog")
     def collections(self) -> List[CollectionRow]:
         """Every collection, in creation order."""
         rows = self.con.execute(
@@ -132,6 +177,7 @@ class Store:
         ).fetchall()
         return [_collection_row(r) for r in rows]
 
+    @_guarded("reading the catalog")
     def collection_by_name(self, name: str) -> Optional[CollectionRow]:
         """The collection called ``name``, or None."""
         rows = self.con.execute(
@@ -141,6 +187,7 @@ class Store:
         ).fetchall()
         return _collection_row(rows[0]) if rows else None
 
+    @_guarded("reading the catalog")
     def collection_by_id(self, collection_id: str) -> Optional[CollectionRow]:
         """The collection with this id, or None (it was deleted)."""
         rows = self.con.execute(
@@ -150,6 +197,7 @@ class Store:
         ).fetchall()
         return _collection_row(rows[0]) if rows else None
 
+    @_guarded("creating a collection")
     def insert_collection(self, row: CollectionRow) -> CollectionRow:
         """Add ``row`` to the catalog, at the end of the creation order."""
         with self._transaction():
@@ -162,6 +210,7 @@ class Store:
             )
         return row
 
+    @_guarded("changing a collection")
     def update_collection(self, row: CollectionRow) -> None:
         """Store a changed name or metadata."""
         with self._transaction():
@@ -170,6 +219,7 @@ class Store:
                 [row.name, _json(row.metadata), row.id],
             )
 
+    @_guarded("deleting a collection")
     def delete_collection(self, collection_id: str) -> None:
         """Remove a collection and all its records."""
         with self._transaction():
@@ -179,10 +229,12 @@ class Store:
 
     # -- reads --------------------------------------------------------------
 
+    @_guarded("counting records")
     def count(self, collection_id: str) -> int:
         """How many records the collection holds."""
         return int(self.con.execute("SELECT count(*) FROM records WHERE collection_id = ?", [collection_id]).fetchone()[0])
 
+    @_guarded("reading records")
     def labels_of(self, collection_id: str, ids: Sequence[str]) -> Dict[str, int]:
         """Map each stored id among ``ids`` to its label."""
         rows = self.con.execute(
@@ -191,6 +243,7 @@ class Store:
         ).fetchall()
         return {i: int(label) for i, label in rows}
 
+    @_guarded("reading records")
     def select_labels(
         self,
         collection_id: str,
@@ -214,6 +267,7 @@ class Store:
         result = self.con.execute(sql, params).fetchnumpy()["label"]
         return np.asarray(result, dtype=np.int64)
 
+    @_guarded("reading records")
     def fetch(self, collection_id: str, labels: np.ndarray, embeddings: bool) -> Dict[int, Tuple]:
         """``label -> (id, document, metadata, embedding or None)`` for the given labels."""
         columns = "label, id, document, metadata" + (", embedding" if embeddings else "")
@@ -227,6 +281,7 @@ class Store:
             out[int(row[0])] = (row[1], row[2], _unjson(row[3]), vector)
         return out
 
+    @_guarded("reading records")
     def cached_columns(self, collection_id: str) -> Dict[str, np.ndarray]:
         """``label``, ``id``, ``document`` and ``metadata`` (JSON) of every record, for the record cache."""
         columns = self.con.execute(
@@ -234,6 +289,7 @@ class Store:
         ).fetchnumpy()
         return {name: _unmask(column) for name, column in columns.items()}
 
+    @_guarded("reading metadata")
     def metadata_columns(self, collection_id: str) -> Dict[str, np.ndarray]:
         """Every typed metadata row plus the ``live`` labels, for the metadata index (NULLs come as masked arrays)."""
         columns = self.con.execute(
@@ -251,24 +307,35 @@ class Store:
         second copy of the vectors in memory. The memory limit is lowered for the scan,
         which makes DuckDB drop blocks as it goes, and reset to DuckDB's default afterwards.
         """
-        self.con.execute(f"SET memory_limit = '{SCAN_MEMORY_LIMIT}'")  # a constant of this module
-        cursor = self.con.cursor()
+        def guard() -> Any:
+            return self.db.guard("reading embeddings")
+
+        with guard():
+            con = self.con
+            con.execute(f"SET memory_limit = '{SCAN_MEMORY_LIMIT}'")  # a constant of this module
+            cursor = con.cursor()
         try:
-            cursor.execute(
-                "SELECT label, embedding FROM records WHERE collection_id = ? AND seq > ?",
-                [collection_id, seq],
-            )
+            with guard():
+                cursor.execute(
+                    "SELECT label, embedding FROM records WHERE collection_id = ? AND seq > ?",
+                    [collection_id, seq],
+                )
             while True:
-                rows = cursor.fetchmany(chunk)
+                with guard():
+                    rows = cursor.fetchmany(chunk)
                 if not rows:
                     return
                 labels = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
                 vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
                 yield labels, vectors
         finally:
-            cursor.close()
-            self.con.execute("RESET memory_limit")  # back to DuckDB's default (vectordb sets no other)
+            try:
+                cursor.close()
+                con.execute("RESET memory_limit")  # back to DuckDB's default (vectordb sets no other)
+            except duckdb.Error:
+                pass  # the connection failed meanwhile (the error raised inside says why); it is reopened anew
 
+    @_guarded("reading deletions")
     def tombstones_since(self, collection_id: str, seq: int) -> np.ndarray:
         """Labels deleted after ``seq``."""
         result = self.con.execute(
@@ -278,6 +345,7 @@ class Store:
 
     # -- writes -------------------------------------------------------------
 
+    @_guarded("writing records")
     def write(self, row: CollectionRow, batch: RecordBatch, replaced: np.ndarray, dimension: int) -> CollectionRow:
         """Insert the full rows of ``batch`` (replacing the labels in ``replaced``) as one transaction.
 
@@ -303,6 +371,7 @@ class Store:
             )
         return replace(row, seq=seq, next_label=next_label, dimension=dimension)
 
+    @_guarded("deleting records")
     def delete(self, row: CollectionRow, labels: np.ndarray) -> CollectionRow:
         """Delete the records with ``labels`` as one transaction, leaving tombstones for the index."""
         seq = row.seq + 1
@@ -312,6 +381,7 @@ class Store:
             self.con.execute("UPDATE collections SET seq = ? WHERE id = ?", [seq, row.id])
         return replace(row, seq=seq)
 
+    @_guarded("writing the deletion log")
     def forget_tombstones(self, collection_id: str, up_to_seq: int) -> None:
         """Drop tombstones that a saved index already covers."""
         with self._transaction():
@@ -360,19 +430,35 @@ class Store:
 
 
 class _Transaction:
-    """``with`` block: BEGIN, then COMMIT, or ROLLBACK on any error."""
+    """``with`` block: BEGIN, then COMMIT, or ROLLBACK on any error.
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
+    A COMMIT that fails leaves nothing applied (DuckDB rolls it back), except for the
+    fatal error DuckDB raises when the commit is durable but the checkpoint after it
+    failed (a full disk): that commit stands, so the block ends normally and the
+    connection is reopened on next use.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def __enter__(self) -> None:
+        self.con = self.db.con
         self.con.execute("BEGIN TRANSACTION")
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
-            self.con.execute("COMMIT")
-        else:
+            try:
+                self.con.execute("COMMIT")
+            except duckdb.FatalException as error:
+                if not self.db.commit_failed(error):
+                    raise
+                log.warning("a write to %s is committed, but the checkpoint after it failed (%s)",
+                            self.db.path or "the in-memory store", " ".join(str(error).split())[:200])
+            return
+        try:
             self.con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # DuckDB already aborted the transaction (or lost the database): the original error goes on up
 
 
 def _collection_row(r: Tuple) -> CollectionRow:
@@ -452,25 +538,3 @@ def _metadata_columns(
         )
         for column, (group_labels, keys, values) in groups.items()
     ]
-
-
-def _lock_error(path: Optional[str], exc: Exception, read_only: bool = False) -> VectorDBError:
-    message = str(exc)
-    if "lock" not in message.lower():
-        return VectorDBError(f"cannot open the store at {path}: {message}")
-    pid = re.search(r"PID (\d+)", message)
-    holder = f"process {pid.group(1)}" if pid else "another process"
-    if read_only:
-        return StoreLockedError(
-            f"the store at {path} is open for writing in {holder}, and DuckDB refuses read-only opens while "
-            "a writer holds the file: close that process's client, or share the store through `vectordb serve`"
-        )
-    if "read-only mode" in message:
-        return StoreLockedError(
-            f"the store at {path} is open read-only in {holder}, so it cannot be opened for writing until that "
-            "client closes: open it with read_only=True too, or share it through `vectordb serve`"
-        )
-    return StoreLockedError(
-        f"the store at {path} is open for writing in {holder}; one process writes a store at a time "
-        "(and DuckDB refuses readers meanwhile): share it through `vectordb serve`"
-    )
