@@ -107,21 +107,22 @@ def exact_search(space: str, queries: np.ndarray, k: int, labels: np.ndarray, ve
     if k == 0:
         return np.empty((len(queries), 0), dtype=np.int64), np.empty((len(queries), 0), dtype=np.float32)
     rows = vectors.rows(labels)
-    squares = vectors.squares(labels)
-    rough, margin = _float32_distances(space, queries, rows, squares)
+    rough, margin = _float32_distances(space, queries, rows, vectors.squares(labels))
+    at = np.arange(len(queries))[:, None]
+    valid: Optional[np.ndarray] = None
     if k < n:
-        threshold = np.partition(rough, k - 1, axis=1)[:, k - 1] + margin
-        near = rough <= threshold[:, None]
+        top = np.argpartition(rough, k - 1, axis=1)[:, :k]
+        threshold = (rough[at, top].max(axis=1) + margin)[:, None]
+        near = rough <= threshold
         width = int(near.sum(axis=1).max())
-        if width < n:
-            candidates = np.argpartition(rough, width - 1, axis=1)[:, :width]
-        else:
-            candidates = np.broadcast_to(np.arange(n), rough.shape)
-        # Candidates beyond their own row's threshold are dropped (they cannot be among the k).
-        valid = np.take_along_axis(near, candidates, axis=1)
+        if width == k:  # the usual case: the k chosen in float32 are the only candidates
+            candidates = top
+        else:  # near-ties float32 cannot order: keep every candidate within the margin
+            candidates = np.argpartition(rough, width - 1, axis=1)[:, :width] if width < n \
+                else np.broadcast_to(np.arange(n), rough.shape)
+            valid = near[at, candidates]
     else:
         candidates = np.broadcast_to(np.arange(n), rough.shape)
-        valid = None
     out_positions = np.empty((len(queries), k), dtype=np.int64)
     out_distances = np.empty((len(queries), k), dtype=np.float32)
     step = max(1, _REFINE_BLOCK // max(1, candidates.shape[1] * vectors.dim))
@@ -130,10 +131,11 @@ def exact_search(space: str, queries: np.ndarray, k: int, labels: np.ndarray, ve
         chosen = np.ascontiguousarray(candidates[block])
         exact = exact_distances(space, queries[block], rows[chosen])
         if valid is not None:
-            exact[~valid[block]] = np.inf
+            exact[~valid[block]] = np.inf  # beyond their row's threshold: cannot be among the k
         order = np.lexsort((chosen, exact), axis=-1)[:, :k]
-        out_positions[block] = np.take_along_axis(chosen, order, axis=1)
-        out_distances[block] = np.take_along_axis(exact, order, axis=1)
+        inner = np.arange(len(chosen))[:, None]
+        out_positions[block] = chosen[inner, order]
+        out_distances[block] = exact[inner, order]
     return labels[out_positions], out_distances
 
 
