@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, List, Optional, Set, Tuple
 
 import numpy as np
 
-from vectordb.index.hnsw import HnswIndex
-from vectordb.engine.indexes import index_params
+from vectordb.index.base import VectorIndex
 from vectordb.engine import maintenance
+from vectordb.engine.indexes import IMPLEMENTATION, index_params
 from vectordb.persistence.store import DB_FILE, CollectionRow, value_column
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -195,7 +195,7 @@ class _Checker:
         # An index made in this session is first saved on close or once enough changes accumulate.
         unsaved_new = indexes._saved_seq.get(row.id, 0) < 0
         if folder is not None and len(labels) and not (unsaved_new and not os.path.exists(folder)):
-            loaded = HnswIndex.load(folder, index_params(row), row.dimension)
+            loaded = IMPLEMENTATION.load(folder, index_params(row), row.dimension, row.id)
             if loaded is None:
                 state = "unusable (a save cut short, or a damaged file)" if os.path.exists(
                     os.path.join(folder, "meta.json")) else "missing (it was not saved before the process ended)"
@@ -211,25 +211,19 @@ class _Checker:
         if live is not None:
             self.compare(row, live, labels, "the index in memory", rebuild)
 
-    def compare(self, row: CollectionRow, index: HnswIndex, labels: np.ndarray, what: str, rebuild: Any) -> None:
+    def compare(self, row: CollectionRow, index: VectorIndex, labels: np.ndarray, what: str, rebuild: Any) -> None:
         live = index.live_labels()
         if not np.array_equal(live, labels):
             missing, extra = np.setdiff1d(labels, live).size, np.setdiff1d(live, labels).size
             self.add(row.name, f"{what} lacks {missing} records and holds {extra} labels of no record", rebuild)
             return
         sample = labels if len(labels) <= SAMPLE else np.random.default_rng(0).choice(labels, SAMPLE, replace=False)
-        stored = self.client._store.fetch(row.id, sample, embeddings=True)
-        expected = np.stack([stored[int(label)][3] for label in sample]) if len(sample) else None
-        if expected is None:
+        if not len(sample):
             return
-        if row.metric == "cosine":
-            norms = np.linalg.norm(expected, axis=1, keepdims=True)
-            expected = expected / np.where(norms == 0, 1, norms)
-        graph = np.asarray(index._index.get_items(sample, return_type="numpy"), dtype=np.float32)
-        if not np.allclose(graph, expected, atol=1e-5):
-            self.add(row.name, f"{what} holds vectors that differ from the stored embeddings", rebuild)
-        elif index._matrix is not None and not np.allclose(index._matrix[sample], expected, atol=1e-5):
-            self.add(row.name, f"{what} has an exact-search matrix that differs from the stored embeddings", rebuild)
+        stored = self.client._store.fetch(row.id, sample, embeddings=True)
+        differs = index.compare_vectors(sample, np.stack([stored[int(label)][3] for label in sample]))
+        if differs is not None:
+            self.add(row.name, f"{what} {differs}", rebuild)
 
 
 _VALUE_SLOTS = ("str_value", "int_value", "float_value", "bool_value")

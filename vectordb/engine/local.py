@@ -44,12 +44,13 @@ from vectordb.errors import (
     VectorDBError,
 )
 from vectordb.filters import Filter, to_sql
+from vectordb.index import settings
 from vectordb.persistence.store import CollectionRow, Store
 from vectordb.types import GetResult, QueryResult
 
 log = logging.getLogger("vectordb")
 
-INDEX_SETTINGS = {"hnsw:space": "l2", "hnsw:M": 16, "hnsw:construction_ef": 100}
+INDEX_SETTINGS = {key: settings.DEFAULTS[key] for key in settings.BUILD_KEYS}
 """Collection metadata fixed once the collection exists (the index is built with it), with defaults."""
 
 
@@ -149,7 +150,7 @@ class LocalBackend(Backend):
             self._check_writable()
             row = CollectionRow(
                 id=str(uuid.uuid4()), name=name, metadata=metadata,
-                metric=(metadata or {}).get("hnsw:space", "l2"), dimension=None,
+                metric=settings.metric_of(metadata), dimension=None,
                 ef_name=ef_name, ef_config=ef_config, next_label=0, seq=0, position=0,
             )
             row = self._store.insert_collection(row)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, List, Optional
 import duckdb
 
 from vectordb.errors import StorageError
-from vectordb.index.hnsw import HnswIndex
+from vectordb.index.base import VectorIndex
 from vectordb.engine.indexes import IndexManager
 from vectordb.persistence.database import storage_error
 from vectordb.persistence.files import fsync_path
@@ -51,7 +51,7 @@ class CompactResult:
     indexes_rebuilt: int
 
 
-def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[HnswIndex]:
+def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[VectorIndex]:
     """Replace the collection's index by one built from its records, and save it."""
     if row.dimension is None:
         return None
