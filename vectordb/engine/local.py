@@ -130,13 +130,17 @@ class LocalBackend(Backend):
             if repair:
                 self._check_writable()
             self._check_open()
-            return check_store(self, repair)
+            report = check_store(self._store, self._indexes, repair)
+            if report.repairs:  # they may have rewritten what the rows and caches were loaded from
+                self._rows.clear()
+                self._derived.clear()
+            return report
 
     def compact(self, collection_id: Optional[str] = None, name: str = "") -> CompactResult:
         with self._lock:
             self._check_writable()
             rows = self._store.collections() if collection_id is None else [self._row(collection_id, name)]
-            return maintenance.compact(self, rows)
+            return maintenance.compact(self._store, self._indexes, rows)
 
     # -- collections --------------------------------------------------------
 
@@ -291,7 +295,7 @@ class LocalBackend(Backend):
             self._rows[new_row.id] = new_row
             self._derived.deleted(new_row.id, labels)
             self._indexes.remove(new_row, labels)
-            maintenance.maybe_compact(self, new_row)
+            maintenance.maybe_compact(self._store, self._indexes, new_row)
             return len(labels)
 
     # -- reads --------------------------------------------------------------

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional
+from typing import List, Optional
 
 import duckdb
 
@@ -31,8 +31,6 @@ from vectordb.persistence.database import storage_error
 from vectordb.persistence.files import fsync_path
 from vectordb.persistence.store import DB_FILE, CollectionRow, Store
 
-if TYPE_CHECKING:  # pragma: no cover
-    from vectordb.client import Client
 
 log = logging.getLogger("vectordb")
 
@@ -58,30 +56,30 @@ def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[VectorI
     return indexes.rebuild(row)
 
 
-def compact(client: "Client", rows: List[CollectionRow]) -> CompactResult:
-    """Rebuild the indexes of ``rows`` and shrink the database file (caller holds the lock)."""
-    before = disk_usage(client.path)
-    rebuilt = sum(rebuild_index(client._indexes, row) is not None for row in rows)
-    if client.path is not None:
-        compact_database(client._store)
-    after = disk_usage(client.path)
-    log.info("compacted the store at %s: %d -> %d bytes", client.path, before, after)
+def compact(store: Store, indexes: IndexManager, rows: List[CollectionRow]) -> CompactResult:
+    """Rebuild the indexes of ``rows`` and shrink the database file (the engine holds its lock)."""
+    before = disk_usage(store.path)
+    rebuilt = sum(rebuild_index(indexes, row) is not None for row in rows)
+    if store.path is not None:
+        compact_database(store)
+    after = disk_usage(store.path)
+    log.info("compacted the store at %s: %d -> %d bytes", store.path, before, after)
     return CompactResult(before, after, rebuilt)
 
 
-def maybe_compact(client: "Client", row: CollectionRow) -> Optional[CompactResult]:
+def maybe_compact(store: Store, indexes: IndexManager, row: CollectionRow) -> Optional[CompactResult]:
     """Compact when the collection's index has many deleted slots (after a delete).
 
     The delete that calls this has committed: a failure here (a full disk, say) is
     logged and never fails the delete; ``compact()`` gives the space back later.
     """
-    index = client._indexes.loaded(row.id)
+    index = indexes.loaded(row.id)
     if index is None or index.deleted <= max(AUTO_COMPACT_MIN_DELETED, AUTO_COMPACT_FRACTION * index.count):
         return None
     log.info("collection %r has %d deleted index slots for %d live vectors; compacting", row.name,
              index.deleted, index.count)
     try:
-        return compact(client, [row])
+        return compact(store, indexes, [row])
     except Exception as exc:  # the delete's result stands whatever happens here
         log.warning("automatic compaction of collection %r after a delete failed (the delete stands; "
                     "compact() gives the space back later): %s", row.name, exc,
