@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
 from typing import Any, List, Optional, Set, Tuple
 
 import numpy as np
@@ -31,47 +30,10 @@ from vectordb.index.base import VectorIndex
 from vectordb.engine import maintenance
 from vectordb.engine.indexes import IMPLEMENTATION, IndexManager, index_params
 from vectordb.persistence.store import DB_FILE, CollectionRow, Store, value_column
+from vectordb.types import CheckReport, Problem
 
 
 SAMPLE = 64
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One disagreement: the collection it concerns (None: the store), what is wrong, whether fixed."""
-
-    collection: Optional[str]
-    what: str
-    repaired: bool = False
-
-    def __str__(self) -> str:
-        where = f"collection {self.collection!r}" if self.collection else "store"
-        return f"{where}: {self.what}" + (" (repaired)" if self.repaired else "")
-
-
-@dataclass
-class CheckReport:
-    """The outcome of :meth:`Client.check`: problems, and notes (normal states that fix themselves)."""
-
-    collections_checked: int = 0
-    problems: List[Problem] = field(default_factory=list)
-    notes: List[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is wrong, or everything wrong was repaired."""
-        return all(p.repaired for p in self.problems)
-
-    @property
-    def repairs(self) -> List[Problem]:
-        """The problems that were fixed."""
-        return [p for p in self.problems if p.repaired]
-
-    def __str__(self) -> str:
-        head = f"checked {self.collections_checked} collections: "
-        head += f"{len(self.problems)} problems" if self.problems else "no problems"
-        lines = [f"- {p}" for p in self.problems] + [f"- note: {n}" for n in self.notes]
-        return "\n".join([head] + lines)
 
 
 class _Checker:

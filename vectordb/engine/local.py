@@ -31,10 +31,10 @@ from vectordb import validation as v
 from vectordb.backend import Backend, CollectionInfo, Embed, Write
 from vectordb.embedding_functions.base import missing_function_error
 from vectordb.engine import maintenance
-from vectordb.engine.check import CheckReport, check_store
+from vectordb.engine.check import check_store
 from vectordb.engine.derived import DerivedStructures
 from vectordb.engine.indexes import IndexManager, index_params
-from vectordb.engine.maintenance import CompactResult
+from vectordb.types import CheckReport, CompactResult
 from vectordb.engine.writes import Plan, plan, texts_to_embed
 from vectordb.errors import (
     CollectionExistsError,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from typing import List, Optional
 
 import duckdb
@@ -30,6 +29,7 @@ from vectordb.engine.indexes import IndexManager
 from vectordb.persistence.database import storage_error
 from vectordb.persistence.files import fsync_path
 from vectordb.persistence.store import DB_FILE, CollectionRow, Store
+from vectordb.types import CompactResult
 
 
 log = logging.getLogger("vectordb")
@@ -38,15 +38,6 @@ AUTO_COMPACT_MIN_DELETED = 1000
 AUTO_COMPACT_FRACTION = 0.5
 COMPACT_SUFFIX = ".compact"
 _COPY_ALIAS = "vectordb_compact"
-
-
-@dataclass(frozen=True)
-class CompactResult:
-    """What a compaction did: bytes on disk before and after (0 for a store in memory)."""
-
-    bytes_before: int
-    bytes_after: int
-    indexes_rebuilt: int
 
 
 def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[VectorIndex]:
