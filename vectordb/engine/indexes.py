@@ -33,7 +33,9 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from vectordb.errors import StorageError
-from vectordb.index.hnsw import HnswIndex, IndexParams
+from vectordb.index import settings
+from vectordb.index.base import IndexParams, VectorIndex
+from vectordb.index.hnsw import HnswIndex
 from vectordb.persistence.store import CollectionRow, Store
 
 log = logging.getLogger("vectordb")
@@ -44,15 +46,13 @@ BACKGROUND_MIN = 64
 """Writes of fewer vectors are inserted on the calling thread: a thread would cost more than it saves."""
 
 
+IMPLEMENTATION = HnswIndex
+"""The :class:`VectorIndex` class new and saved indexes are made with."""
+
+
 def index_params(row: CollectionRow) -> IndexParams:
-    """The index settings a collection's metadata asks for."""
-    meta = row.metadata or {}
-    return IndexParams(
-        space=row.metric,
-        M=int(meta.get("hnsw:M", 16)),
-        construction_ef=int(meta.get("hnsw:construction_ef", 100)),
-        search_ef=int(meta.get("hnsw:search_ef", 50)),
-    )
+    """The index settings of a collection (see :mod:`vectordb.index.settings`)."""
+    return settings.index_params(row.metadata, row.metric)
 
 
 class IndexManager:
@@ -62,7 +62,7 @@ class IndexManager:
         self.store = store
         self.folder = folder
         self.read_only = read_only
-        self._indexes: Dict[str, HnswIndex] = {}
+        self._indexes: Dict[str, VectorIndex] = {}
         self._unsaved: Dict[str, int] = {}
         self._saved_seq: Dict[str, int] = {}
         self._jobs: Dict[str, _IndexJob] = {}
@@ -113,12 +113,12 @@ class IndexManager:
         if job.saved:
             self._saved(job.row)
 
-    def loaded(self, collection_id: str) -> Optional[HnswIndex]:
+    def loaded(self, collection_id: str) -> Optional[VectorIndex]:
         """The collection's index if it is in memory (after any background insertion), without loading it."""
         self.wait(collection_id)
         return self._indexes.get(collection_id)
 
-    def get(self, row: CollectionRow) -> Optional[HnswIndex]:
+    def get(self, row: CollectionRow) -> Optional[VectorIndex]:
         """The collection's index, caught up with the store; None while it has no vectors."""
         self.wait(row.id)
         index = self._indexes.get(row.id)
@@ -130,16 +130,16 @@ class IndexManager:
         self._attach(index, row.id)
         return index
 
-    def _attach(self, index: HnswIndex, collection_id: str) -> None:
+    def _attach(self, index: VectorIndex, collection_id: str) -> None:
         """Make ``index`` the collection's, able to fill its exact-search matrix from the store."""
         store = self.store  # not self: the index must not keep its manager alive (no reference cycle)
         index.matrix_source = lambda: store.vectors_since(collection_id, -1, chunk=8192)
         self._indexes[collection_id] = index
 
-    def _open(self, row: CollectionRow) -> HnswIndex:
+    def _open(self, row: CollectionRow) -> VectorIndex:
         params = index_params(row)
         folder = self._folder_of(row.id)
-        loaded = HnswIndex.load(folder, params, row.dimension) if folder else None
+        loaded = IMPLEMENTATION.load(folder, params, row.dimension, row.id) if folder else None
         labels = self.store.select_labels(row.id)
         count = len(labels)
         if loaded is not None:
@@ -159,11 +159,11 @@ class IndexManager:
             log.warning("collection %r has no usable saved index; rebuilding it from the records", row.name)
         return self.rebuild(row)
 
-    def rebuild(self, row: CollectionRow) -> HnswIndex:
+    def rebuild(self, row: CollectionRow) -> VectorIndex:
         """Replace the collection's index by one built from its records (sized to them), and save it."""
         self.wait(row.id)
         count = self.store.count(row.id)
-        index = HnswIndex(index_params(row), row.dimension, capacity=max(count, 16))
+        index = IMPLEMENTATION(index_params(row), row.dimension, capacity=max(count, 16))
         self._catch_up(index, row.id, -1)
         self._attach(index, row.id)
         self._saved_seq[row.id] = -1
@@ -171,7 +171,7 @@ class IndexManager:
         self._save(row)
         return index
 
-    def _catch_up(self, index: HnswIndex, collection_id: str, seq: int) -> int:
+    def _catch_up(self, index: VectorIndex, collection_id: str, seq: int) -> int:
         deleted = self.store.tombstones_since(collection_id, seq)
         index.remove(deleted)
         changed = len(deleted)
@@ -180,9 +180,9 @@ class IndexManager:
             changed += len(labels)
         return changed
 
-    def create(self, row: CollectionRow) -> HnswIndex:
+    def create(self, row: CollectionRow) -> VectorIndex:
         """A new empty index, once the collection's dimension is known."""
-        index = HnswIndex(index_params(row), row.dimension)
+        index = IMPLEMENTATION(index_params(row), row.dimension)
         self._attach(index, row.id)
         self._unsaved[row.id] = 0
         self._saved_seq[row.id] = -1
@@ -254,7 +254,7 @@ class IndexManager:
         if folder is None or self.read_only or index is None:
             return
         try:
-            index.save(folder, row.seq)
+            index.save(folder, row.seq, row.id)
         except (OSError, RuntimeError) as exc:  # hnswlib reports a failed write as RuntimeError
             log.warning("saving the index of %r failed (%s); it stays in memory and is saved later", row.name, exc)
             return
@@ -300,7 +300,7 @@ class _IndexJob:
     """
 
     def __init__(
-        self, row: CollectionRow, index: HnswIndex, labels: np.ndarray, vectors: np.ndarray, save_to: Optional[str]
+        self, row: CollectionRow, index: VectorIndex, labels: np.ndarray, vectors: np.ndarray, save_to: Optional[str]
     ) -> None:
         self.row = row
         self.index = index
@@ -335,7 +335,7 @@ class _IndexJob:
         if self.save_to is None:
             return
         try:
-            self.index.save(self.save_to, self.row.seq)
+            self.index.save(self.save_to, self.row.seq, self.row.id)
             self.saved = True
         except Exception as exc:
             self.save_error = exc

@@ -37,26 +37,27 @@ from vectordb import validation as v
 from vectordb.backend import Backend, CollectionInfo, Embed, Write
 from vectordb.embedding_functions.base import missing_function_error
 from vectordb.engine import maintenance
-from vectordb.engine.check import CheckReport, check_store
+from vectordb.engine.check import check_store
 from vectordb.engine.derived import DerivedStructures
 from vectordb.engine.indexes import IndexManager, index_params
 from vectordb.engine.locks import CollectionLock, EngineLocks
-from vectordb.engine.maintenance import CompactResult
 from vectordb.engine.writes import Plan, plan, texts_to_embed
 from vectordb.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     InvalidArgumentError,
+    StorageError,
     StoreLockedError,
     VectorDBError,
 )
 from vectordb.filters import Filter, to_sql
+from vectordb.index import settings
 from vectordb.persistence.store import CollectionRow, Store
-from vectordb.types import GetResult, QueryResult
+from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
 
 log = logging.getLogger("vectordb")
 
-INDEX_SETTINGS = {"hnsw:space": "l2", "hnsw:M": 16, "hnsw:construction_ef": 100}
+INDEX_SETTINGS = {key: settings.DEFAULTS[key] for key in settings.BUILD_KEYS}
 """Collection metadata fixed once the collection exists (the index is built with it), with defaults."""
 
 
@@ -142,14 +143,74 @@ class LocalBackend(Backend):
             if repair:
                 self._check_writable()
             self._check_open()
-            return check_store(self, repair)
+            report = check_store(self._store, self._indexes, repair)
+            if report.repairs:  # they may have rewritten what the rows and caches were loaded from
+                self._rows.clear()
+                self._derived.clear()
+            return report
 
     def compact(self, collection_id: Optional[str] = None, name: str = "") -> CompactResult:
-        """Rebuild the indexes and shrink the file (see :func:`vectordb.engine.maintenance.compact`)."""
+        """Rebuild the indexes (of one collection, or all) and shrink the database file."""
         self._check_writable()
-        result = maintenance.compact(self, None if collection_id is None else [(collection_id, name)])
+        result = self._compact(None if collection_id is None else [(collection_id, name)])
         assert result is not None  # only an automatic compaction may find nothing to do
         return result
+
+    def _compact(self, targets: Optional[List[Tuple[str, str]]], due_only: bool = False) -> Optional[CompactResult]:
+        """Rebuild the indexes of ``targets`` (``(id, name)`` pairs; every collection when None),
+        then shrink the database file. The caller holds no lock of this engine.
+
+        Each index is rebuilt holding only its collection's lock, so requests on other
+        collections go on; the copy and the swap of the database file hold every lock (no
+        request runs while the file is copied, closed and replaced, so no commit is left
+        behind in the old file). With ``due_only`` (after a delete), a collection whose
+        index no longer needs it (another thread compacted it meanwhile) is left alone,
+        and None is returned if none was rebuilt.
+        """
+        before = maintenance.disk_usage(self.path)
+        missing_ok = targets is None  # compact(): a collection deleted meanwhile has nothing to compact
+        if targets is None:
+            with self._locks.catalog.read:
+                self._check_writable()
+                targets = [(row.id, row.name) for row in self._store.collections()]
+        rebuilt = 0
+        for collection_id, name in targets:
+            try:
+                with self._lock(collection_id, name, writable=True).write:
+                    self._check_writable()
+                    row = self._row(collection_id, name)
+                    if due_only:
+                        index = self._indexes.loaded(row.id)
+                        if index is None or not maintenance.compaction_due(index):
+                            continue
+                        log.info("collection %r has %d deleted index slots for %d live vectors; compacting",
+                                 row.name, index.deleted, index.count)
+                    rebuilt += maintenance.rebuild_index(self._indexes, row) is not None
+            except CollectionNotFoundError:
+                if not missing_ok:
+                    raise
+        if due_only and not rebuilt:
+            return None
+        if self.path is not None:
+            with self._locks.everything():
+                self._check_writable()
+                maintenance.compact_database(self._store)
+        after = maintenance.disk_usage(self.path)
+        log.info("compacted the store at %s: %d -> %d bytes", self.path, before, after)
+        return CompactResult(before, after, rebuilt)
+
+    def _maybe_compact(self, collection_id: str, name: str) -> None:
+        """Compact a collection a delete left with many deleted index slots.
+
+        The delete has committed: a failure here (a full disk, say) is logged and never
+        fails the delete; ``compact()`` gives the space back later.
+        """
+        try:
+            self._compact([(collection_id, name)], due_only=True)
+        except Exception as exc:  # the delete's result stands whatever happens here
+            log.warning("automatic compaction of collection %r after a delete failed (the delete stands; "
+                        "compact() gives the space back later): %s", name, exc,
+                        exc_info=not isinstance(exc, StorageError))
 
     # -- collections --------------------------------------------------------
 
@@ -164,7 +225,7 @@ class LocalBackend(Backend):
                 self._check_writable()
                 row = CollectionRow(
                     id=str(uuid.uuid4()), name=name, metadata=metadata,
-                    metric=(metadata or {}).get("hnsw:space", "l2"), dimension=None,
+                    metric=settings.metric_of(metadata), dimension=None,
                     ef_name=ef_name, ef_config=ef_config, next_label=0, seq=0, position=0,
                 )
                 row = self._store.insert_collection(row)
@@ -337,8 +398,8 @@ class LocalBackend(Backend):
             self._derived.deleted(new_row.id, labels)
             self._indexes.remove(new_row, labels)
             due = maintenance.compaction_due(self._indexes.loaded(row.id))
-        if due:  # after the collection's lock is let go: the compaction takes the locks it needs
-            maintenance.maybe_compact(self, collection_id, name)
+        if due:  # once the collection's lock is let go: the compaction takes the locks it needs
+            self._maybe_compact(collection_id, name)
         return len(labels)
 
     # -- reads --------------------------------------------------------------

@@ -2,42 +2,37 @@
 copying the DuckDB file into a fresh one.
 
 hnswlib keeps a deleted vector's slot (reused only by later adds) and DuckDB does not
-shrink its file on DELETE. :func:`compact` rebuilds a collection's index from the
-records and, for a store on disk, copies the database into ``vectordb.duckdb.compact``
+shrink its file on DELETE. A compaction (run by :meth:`LocalBackend.compact
+<vectordb.engine.local.LocalBackend.compact>`, which takes the engine's locks) rebuilds
+a collection's index from the records (:func:`rebuild_index`) and, for a store on disk,
+copies the database into ``vectordb.duckdb.compact``
 (``COPY FROM DATABASE``), syncs it, and renames it over the old file before
-reconnecting. A kill at any moment leaves either the old file (plus a leftover copy,
-removed on the next open) or the complete new one; an index rebuilt but not yet saved
-is caught up or rebuilt from the records on the next open.
+reconnecting (:func:`compact_database`). A kill at any moment leaves either the old file
+(plus a leftover copy, removed on the next open) or the complete new one; an index
+rebuilt but not yet saved is caught up or rebuilt from the records on the next open.
 
-:func:`maybe_compact` runs after each delete and compacts once the deleted slots of an
-index exceed ``AUTO_COMPACT_FRACTION`` of its live vectors and ``AUTO_COMPACT_MIN_DELETED``;
-its failure is logged and never fails the delete. The store lock is held across the
-swap, so no other process can open the store while the connection is closed.
-
-Threads: an index is rebuilt holding only its collection's lock (requests on other
-collections go on); the copy and the swap of the database file hold every lock of the
-engine (no request runs while the file is copied, closed and replaced, so no commit is
-left behind in the old file).
+A delete compacts its collection once :func:`compaction_due` says so: the deleted slots
+of its index exceed ``AUTO_COMPACT_FRACTION`` of its live vectors and
+``AUTO_COMPACT_MIN_DELETED``; that compaction's failure is logged and never fails the
+delete. The store lock is held across the swap, so no other process can open the store
+while the connection is closed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import Optional
 
 import duckdb
 
-from vectordb.errors import CollectionNotFoundError, StorageError
-from vectordb.index.hnsw import HnswIndex
+from vectordb.errors import StorageError
+from vectordb.index.base import VectorIndex
 from vectordb.engine.indexes import IndexManager
 from vectordb.persistence.database import storage_error
 from vectordb.persistence.files import fsync_path
 from vectordb.persistence.store import DB_FILE, CollectionRow, Store
 
-if TYPE_CHECKING:  # pragma: no cover
-    from vectordb.engine.local import LocalBackend
 
 log = logging.getLogger("vectordb")
 
@@ -47,85 +42,16 @@ COMPACT_SUFFIX = ".compact"
 _COPY_ALIAS = "vectordb_compact"
 
 
-@dataclass(frozen=True)
-class CompactResult:
-    """What a compaction did: bytes on disk before and after (0 for a store in memory)."""
-
-    bytes_before: int
-    bytes_after: int
-    indexes_rebuilt: int
-
-
-def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[HnswIndex]:
+def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[VectorIndex]:
     """Replace the collection's index by one built from its records, and save it."""
     if row.dimension is None:
         return None
     return indexes.rebuild(row)
 
 
-def compact(
-    engine: "LocalBackend", targets: Optional[List[Tuple[str, str]]] = None, due_only: bool = False
-) -> Optional[CompactResult]:
-    """Rebuild the indexes of ``targets`` (``(id, name)`` pairs; every collection when None)
-    and shrink the database file. The caller holds no lock of the engine.
-
-    With ``due_only`` (after a delete), a collection whose index no longer needs it (another
-    thread compacted it meanwhile) is left alone, and None is returned if none did.
-    """
-    before = disk_usage(engine.path)
-    if targets is None:
-        with engine._locks.catalog.read:
-            engine._check_writable()
-            targets = [(row.id, row.name) for row in engine._store.collections()]
-        missing_ok = True  # a collection deleted meanwhile has nothing to compact
-    else:
-        missing_ok = False
-    rebuilt = 0
-    for collection_id, name in targets:
-        try:
-            with engine._lock(collection_id, name, writable=True).write:
-                engine._check_writable()
-                row = engine._row(collection_id, name)
-                if due_only:
-                    index = engine._indexes.loaded(row.id)
-                    if not compaction_due(index):
-                        continue
-                    assert index is not None
-                    log.info("collection %r has %d deleted index slots for %d live vectors; compacting",
-                             row.name, index.deleted, index.count)
-                rebuilt += rebuild_index(engine._indexes, row) is not None
-        except CollectionNotFoundError:
-            if not missing_ok:
-                raise
-    if due_only and not rebuilt:
-        return None
-    if engine.path is not None:
-        with engine._locks.everything():
-            engine._check_writable()
-            compact_database(engine._store)
-    after = disk_usage(engine.path)
-    log.info("compacted the store at %s: %d -> %d bytes", engine.path, before, after)
-    return CompactResult(before, after, rebuilt)
-
-
-def compaction_due(index: Optional[HnswIndex]) -> bool:
+def compaction_due(index: Optional[VectorIndex]) -> bool:
     """Whether an index has so many deleted slots that it should be rebuilt (after a delete)."""
     return index is not None and index.deleted > max(AUTO_COMPACT_MIN_DELETED, AUTO_COMPACT_FRACTION * index.count)
-
-
-def maybe_compact(engine: "LocalBackend", collection_id: str, name: str) -> Optional[CompactResult]:
-    """Compact the collection if its index has many deleted slots (after a delete that found it due).
-
-    The delete that calls this has committed: a failure here (a full disk, say) is
-    logged and never fails the delete; ``compact()`` gives the space back later.
-    """
-    try:
-        return compact(engine, [(collection_id, name)], due_only=True)
-    except Exception as exc:  # the delete's result stands whatever happens here
-        log.warning("automatic compaction of collection %r after a delete failed (the delete stands; "
-                    "compact() gives the space back later): %s", name, exc,
-                    exc_info=not isinstance(exc, StorageError))
-        return None
 
 
 def compact_database(store: Store) -> None:
