@@ -59,8 +59,12 @@ def beside(slow: Callable[[], Any], quick: Callable[[], Any], lead_s: float = LE
 
 
 def sized(make: Callable[[int], Callable[[], Any]], target_s: float, start: int = 500, most: int = 200_000) -> int:
-    """The size ``n`` for which ``make(n)()`` takes about ``target_s`` (measured, growing ``n``)."""
+    """The size ``n`` for which ``make(n)()`` takes about ``target_s`` (measured, growing ``n``).
+
+    A first call warms up (an index loaded, a matrix filled) so that it is not measured.
+    """
     n = start
+    make(n)()
     while True:
         t = time.perf_counter()
         make(n)()
