@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import vectordb
-from vectordb.engine.check import CheckReport
+from vectordb.types import CheckReport
 
 DIM = 4
 N = 60
@@ -119,8 +119,8 @@ def test_sequence_and_next_label_behind_the_records(client):
 def test_exact_search_matrix_differs_from_stored_embeddings(client):
     index = _index(client)
     label = _label(client, "r9")
-    index.vectors(np.asarray([label]))
-    index._matrix[label] = 7.0
+    index._exact.rows(np.asarray([label]))  # fill the exact-search matrix, then damage one row
+    index._exact._rows[label] = 7.0
     _assert_found_then_repaired(client, "exact-search matrix")
 
 

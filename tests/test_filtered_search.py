@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import vectordb
-from vectordb.index import hnsw
+from vectordb.index import search
 
 N, DIM = 3000, 16
 
@@ -33,9 +33,9 @@ def recall(col, vectors, where, allowed, queries, k=10):
 @pytest.mark.parametrize("overfetch_max", [10_000, 0], ids=["over-fetch", "hnswlib-filter"])
 def test_graph_paths_keep_recall_and_respect_the_filter(collection, monkeypatch, overfetch_max):
     col, vectors = collection
-    monkeypatch.setattr(hnsw, "EXACT_SEARCH_MAX", 50)
-    monkeypatch.setattr(hnsw, "EXACT_COLLECTION_MAX", 0)
-    monkeypatch.setattr(hnsw, "OVERFETCH_MAX", overfetch_max)
+    monkeypatch.setattr(search, "EXACT_SEARCH_MAX", 50)
+    monkeypatch.setattr(search, "EXACT_COLLECTION_MAX", 0)
+    monkeypatch.setattr(search, "OVERFETCH_MAX", overfetch_max)
     queries = np.random.default_rng(8).standard_normal((20, DIM)).astype(np.float32)
     wide = {"bucket": {"$lt": 5}}
     allowed = np.flatnonzero(np.arange(N) % 10 < 5)

@@ -21,7 +21,7 @@ from vectordb.configuration import changed_configuration, configuration_of
 from vectordb.embedding_functions.base import embed_texts, missing_function_error
 from vectordb.errors import InvalidArgumentError
 from vectordb.filters import parse_filter
-from vectordb.types import DeleteResult, GetResult, QueryResult
+from vectordb.types import CompactResult, DeleteResult, GetResult, QueryResult
 
 DEFAULT_GET_INCLUDE = ["metadatas", "documents"]
 DEFAULT_QUERY_INCLUDE = ["metadatas", "documents", "distances"]
@@ -149,7 +149,7 @@ class Collection:
         parsed = parse_filter(where, where_document)
         return DeleteResult(deleted=self._backend.delete(self.id, self.name, id_list, parsed, limit))
 
-    def compact(self) -> Any:
+    def compact(self) -> CompactResult:
         """Give back the space of deleted records: rebuild the index and shrink the database file.
 
         Runs by itself after a delete once deleted index slots exceed half the live

@@ -1,7 +1,8 @@
 """A collection's ``configuration`` (Chroma 1.x's spelling of the index settings), and its one home: metadata.
 
 Chroma 1.x configures a collection's index with ``configuration={"hnsw": {...}}``;
-vectordb keeps the same settings as ``hnsw:*`` collection metadata. This module maps
+vectordb keeps the same settings as ``hnsw:*`` collection metadata, whose names,
+defaults and build-time rules are :mod:`vectordb.index.settings`'. This module maps
 one onto the other, both ways:
 
 ====================  ==========================
@@ -26,25 +27,19 @@ from typing import Any, Dict, Mapping, Optional
 
 from vectordb import validation as v
 from vectordb.errors import InvalidArgumentError
-from vectordb.index.hnsw import IndexParams
+from vectordb.index import settings
 
 HNSW_KEYS = {
-    "space": "hnsw:space",
-    "ef_construction": "hnsw:construction_ef",
-    "ef_search": "hnsw:search_ef",
-    "max_neighbors": "hnsw:M",
+    "space": settings.SPACE_KEY,
+    "ef_construction": settings.CONSTRUCTION_EF_KEY,
+    "ef_search": settings.SEARCH_EF_KEY,
+    "max_neighbors": settings.M_KEY,
 }
 """Each ``configuration["hnsw"]`` key and the metadata key that holds it."""
 IGNORED_HNSW_KEYS = ("num_threads", "resize_factor", "sync_threshold", "batch_size")
 """Chroma's hnsw keys that tune its own implementation: accepted, no effect."""
-CHANGEABLE_KEYS = ("ef_search",)
+CHANGEABLE_KEYS = tuple(name for name, key in HNSW_KEYS.items() if key not in settings.BUILD_KEYS)
 """The settings ``Collection.modify(configuration=...)`` may change (the graph is built with the others)."""
-_DEFAULTS = {
-    "hnsw:space": IndexParams.space,
-    "hnsw:construction_ef": IndexParams.construction_ef,
-    "hnsw:search_ef": IndexParams.search_ef,
-    "hnsw:M": IndexParams.M,
-}
 
 
 def _hnsw_section(configuration: Any, allowed: Any, what: str) -> Dict[str, Any]:
@@ -135,5 +130,5 @@ def configuration_of(metadata: Optional[Mapping[str, Any]], embedding_function: 
     The hnsw values are the collection's own settings, vectordb's defaults for those not set.
     """
     meta = metadata or {}
-    hnsw = {name: meta.get(key, _DEFAULTS[key]) for name, key in HNSW_KEYS.items()}
+    hnsw = {name: settings.setting(meta, key) for name, key in HNSW_KEYS.items()}
     return {"hnsw": hnsw, "spann": None, "embedding_function": embedding_function}

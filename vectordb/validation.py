@@ -22,7 +22,11 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 GET_INCLUDE = ("embeddings", "metadatas", "documents")
 QUERY_INCLUDE = ("embeddings", "metadatas", "documents", "distances")
 METRICS = ("l2", "cosine", "ip")
+HNSW_SPACE_KEY = "hnsw:space"
 HNSW_INT_KEYS = ("hnsw:M", "hnsw:construction_ef", "hnsw:search_ef")
+"""The ``hnsw:*`` collection settings and the values they take; what they mean for the index
+(defaults, which are fixed at build time) is in :mod:`vectordb.index.settings`, which the
+rest of the package reads them through (this module cannot import the index package)."""
 
 
 def _type_name(value: Any) -> str:
@@ -317,16 +321,16 @@ def validate_collection_metadata(metadata: Any) -> Optional[Dict[str, Any]]:
     if metadata is None:
         return None
     meta = validate_metadata(metadata, "metadata")
-    space = meta.get("hnsw:space", "l2")
-    if space not in METRICS:
-        raise InvalidArgumentError(f"metadata['hnsw:space']: expected one of {', '.join(METRICS)}, got {_short(space)}")
+    space = meta.get(HNSW_SPACE_KEY)
+    if HNSW_SPACE_KEY in meta and space not in METRICS:
+        raise InvalidArgumentError(f"metadata[{HNSW_SPACE_KEY!r}]: expected one of {', '.join(METRICS)}, got {_short(space)}")
     for key in HNSW_INT_KEYS:
         if key in meta:
             validate_positive_int(meta[key], f"metadata[{key!r}]")
-    unknown = [k for k in meta if k.startswith("hnsw:") and k != "hnsw:space" and k not in HNSW_INT_KEYS]
+    unknown = [k for k in meta if k.startswith("hnsw:") and k != HNSW_SPACE_KEY and k not in HNSW_INT_KEYS]
     if unknown:
         raise InvalidArgumentError(
-            f"metadata: unknown index setting {unknown[0]!r} (known: hnsw:space, {', '.join(HNSW_INT_KEYS)})"
+            f"metadata: unknown index setting {unknown[0]!r} (known: {HNSW_SPACE_KEY}, {', '.join(HNSW_INT_KEYS)})"
         )
     return meta
 

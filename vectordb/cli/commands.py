@@ -15,6 +15,7 @@ from vectordb.collection import Collection
 from vectordb.embedding_functions.base import build_from_config, describe
 from vectordb.embedding_functions.identity import default_function
 from vectordb.errors import CollectionNotFoundError, InvalidArgumentError, VectorDBError
+from vectordb.index.settings import SPACE_KEY, metric_of
 
 ALL_FIELDS = ["embeddings", "metadatas", "documents"]
 
@@ -41,7 +42,7 @@ def describe_collection(collection: Collection) -> Dict[str, Any]:
         "id": collection.id,
         "count": collection.count(),
         "dimension": collection.dimension,
-        "metric": (collection.metadata or {}).get("hnsw:space", "l2"),
+        "metric": metric_of(collection.metadata),
         "embedding_function": fn_name,
         "embedding_function_config": fn_config,
         "metadata": collection.metadata,
@@ -125,7 +126,7 @@ def _target(client: PersistentClient, args: argparse.Namespace) -> Collection:
     try:
         return client.get_collection(args.name, embedding_function=function)
     except CollectionNotFoundError:
-        metadata = None if args.metric is None else {"hnsw:space": args.metric}
+        metadata = None if args.metric is None else {SPACE_KEY: args.metric}
         return client.create_collection(args.name, metadata=metadata, embedding_function=function)
 
 

@@ -12,7 +12,13 @@ runs in the background: a write returns once its records are committed to DuckDB
 (durable), while its vectors go into the index on a worker thread. The next write's
 validation and commit overlap with that insertion; anything that reads or changes an
 index first waits for it (:meth:`IndexManager.wait`), so every read sees every
-acknowledged write. At most one such job runs at a time.
+acknowledged write. At most one such job runs per collection, and a read of one
+collection waits only for that collection's job (``wait(collection_id)``).
+
+Threads: the engine's locks (:mod:`vectordb.engine.locks`) keep the requests on one
+collection apart (a change excludes everything else on it, and reads load and wait for
+its index one at a time), so each collection's index, counters and job are touched by
+one thread at a time; a mutex of the manager guards only the table of jobs.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from vectordb.errors import StorageError
-from vectordb.index.hnsw import HnswIndex, IndexParams
+from vectordb.index import settings
+from vectordb.index.base import IndexParams, VectorIndex
+from vectordb.index.hnsw import HnswIndex
 from vectordb.persistence.store import CollectionRow, Store
 
 log = logging.getLogger("vectordb")
@@ -38,15 +46,13 @@ BACKGROUND_MIN = 64
 """Writes of fewer vectors are inserted on the calling thread: a thread would cost more than it saves."""
 
 
+IMPLEMENTATION = HnswIndex
+"""The :class:`VectorIndex` class new and saved indexes are made with."""
+
+
 def index_params(row: CollectionRow) -> IndexParams:
-    """The index settings a collection's metadata asks for."""
-    meta = row.metadata or {}
-    return IndexParams(
-        space=row.metric,
-        M=int(meta.get("hnsw:M", 16)),
-        construction_ef=int(meta.get("hnsw:construction_ef", 100)),
-        search_ef=int(meta.get("hnsw:search_ef", 50)),
-    )
+    """The index settings of a collection (see :mod:`vectordb.index.settings`)."""
+    return settings.index_params(row.metadata, row.metric)
 
 
 class IndexManager:
@@ -56,10 +62,12 @@ class IndexManager:
         self.store = store
         self.folder = folder
         self.read_only = read_only
-        self._indexes: Dict[str, HnswIndex] = {}
+        self._indexes: Dict[str, VectorIndex] = {}
         self._unsaved: Dict[str, int] = {}
         self._saved_seq: Dict[str, int] = {}
-        self._job: Optional[_IndexJob] = None
+        self._jobs: Dict[str, _IndexJob] = {}
+        """The background insertion of each collection that has one (its outcome not yet taken in)."""
+        self._jobs_lock = threading.Lock()
 
     def _folder_of(self, collection_id: str) -> Optional[str]:
         return None if self.folder is None else os.path.join(self.folder, collection_id)
@@ -72,12 +80,27 @@ class IndexManager:
             if name not in known_ids:
                 shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
 
-    def wait(self) -> None:
-        """Let the background index insertion (if one runs) finish, and take in its outcome."""
-        job, self._job = self._job, None
-        if job is None:
-            return
-        job.join()
+    def wait(self, collection_id: Optional[str] = None) -> None:
+        """Let the collection's background index insertion (if one runs) finish, and take in its outcome.
+
+        Without ``collection_id``, every collection's (for a flush, a check, a close).
+        Other collections' insertions go on meanwhile.
+        """
+        with self._jobs_lock:
+            ids = list(self._jobs) if collection_id is None else [collection_id]
+        for cid in ids:
+            job = self._jobs.get(cid)
+            if job is None:
+                continue
+            job.join()
+            with self._jobs_lock:
+                if self._jobs.get(cid) is not job:
+                    continue  # another thread took it in
+                del self._jobs[cid]
+            self._take_in(job)  # outside the mutex: it may write to the store (dropping tombstones)
+
+    def _take_in(self, job: "_IndexJob") -> None:
+        """Apply the outcome of a finished job: drop the index if the insertion failed, note a save."""
         collection_id = job.row.id
         if job.error is not None:
             log.error("index update of %r failed (%s); it will be rebuilt from the records", job.row.name, job.error)
@@ -90,14 +113,14 @@ class IndexManager:
         if job.saved:
             self._saved(job.row)
 
-    def loaded(self, collection_id: str) -> Optional[HnswIndex]:
+    def loaded(self, collection_id: str) -> Optional[VectorIndex]:
         """The collection's index if it is in memory (after any background insertion), without loading it."""
-        self.wait()
+        self.wait(collection_id)
         return self._indexes.get(collection_id)
 
-    def get(self, row: CollectionRow) -> Optional[HnswIndex]:
+    def get(self, row: CollectionRow) -> Optional[VectorIndex]:
         """The collection's index, caught up with the store; None while it has no vectors."""
-        self.wait()
+        self.wait(row.id)
         index = self._indexes.get(row.id)
         if index is not None:
             return index
@@ -107,16 +130,16 @@ class IndexManager:
         self._attach(index, row.id)
         return index
 
-    def _attach(self, index: HnswIndex, collection_id: str) -> None:
+    def _attach(self, index: VectorIndex, collection_id: str) -> None:
         """Make ``index`` the collection's, able to fill its exact-search matrix from the store."""
         store = self.store  # not self: the index must not keep its manager alive (no reference cycle)
         index.matrix_source = lambda: store.vectors_since(collection_id, -1, chunk=8192)
         self._indexes[collection_id] = index
 
-    def _open(self, row: CollectionRow) -> HnswIndex:
+    def _open(self, row: CollectionRow) -> VectorIndex:
         params = index_params(row)
         folder = self._folder_of(row.id)
-        loaded = HnswIndex.load(folder, params, row.dimension) if folder else None
+        loaded = IMPLEMENTATION.load(folder, params, row.dimension, row.id) if folder else None
         labels = self.store.select_labels(row.id)
         count = len(labels)
         if loaded is not None:
@@ -136,11 +159,11 @@ class IndexManager:
             log.warning("collection %r has no usable saved index; rebuilding it from the records", row.name)
         return self.rebuild(row)
 
-    def rebuild(self, row: CollectionRow) -> HnswIndex:
+    def rebuild(self, row: CollectionRow) -> VectorIndex:
         """Replace the collection's index by one built from its records (sized to them), and save it."""
-        self.wait()
+        self.wait(row.id)
         count = self.store.count(row.id)
-        index = HnswIndex(index_params(row), row.dimension, capacity=max(count, 16))
+        index = IMPLEMENTATION(index_params(row), row.dimension, capacity=max(count, 16))
         self._catch_up(index, row.id, -1)
         self._attach(index, row.id)
         self._saved_seq[row.id] = -1
@@ -148,7 +171,7 @@ class IndexManager:
         self._save(row)
         return index
 
-    def _catch_up(self, index: HnswIndex, collection_id: str, seq: int) -> int:
+    def _catch_up(self, index: VectorIndex, collection_id: str, seq: int) -> int:
         deleted = self.store.tombstones_since(collection_id, seq)
         index.remove(deleted)
         changed = len(deleted)
@@ -157,9 +180,9 @@ class IndexManager:
             changed += len(labels)
         return changed
 
-    def create(self, row: CollectionRow) -> HnswIndex:
+    def create(self, row: CollectionRow) -> VectorIndex:
         """A new empty index, once the collection's dimension is known."""
-        index = HnswIndex(index_params(row), row.dimension)
+        index = IMPLEMENTATION(index_params(row), row.dimension)
         self._attach(index, row.id)
         self._unsaved[row.id] = 0
         self._saved_seq[row.id] = -1
@@ -185,7 +208,7 @@ class IndexManager:
             # Load (and catch up) before committing, so the new records are not replayed as well.
             index = self.create(replace(row, dimension=dimension)) if row.dimension is None else self.get(row)
         new_row = commit()
-        self.wait()
+        self.wait(row.id)
         if not len(labels) or index is None or self._indexes.get(row.id) is not index:
             return new_row  # no index to update: it is rebuilt from the records on next use
         unsaved = self._unsaved.get(row.id, 0) + len(labels)
@@ -193,7 +216,8 @@ class IndexManager:
         folder = self._folder_of(row.id)
         due = _save_due(unsaved, index.count + len(labels))
         job = _IndexJob(new_row, index, labels, vectors, folder if due and not self.read_only else None)
-        self._job = job
+        with self._jobs_lock:
+            self._jobs[row.id] = job
         job.start(background=len(labels) >= BACKGROUND_MIN)
         return new_row
 
@@ -230,7 +254,7 @@ class IndexManager:
         if folder is None or self.read_only or index is None:
             return
         try:
-            index.save(folder, row.seq)
+            index.save(folder, row.seq, row.id)
         except (OSError, RuntimeError) as exc:  # hnswlib reports a failed write as RuntimeError
             log.warning("saving the index of %r failed (%s); it stays in memory and is saved later", row.name, exc)
             return
@@ -255,7 +279,7 @@ class IndexManager:
 
     def drop(self, collection_id: str) -> None:
         """Forget a deleted collection's index and remove its files."""
-        self.wait()
+        self.wait(collection_id)
         self._indexes.pop(collection_id, None)
         self._unsaved.pop(collection_id, None)
         folder = self._folder_of(collection_id)
@@ -276,7 +300,7 @@ class _IndexJob:
     """
 
     def __init__(
-        self, row: CollectionRow, index: HnswIndex, labels: np.ndarray, vectors: np.ndarray, save_to: Optional[str]
+        self, row: CollectionRow, index: VectorIndex, labels: np.ndarray, vectors: np.ndarray, save_to: Optional[str]
     ) -> None:
         self.row = row
         self.index = index
@@ -311,7 +335,7 @@ class _IndexJob:
         if self.save_to is None:
             return
         try:
-            self.index.save(self.save_to, self.row.seq)
+            self.index.save(self.save_to, self.row.seq, self.row.id)
             self.saved = True
         except Exception as exc:
             self.save_error = exc

@@ -63,6 +63,17 @@ def _forget(engine: LocalBackend) -> None:
     _give_back(engine)
 
 
+def _forward(name: str) -> Callable[..., Any]:
+    """A method that calls the engine's ``name`` (raising "this client is closed" once the handle is)."""
+
+    def call(self: "SharedEngine", *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.engine, name)(*args, **kwargs)
+
+    call.__name__ = name
+    call.__doc__ = getattr(Backend, name).__doc__
+    return call
+
+
 class SharedEngine(Backend):
     """One client's handle on a shared :class:`LocalBackend`: every call goes to the engine while open.
 
@@ -102,17 +113,23 @@ class SharedEngine(Backend):
         if _give_back(engine):
             engine.close()
 
-
-def _forward(name: str) -> Callable[..., Any]:
-    def call(self: SharedEngine, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.engine, name)(*args, **kwargs)
-
-    call.__name__ = name
-    call.__doc__ = getattr(Backend, name).__doc__
-    return call
-
-
-for _name in ("heartbeat", "compact", "check", "version", "max_batch_size", "reset", "create_collection", "get_collection",
-              "collection", "collection_by_id", "list_collections", "count_collections", "delete_collection",
-              "modify_collection", "write", "delete", "count", "get", "query"):
-    setattr(SharedEngine, _name, _forward(_name))
+    # every other Backend method: the engine's, while this handle is open
+    heartbeat = _forward("heartbeat")
+    compact = _forward("compact")
+    check = _forward("check")
+    version = _forward("version")
+    max_batch_size = _forward("max_batch_size")
+    reset = _forward("reset")
+    create_collection = _forward("create_collection")
+    get_collection = _forward("get_collection")
+    collection = _forward("collection")
+    collection_by_id = _forward("collection_by_id")
+    list_collections = _forward("list_collections")
+    count_collections = _forward("count_collections")
+    delete_collection = _forward("delete_collection")
+    modify_collection = _forward("modify_collection")
+    write = _forward("write")
+    delete = _forward("delete")
+    count = _forward("count")
+    get = _forward("get")
+    query = _forward("query")

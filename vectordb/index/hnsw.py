@@ -1,49 +1,43 @@
-"""An hnswlib index for one collection, with exact search where it is the better choice.
+"""The hnswlib implementation of :class:`~vectordb.index.base.VectorIndex`.
 
-The index holds vectors under integer labels (the ``label`` column of the records
-table). It grows by doubling, marks deleted items and reuses their slots, and
-saves itself to a folder with the record-log position (``seq``) it covers and a
-checksum of every file, so that a torn or corrupt save is detected on load instead
-of crashing hnswlib.
+hnswlib holds the graph; this class adds what it lacks: which labels are alive, growth
+by doubling (deleted slots are reused by later adds), and saving to a folder with the
+record-log position (``seq``) it covers, the collection it belongs to and a checksum of
+every file. A saved file is validated in full (:mod:`vectordb.index.hnsw_file`) before
+hnswlib reads it, so a torn, corrupt or hostile file is rebuilt instead of crashing the
+process. Search strategy and exact search are shared with any other implementation
+(:mod:`vectordb.index.search`, :mod:`vectordb.index.exact`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
+import weakref
 import zlib
-from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
 import hnswlib
 import numpy as np
 
+from vectordb.index import search as strategy
+from vectordb.index.base import IndexParams, SearchResult, VectorSource
+from vectordb.index.exact import ExactVectors
+from vectordb.index.hnsw_file import validate_index_file
 from vectordb.persistence.files import fsync_dir, fsync_path, write_atomic
 
 log = logging.getLogger("vectordb")
 
 FORMAT = 1
-EXACT_SEARCH_MAX = 20_000
-"""A filtered query matching at most this many records is answered by exact search."""
-OVERFETCH_MAX = 1_000
-"""A filtered graph search over-fetches at most this many neighbours before using hnswlib's filter."""
-EXACT_COLLECTION_MAX = 2_000
-"""A collection of at most this many records is always searched exactly (as cheap as the graph)."""
-
-
-@dataclass(frozen=True)
-class IndexParams:
-    """How the graph is built and searched (``hnsw:*`` collection metadata)."""
-
-    space: str = "l2"
-    M: int = 16
-    construction_ef: int = 100
-    search_ef: int = 50
+FILES = ("index.bin", "alive.npy")
+_UNUSABLE = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RuntimeError, MemoryError)
+"""What reading a bad index folder may raise: each means "rebuild it"."""
 
 
 class HnswIndex:
-    """hnswlib plus the bookkeeping it lacks: which labels are alive, growth, exact fallbacks."""
+    """A collection's vectors in an hnswlib graph, with the bookkeeping hnswlib lacks."""
 
     def __init__(self, params: IndexParams, dim: int, capacity: int = 1024) -> None:
         self.params = params
@@ -57,8 +51,16 @@ class HnswIndex:
         )
         self._alive = np.zeros(max(capacity, 16), dtype=bool)
         self._deleted = 0
-        self._matrix: Optional[np.ndarray] = None
-        self.matrix_source: Optional[Callable[[], Iterator[Tuple[np.ndarray, np.ndarray]]]] = None
+        self._exact = ExactVectors(dim, _own_vectors_of(self))
+
+    @property
+    def matrix_source(self) -> Optional[VectorSource]:
+        """Where exact search reads the vectors from (the store's records); None: from hnswlib."""
+        return self._exact.source
+
+    @matrix_source.setter
+    def matrix_source(self, source: Optional[VectorSource]) -> None:
+        self._exact.source = source
 
     @property
     def count(self) -> int:
@@ -69,6 +71,11 @@ class HnswIndex:
     def deleted(self) -> int:
         """How many slots are marked deleted (reused by later adds)."""
         return self._deleted
+
+    @property
+    def label_bound(self) -> int:
+        """One more than the largest label the index can hold without growing its alive mask."""
+        return len(self._alive)
 
     def _grow_alive(self, max_label: int) -> None:
         if max_label >= len(self._alive):
@@ -96,13 +103,12 @@ class HnswIndex:
             self._index.add_items(vectors[is_new], labels[is_new], replace_deleted=True)
             self._deleted -= min(new, self._deleted)
             self._alive[labels[is_new]] = True
-        if self._matrix is not None:
-            self._put_rows(labels, vectors)
+        self._exact.put(labels, vectors)
 
     def remove(self, labels: np.ndarray) -> None:
         """Mark ``labels`` deleted; labels not in the index are ignored."""
         labels = np.asarray(labels, dtype=np.int64)
-        labels = labels[labels < len(self._alive)]
+        labels = labels[(labels >= 0) & (labels < len(self._alive))]
         labels = np.unique(labels[self._alive[labels]])
         for label in labels:
             self._index.mark_deleted(int(label))
@@ -113,111 +119,55 @@ class HnswIndex:
         """Every live label, ascending."""
         return np.flatnonzero(self._alive)
 
-    def vectors(self, labels: np.ndarray) -> np.ndarray:
-        """The vectors of ``labels`` as searched (normalised for cosine, as hnswlib keeps them).
-
-        Exact search reads them from a dense matrix by label: hnswlib's own ``get_items``
-        costs about 20 µs a vector. The matrix is filled on first use from
-        ``matrix_source`` (the store's records) and kept current by :meth:`add`.
-        """
+    def stored_vectors(self, labels: np.ndarray) -> np.ndarray:
+        """The vectors hnswlib holds for ``labels`` (normalised for cosine); about 20 µs a vector."""
         labels = np.asarray(labels, dtype=np.int64)
-        if self._matrix is None and self.matrix_source is not None:
-            self._matrix = np.zeros((len(self._alive), self.dim), dtype=np.float32)
-            for chunk_labels, chunk_vectors in self.matrix_source():
-                self._put_rows(chunk_labels, chunk_vectors)
-        if self._matrix is not None:
-            return self._matrix[labels]
         if len(labels) == 0:
             return np.empty((0, self.dim), dtype=np.float32)
         return np.asarray(self._index.get_items(labels, return_type="numpy"), dtype=np.float32)
 
-    def _put_rows(self, labels: np.ndarray, vectors: np.ndarray) -> None:
-        assert self._matrix is not None
-        if len(self._matrix) < len(self._alive):
-            grown = np.zeros((len(self._alive), self.dim), dtype=np.float32)
-            grown[: len(self._matrix)] = self._matrix
-            self._matrix = grown
-        vectors = np.asarray(vectors, dtype=np.float32)
+    def _own_vectors(self) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        """Every live vector from hnswlib, in chunks (exact search's source when the store is not set)."""
+        live = self.live_labels()
+        for start in range(0, len(live), 8192):
+            chunk = live[start: start + 8192]
+            yield chunk, self.stored_vectors(chunk)
+
+    def compare_vectors(self, labels: np.ndarray, embeddings: np.ndarray) -> Optional[str]:
+        """What differs between the copies of ``labels``'s vectors and ``embeddings``, or None."""
+        expected = np.asarray(embeddings, dtype=np.float32)
         if self.params.space == "cosine":
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.where(norms == 0, 1, norms)
-        self._matrix[labels] = vectors
+            norms = np.linalg.norm(expected, axis=1, keepdims=True)
+            expected_graph = expected / np.where(norms == 0, 1, norms)
+        else:
+            expected_graph = expected
+        if not np.allclose(self.stored_vectors(labels), expected_graph, atol=1e-5):
+            return "holds vectors that differ from the stored embeddings"
+        if self._exact.differs(labels, expected):
+            return "has an exact-search matrix that differs from the stored embeddings"
+        return None
 
-    def search(
-        self, queries: np.ndarray, k: int, allowed: Optional[np.ndarray] = None
-    ) -> Tuple[np.ndarray, np.ndarray]:
-        """The k nearest live labels and their distances for each query row.
-
-        Small collections are searched exactly. ``allowed`` restricts the search to those
-        labels: searched exactly when few, through the graph when many. Returns arrays of
-        shape (queries, k') with k' = min(k, candidates).
-        """
-        candidates = self.count if allowed is None else len(allowed)
-        k = min(k, candidates)
-        if k == 0:
-            return np.empty((len(queries), 0), dtype=np.int64), np.empty((len(queries), 0), dtype=np.float32)
-        if allowed is None and self.count <= EXACT_COLLECTION_MAX:
-            return self.exact_search(queries, k, self.live_labels())
-        if allowed is not None and len(allowed) <= max(EXACT_SEARCH_MAX, k):
-            return self.exact_search(queries, k, allowed)
-        if allowed is None:
-            return self._graph_search(queries, k)
-        return self._filtered_graph_search(queries, k, allowed)
-
-    def _graph_search(self, queries: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    def knn(self, queries: np.ndarray, k: int, allowed: Optional[np.ndarray] = None) -> Optional[SearchResult]:
+        """hnswlib's k nearest live labels (restricted to the labels ``allowed`` marks), or None
+        when hnswlib finds fewer than k for some query."""
         self._index.set_ef(max(self.params.search_ef, k))
         try:
-            labels, distances = self._index.knn_query(queries, k=k)
+            if allowed is None:
+                labels, distances = self._index.knn_query(queries, k=k)
+            else:
+                labels, distances = self._index.knn_query(
+                    queries, k=k, num_threads=1, filter=lambda x: bool(allowed[x])
+                )
         except RuntimeError:
-            log.debug("hnswlib found fewer than %d results; answering by exact search", k)
-            return self.exact_search(queries, k, self.live_labels())
+            return None
         return labels.astype(np.int64), distances
 
-    def _filtered_graph_search(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Many allowed labels: over-fetch from the graph and keep the allowed ones (vectorised);
-        rows that come up short are searched again with hnswlib's own filter."""
-        mask = np.zeros(len(self._alive), dtype=bool)
-        mask[allowed] = True
-        share = len(allowed) / max(self.count, 1)
-        fetch = min(self.count, int(np.ceil(2 * k / share)) + 10)
-        out_labels = np.empty((len(queries), k), dtype=np.int64)
-        out_distances = np.empty((len(queries), k), dtype=np.float32)
-        short = np.arange(len(queries))
-        if fetch <= OVERFETCH_MAX:
-            found, distances = self._graph_search(queries, fetch)
-            keep = mask[found]
-            enough = keep.sum(axis=1) >= k
-            for row in np.flatnonzero(enough):
-                chosen = np.flatnonzero(keep[row])[:k]
-                out_labels[row], out_distances[row] = found[row, chosen], distances[row, chosen]
-            short = np.flatnonzero(~enough)
-        if len(short):
-            self._index.set_ef(max(self.params.search_ef, k))
-            try:
-                labels, distances = self._index.knn_query(
-                    queries[short], k=k, num_threads=1, filter=lambda x: bool(mask[x])
-                )
-            except RuntimeError:
-                labels, distances = self.exact_search(queries[short], k, allowed)
-            out_labels[short], out_distances[short] = labels, distances
-        return out_labels, out_distances
+    def search(self, queries: np.ndarray, k: int, allowed: Optional[np.ndarray] = None) -> SearchResult:
+        """The k nearest live labels and distances per query (see :func:`vectordb.index.search.search`)."""
+        self._exact.capacity = len(self._alive)
+        return strategy.search(self, self.params.space, self._exact, queries, k, allowed)
 
-    def exact_search(self, queries: np.ndarray, k: int, labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Brute-force search over ``labels``, with the index's own distance."""
-        labels = np.asarray(labels, dtype=np.int64)
-        k = min(k, len(labels))
-        vectors = self.vectors(labels)
-        distances = pairwise_distances(self.params.space, np.asarray(queries, dtype=np.float32), vectors)
-        if k < len(labels):
-            top = np.argpartition(distances, k - 1, axis=1)[:, :k]
-        else:
-            top = np.tile(np.arange(len(labels)), (len(queries), 1))
-        top_d = np.take_along_axis(distances, top, axis=1)
-        order = np.argsort(top_d, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        return labels[top], np.take_along_axis(top_d, order, axis=1)
-
-    def save(self, folder: str, seq: int) -> None:
+    def save(self, folder: str, seq: int, collection_id: str) -> None:
         """Write the index atomically with the record-log position ``seq`` it covers."""
         os.makedirs(folder, exist_ok=True)
         index_tmp = os.path.join(folder, "index.bin.tmp")
@@ -227,66 +177,112 @@ class HnswIndex:
             np.save(f, self._alive)
         meta = {
             "format": FORMAT,
+            "collection": collection_id,
             "seq": seq,
             "dim": self.dim,
             "params": self.params.__dict__,
             "deleted": self._deleted,
             "count": self.count,
-            "files": {name: _checksum(os.path.join(folder, name + ".tmp")) for name in ("index.bin", "alive.npy")},
+            "files": {name: _checksum(os.path.join(folder, name + ".tmp")) for name in FILES},
         }
-        for name in ("index.bin", "alive.npy"):
+        for name in FILES:
             fsync_path(os.path.join(folder, name + ".tmp"))
             os.replace(os.path.join(folder, name + ".tmp"), os.path.join(folder, name))
         write_atomic(os.path.join(folder, "meta.json"), json.dumps(meta).encode())
         fsync_dir(folder)
 
     @classmethod
-    def load(cls, folder: str, params: IndexParams, dim: int) -> Optional[Tuple["HnswIndex", int]]:
-        """The saved index and its ``seq``, or None (with a warning) when missing, stale or corrupt."""
+    def load(
+        cls, folder: str, params: IndexParams, dim: int, collection_id: str
+    ) -> Optional[Tuple["HnswIndex", int]]:
+        """The saved index and its ``seq``, or None (with a warning) when missing, stale, damaged,
+        hostile, built with other settings or another collection's."""
         meta_path = os.path.join(folder, "meta.json")
         if not os.path.exists(meta_path):
             return None
         try:
-            with open(meta_path, "rb") as f:
-                meta = json.loads(f.read())
-            built = {k: x for k, x in (meta.get("params") or {}).items() if k != "search_ef"}  # search-time only
-            wanted = {k: x for k, x in params.__dict__.items() if k != "search_ef"}
-            if meta.get("format") != FORMAT or meta.get("dim") != dim or built != wanted:
-                raise ValueError("it was saved with other settings")
-            for name, expected in meta["files"].items():
-                if _checksum(os.path.join(folder, name)) != expected:
-                    raise ValueError(f"{name} does not match its checksum")
-            index = cls.__new__(cls)
-            index.params, index.dim = params, dim
-            index._matrix, index.matrix_source = None, None
-            with open(os.path.join(folder, "alive.npy"), "rb") as f:
-                index._alive = np.load(f)
-            index._index = hnswlib.Index(space=params.space, dim=dim)
-            index._index.load_index(os.path.join(folder, "index.bin"), allow_replace_deleted=True)
-            index._deleted = int(meta["deleted"])
-            if index.count != int(meta["count"]) or int(index._alive.sum()) != index.count:
-                raise ValueError("its counts disagree")
-            return index, int(meta["seq"])
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            return cls._load(folder, meta_path, params, dim, collection_id)
+        except _UNUSABLE as exc:
             log.warning("index in %s is unusable (%s); rebuilding it from the records", folder, exc)
             return None
 
+    @classmethod
+    def _load(
+        cls, folder: str, meta_path: str, params: IndexParams, dim: int, collection_id: str
+    ) -> Tuple["HnswIndex", int]:
+        with open(meta_path, "rb") as f:
+            meta = json.loads(f.read())
+        if not isinstance(meta, dict) or not isinstance(meta.get("files"), dict):
+            raise ValueError("meta.json is not an index description")
+        owner = meta.get("collection")
+        if owner != collection_id:
+            raise ValueError("it was saved by an older version, without its collection" if owner is None
+                             else f"it belongs to another collection ({str(owner)[:40]!r})")
+        built = {k: x for k, x in dict(meta.get("params") or {}).items() if k != "search_ef"}  # search-time only
+        wanted = {k: x for k, x in params.__dict__.items() if k != "search_ef"}
+        if meta.get("format") != FORMAT or meta.get("dim") != dim or built != wanted:
+            raise ValueError("it was saved with other settings")
+        alive_path = os.path.join(folder, "alive.npy")
+        if _checksum(alive_path) != meta["files"]["alive.npy"]:
+            raise ValueError("alive.npy does not match its checksum")
+        alive = _read_mask(alive_path)
+        index_path = os.path.join(folder, "index.bin")
+        with open(index_path, "rb") as f:
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            if [len(data), zlib.crc32(data)] != meta["files"]["index.bin"]:
+                raise ValueError("index.bin does not match its checksum")
+            found = validate_index_file(data, dim, params, alive)
+        finally:
+            _close(data)
+        if int(meta["deleted"]) != found.deleted or int(meta["count"]) != found.elements - found.deleted:
+            raise ValueError("its counts disagree")
+        index = cls.__new__(cls)
+        index.params, index.dim = params, dim
+        index._alive, index._deleted = alive, found.deleted
+        index._exact = ExactVectors(dim, _own_vectors_of(index))
+        index._index = hnswlib.Index(space=params.space, dim=dim)
+        index._index.load_index(index_path, allow_replace_deleted=True)
+        if int(index._index.element_count) != found.elements:
+            raise ValueError("hnswlib read another element count than the file's")
+        return index, int(meta["seq"])
 
-def pairwise_distances(space: str, queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Distances as hnswlib defines them: squared l2, 1 - cosine similarity, 1 - dot product."""
-    if space == "l2":
-        return np.maximum(
-            (queries**2).sum(1)[:, None] - 2 * queries @ vectors.T + (vectors**2).sum(1)[None, :], 0
-        ).astype(np.float32)
-    if space == "cosine":
-        norms = np.linalg.norm(queries, axis=1, keepdims=True)
-        queries = queries / np.where(norms == 0, 1, norms)
-        vnorms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.where(vnorms == 0, 1, vnorms)
-    return (1 - queries @ vectors.T).astype(np.float32)
+
+def _read_mask(path: str) -> np.ndarray:
+    """The boolean mask saved in ``path`` (.npy), its header checked against the file size
+    before anything is allocated."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+        if dtype != np.bool_ or len(shape) != 1 or shape[0] != os.path.getsize(path) - f.tell():
+            raise ValueError("alive.npy is not a mask of labels")
+        return np.fromfile(f, dtype=np.bool_, count=shape[0])
 
 
-def _checksum(path: str) -> list:
+def _own_vectors_of(index: HnswIndex) -> VectorSource:
+    """``index``'s own vectors as exact search's fallback source, without a reference cycle
+    (which would keep a dropped graph's memory until the garbage collector runs)."""
+    ref = weakref.ref(index)
+
+    def source() -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        target = ref()
+        return iter(()) if target is None else target._own_vectors()
+
+    return source
+
+
+def _close(data: mmap.mmap) -> None:
+    """Unmap ``data``; if numpy views of it are still referenced (an exception's traceback), the
+    mapping is released when they are."""
+    try:
+        data.close()
+    except BufferError:
+        pass
+
+
+def _checksum(path: str) -> Any:
     crc = 0
     with open(path, "rb") as f:
         while True:

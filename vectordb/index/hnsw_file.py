@@ -1,0 +1,211 @@
+"""Validation of an hnswlib index file before hnswlib is allowed to read it.
+
+hnswlib's ``loadIndex`` trusts its file: a count, an offset, a link-list size or a link
+target out of range makes it read or write outside its buffers and crash the process
+(a checksum does not help against a file changed on purpose with its checksum
+recomputed). :func:`validate_index_file` therefore checks everything hnswlib 0.8.0 relies
+on, with vectorised numpy reads over a memory map, and raises ``ValueError`` naming
+the first inconsistency. The layout (``HierarchicalNSW::saveIndex`` in ``hnswalg.h``):
+
+* a header of 96 bytes: offsetLevel0, max_elements, cur_element_count,
+  size_data_per_element, label_offset, offsetData (size_t each), maxlevel (int),
+  enterpoint_node (uint32), maxM, maxM0, M (size_t), mult (double), ef_construction;
+* the level-0 block: per element (``cur_element_count`` of them) a link list (uint16
+  count, a flags byte whose bit 0 marks the element deleted, one spare byte, maxM0
+  uint32 neighbour ids), the vector (dim float32) and the label (uint64);
+* per element a uint32 ``linkListSize`` (level × (4 + 4·maxM) bytes) and that many bytes
+  of upper-level link lists (uint16 count, spare, maxM uint32 ids each).
+
+Checked: header fields against the collection's dimension and settings; element count
+against max_elements and the file size; every link count, every link target (an
+element, and one present at that level), every element's level against maxlevel; the
+enterpoint; every label (in range, unique, alive exactly when not marked deleted).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from dataclasses import dataclass
+
+import numpy as np
+
+from vectordb.index.base import IndexParams
+
+HEADER = np.dtype([
+    ("offset_level0", "u8"), ("max_elements", "u8"), ("cur_element_count", "u8"),
+    ("size_data_per_element", "u8"), ("label_offset", "u8"), ("offset_data", "u8"),
+    ("maxlevel", "i4"), ("enterpoint_node", "u4"), ("maxM", "u8"), ("maxM0", "u8"),
+    ("M", "u8"), ("mult", "f8"), ("ef_construction", "u8"),
+])
+"""hnswlib's header, in the machine's byte order (hnswlib writes it so)."""
+assert HEADER.itemsize == 96
+HNSW_M_CAP = 10_000
+"""hnswlib caps M at this value."""
+CAPACITY_SLACK = 4
+MIN_CAPACITY = 4096
+"""max_elements may exceed the element count by at most this factor (or this many slots):
+vectordb grows an index by doubling from 1,024 slots, and a larger value in a file would
+only make hnswlib allocate memory for nothing."""
+_CHUNK = 1 << 16
+"""Elements per step of the level-0 checks (bounds their temporary memory)."""
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """What a valid file holds: its element slots, how many are marked deleted, its capacity."""
+
+    elements: int
+    deleted: int
+    max_elements: int
+
+
+def validate_index_file(data: "np.ndarray | memoryview | bytes", dim: int, params: IndexParams,
+                        alive: np.ndarray) -> IndexFile:
+    """Check an hnswlib index file's bytes (``data``, e.g. a memory map) for ``dim``-dimensional
+    vectors built with ``params``, whose live labels are ``alive`` (a boolean mask by label).
+
+    Raises ValueError naming what is wrong; returns what the file holds when it is valid.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if len(buf) < HEADER.itemsize:
+        raise ValueError(f"index.bin has {len(buf)} bytes, fewer than hnswlib's header")
+    h = buf[: HEADER.itemsize].view(HEADER)[0]
+    M = min(params.M, HNSW_M_CAP)
+    links0_bytes = 4 + 4 * 2 * M
+    expected = {
+        "offset_level0": 0, "maxM": M, "maxM0": 2 * M, "M": M,
+        "ef_construction": max(params.construction_ef, M),
+        "offset_data": links0_bytes, "label_offset": links0_bytes + 4 * dim,
+        "size_data_per_element": links0_bytes + 4 * dim + 8,
+    }
+    for name, value in expected.items():
+        if int(h[name]) != value:
+            raise ValueError(f"index.bin header field {name} is {int(h[name])}, expected {value}")
+    mult = 1 / math.log(M) if M > 1 else math.inf  # as hnswlib computes it (1/log(1) is inf)
+    if not (float(h["mult"]) == mult or math.isclose(float(h["mult"]), mult, rel_tol=1e-9)):
+        raise ValueError(f"index.bin header field mult is {float(h['mult'])}, expected {mult}")
+    count, capacity = int(h["cur_element_count"]), int(h["max_elements"])
+    if not count <= capacity <= max(CAPACITY_SLACK * count, MIN_CAPACITY):
+        raise ValueError(f"index.bin holds {count} elements in a capacity of {capacity}")
+    size = expected["size_data_per_element"]
+    level0_end = HEADER.itemsize + count * size
+    if level0_end + 4 * count > len(buf):
+        raise ValueError(f"index.bin has {len(buf)} bytes, too few for {count} elements")
+    maxlevel, enterpoint = int(h["maxlevel"]), int(h["enterpoint_node"])
+    if count == 0:
+        if maxlevel != -1 or enterpoint != 0xFFFFFFFF:
+            raise ValueError("index.bin has no elements but an entry point")
+    elif not (0 <= maxlevel and enterpoint < count):
+        raise ValueError(f"index.bin's entry point {enterpoint} (level {maxlevel}) is not one of its {count} elements")
+    deleted = _check_level0(buf, count, size, M, dim, alive)
+    levels = _check_upper_levels(buf[level0_end:], count, M, maxlevel)
+    if count and levels[enterpoint] != maxlevel:
+        raise ValueError(f"index.bin's entry point is at level {levels[enterpoint]}, not the top level {maxlevel}")
+    return IndexFile(elements=count, deleted=deleted, max_elements=capacity)
+
+
+def _strided(buf: np.ndarray, dtype: str, offset: int, count: int, stride: int, width: int = 0) -> np.ndarray:
+    """A view of one field of every element of the level-0 block (no copy)."""
+    if width:
+        return np.ndarray((count, width), dtype=dtype, buffer=buf, offset=offset,
+                          strides=(stride, np.dtype(dtype).itemsize))
+    return np.ndarray((count,), dtype=dtype, buffer=buf, offset=offset, strides=(stride,))
+
+
+def _check_level0(buf: np.ndarray, count: int, size: int, M: int, dim: int, alive: np.ndarray) -> int:
+    """Check the level-0 link lists, flags and labels; return how many elements are marked deleted."""
+    start = HEADER.itemsize
+    counts = _strided(buf, "u2", start, count, size)
+    flags = _strided(buf, "u1", start + 2, count, size)
+    links = _strided(buf, "u4", start + 4, count, size, 2 * M)
+    labels = _strided(buf, "u8", start + 4 + 8 * M + 4 * dim, count, size)
+    if count and int(counts.max()) > 2 * M:
+        raise ValueError(f"index.bin has a level-0 link list longer than {2 * M}")
+    if count and int(flags.max()) > 1:
+        raise ValueError("index.bin has an element with unknown flags")
+    slots = np.arange(2 * M, dtype=np.uint16)
+    for first in range(0, count, _CHUNK):
+        part = slice(first, first + _CHUNK)
+        used = slots[None, :] < counts[part, None]
+        if np.any((links[part] >= count) & used):
+            raise ValueError("index.bin has a level-0 link to no element")
+    if count and int(labels.max()) >= len(alive):
+        raise ValueError(f"index.bin has a label beyond the {len(alive)} labels of its alive mask")
+    labels = labels.astype(np.int64)
+    if count and int(np.bincount(labels, minlength=len(alive)).max()) > 1:
+        raise ValueError("index.bin holds a label twice")
+    is_deleted = flags.astype(bool)
+    if not np.array_equal(alive[labels], ~is_deleted) or int(alive.sum()) != count - int(is_deleted.sum()):
+        raise ValueError("index.bin's deleted marks disagree with the alive mask")
+    return int(is_deleted.sum())
+
+
+def _check_upper_levels(tail: np.ndarray, count: int, M: int, maxlevel: int) -> np.ndarray:
+    """Walk the per-element upper-level link lists; return every element's level."""
+    if len(tail) % 4:
+        raise ValueError("index.bin's link lists do not end on a whole number of words")
+    words = tail.view(np.uint32)
+    block = 1 + M  # words per upper-level list: count word, M ids
+    levels = np.zeros(count, dtype=np.int64)
+    elements, starts = [], []
+    # Most elements have level 0: one zero size word each. Only the nonzero words are visited.
+    nonzero = np.flatnonzero(words)
+    values = words[nonzero].tolist()
+    nonzero_at = nonzero.tolist()
+    position = element = at = 0
+    while element < count:
+        at = bisect_left(nonzero_at, position, at)
+        following = nonzero_at[at] if at < len(nonzero_at) else len(words)
+        if element + (following - position) >= count:
+            position += count - element
+            break
+        if at == len(nonzero_at):
+            raise ValueError("index.bin ends before the link-list sizes of all its elements")
+        element += following - position
+        position = following
+        length = values[at]
+        level = length // (4 * block)
+        if length % (4 * block) or level > maxlevel:
+            raise ValueError(f"index.bin has a link-list size {length} that is no level up to {maxlevel}")
+        levels[element] = level
+        elements.append(element)
+        starts.append(position + 1)
+        position += 1 + length // 4
+        element += 1
+        if position > len(words):
+            raise ValueError("index.bin ends inside a link list")
+    if position != len(words):
+        raise ValueError(f"index.bin has {4 * (len(words) - position)} bytes after its last link list"
+                         if position < len(words) else "index.bin ends inside its link lists")
+    if elements:
+        _check_upper_links(words, levels, np.asarray(elements), np.asarray(starts), M)
+    return levels
+
+
+def _check_upper_links(words: np.ndarray, levels: np.ndarray, elements: np.ndarray, starts: np.ndarray,
+                       M: int) -> None:
+    """Every upper-level list: at most M links, each to an element present at that level."""
+    block = 1 + M
+    per = levels[elements]
+    level_of = _ranges(per)
+    first = np.repeat(starts, per) + (level_of - 1) * block
+    lists = words[first[:, None] + np.arange(block)]
+    counts = lists[:, 0] & 0xFFFF
+    if int(counts.max()) > M:
+        raise ValueError(f"index.bin has an upper-level link list longer than {M}")
+    used = np.arange(M)[None, :] < counts[:, None]
+    targets = lists[:, 1:].astype(np.int64)
+    if np.any((targets >= len(levels)) & used):
+        raise ValueError("index.bin has an upper-level link to no element")
+    reach = levels[np.where(used, targets, 0)]
+    if np.any((reach < level_of[:, None]) & used):
+        raise ValueError("index.bin has an upper-level link to an element absent from that level")
+
+
+def _ranges(lengths: np.ndarray) -> np.ndarray:
+    """1..n for each n in ``lengths``, concatenated (vectorised)."""
+    ends = np.cumsum(lengths)
+    out = np.ones(int(ends[-1]), dtype=np.int64)
+    out[ends[:-1]] = 1 - lengths[:-1]
+    return np.cumsum(out)
