@@ -48,19 +48,20 @@ def open_store(path: Any, read_only: bool = False) -> "SharedEngine":
 
 
 def _give_back(engine: LocalBackend) -> bool:
-    """Drop one handle's reference; True when it was the last (the caller then closes the engine)."""
-    with _LOCK:
-        left = _HANDLES.get(id(engine), 1) - 1
-        if left > 0:
-            _HANDLES[id(engine)] = left
-            return False
-        _HANDLES.pop(id(engine), None)
-        return True
+    """Drop one handle's reference (the caller holds ``_LOCK``); True when it was the last."""
+    left = _HANDLES.get(id(engine), 1) - 1
+    if left > 0:
+        _HANDLES[id(engine)] = left
+        return False
+    _HANDLES.pop(id(engine), None)
+    return True
 
 
 def _forget(engine: LocalBackend) -> None:
-    """A handle garbage-collected without close(): its reference goes, the engine stays open for the others."""
-    _give_back(engine)
+    """A handle garbage-collected without close(): its reference goes; the engine stays open
+    (closed at exit, or reused by the next client of its folder)."""
+    with _LOCK:
+        _give_back(engine)
 
 
 def _forward(name: str) -> Callable[..., Any]:
@@ -110,8 +111,9 @@ class SharedEngine(Backend):
         if engine is None:
             return
         self._finalizer.detach()
-        if _give_back(engine):
-            engine.close()
+        with _LOCK:  # closed under the lock, so that no new client takes the engine as it closes
+            if _give_back(engine):
+                engine.close()
 
     # every other Backend method: the engine's, while this handle is open
     heartbeat = _forward("heartbeat")

@@ -276,7 +276,7 @@ class VectorDBVectorStore(BasePydanticVectorStore):
             found = self._collection.query(
                 query_embeddings=[list(vector)], n_results=k, where=where, include=_RECORD_FIELDS + ["distances"]
             )
-            return (found["ids"][0], found["documents"][0], found["metadatas"][0], found["embeddings"][0],
+            return (found["ids"][0], found["documents"][0], found["metadatas"][0], found["embeddings"][0].tolist(),
                     found["distances"][0])
         # vectordb filters metadata, not ids: rank the given nodes exactly, here
         got = self._collection.get(ids=list(node_ids), where=where, include=_RECORD_FIELDS)
@@ -286,7 +286,7 @@ class VectorDBVectorStore(BasePydanticVectorStore):
                           np.asarray(got["embeddings"], dtype=np.float64))
         order = [int(i) for i in np.argsort(dist, kind="stable")[:k]]
         return ([got["ids"][i] for i in order], [got["documents"][i] for i in order],
-                [got["metadatas"][i] for i in order], [got["embeddings"][i] for i in order],
+                [got["metadatas"][i] for i in order], [got["embeddings"][i].tolist() for i in order],
                 [float(dist[i]) for i in order])
 
 
