@@ -340,7 +340,7 @@ class LocalBackend(Backend):
             row = self._row(collection_id, name)
             if row.dimension is not None and queries.shape[1] != row.dimension:
                 raise v.dimension_error("query_embeddings", queries.shape[1], row.dimension)
-            index = self._indexes.get(row)
+            index = self._indexes.searcher(row)  # does not wait for a catch-up after a crash
             allowed = None if filter is None else self._matching(row, filter)
             if index is None:
                 labels = np.empty((len(queries), 0), dtype=np.int64)

@@ -300,7 +300,15 @@ class Store:
         return {**columns, "live": np.asarray(live["label"], dtype=np.int64)}
 
     def vectors_since(self, collection_id: str, seq: int, chunk: int = 50_000) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-        """``(labels, vectors)`` chunks of the records written after ``seq``.
+        """``(labels, vectors)`` chunks of the records written after ``seq`` (see :meth:`records_since`)."""
+        for labels, _, vectors in self.records_since(collection_id, seq, chunk):
+            yield labels, vectors
+
+    def records_since(
+        self, collection_id: str, seq: int, chunk: int = 50_000
+    ) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``(labels, seqs, vectors)`` chunks of the records written after ``seq``, ``seqs`` being
+        the write that last touched each (what a saved index lacks, and since when).
 
         DuckDB keeps every block it reads in its buffer pool until memory runs short, so a
         scan of all embeddings (to fill an index or the exact-search matrix) would leave a
@@ -317,7 +325,7 @@ class Store:
         try:
             with guard():
                 cursor.execute(
-                    "SELECT label, embedding FROM records WHERE collection_id = ? AND seq > ?",
+                    "SELECT label, seq, embedding FROM records WHERE collection_id = ? AND seq > ?",
                     [collection_id, seq],
                 )
             while True:
@@ -326,8 +334,9 @@ class Store:
                 if not rows:
                     return
                 labels = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
-                yield labels, vectors
+                seqs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+                vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
+                yield labels, seqs, vectors
         finally:
             try:
                 cursor.close()
