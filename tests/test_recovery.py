@@ -300,3 +300,28 @@ def test_a_dropped_clients_worker_stops(crashed, monkeypatch):
     with vectordb.PersistentClient(crashed) as reopened:  # the store is free and whole
         assert_exact(reopened.get_collection("docs"))
         assert reopened.check().ok
+
+
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "rows"])
+def test_the_tail_reads_the_same_through_arrow_or_rows(crashed, graph_paths, held, monkeypatch, arrow):
+    """The records after the saved seq come back alike whether pyarrow (optional) is used or not."""
+    from vectordb.persistence import store as store_module
+
+    if arrow:
+        pytest.importorskip("pyarrow")
+    monkeypatch.setattr(store_module, "USE_PYARROW", arrow)
+    with vectordb.PersistentClient(crashed) as client:
+        col = client.get_collection("docs")
+        seq = _saved_seq(crashed, col.id)
+        chunks = list(client._backend._store.records_since(col.id, seq, chunk=700))
+        assert len(chunks) > 1 and all(len(labels) <= 700 for labels, _, _ in chunks)
+        labels = np.concatenate([c[0] for c in chunks])
+        seqs = np.concatenate([c[1] for c in chunks])
+        vectors = np.concatenate([c[2] for c in chunks])
+        got = col.get(include=["embeddings"])
+        by_label = client._backend._store.fetch(col.id, labels, embeddings=True)
+        np.testing.assert_array_equal(vectors, np.stack([by_label[int(x)][3] for x in labels]))
+        assert (seqs > seq).all() and len(set(labels.tolist())) == len(labels)
+        assert len(labels) == TAIL_NEW + len(UPDATED) - sum(d.startswith("t") for d in DELETED)
+        assert len(got["ids"]) == BASE + TAIL_NEW - len(DELETED)
+        assert_exact(col)

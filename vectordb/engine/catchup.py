@@ -31,7 +31,7 @@ import numpy as np
 from vectordb.index.base import SearchResult, VectorIndex
 from vectordb.index.tail import Tail, merge
 
-INSERT_CHUNK = 1_000
+INSERT_CHUNK = 256
 """Vectors inserted per turn of the worker: how long a query may wait for it (read at run time)."""
 
 INSERTING, SAVING, ENDED = "inserting", "saving", "ended"

@@ -28,7 +28,7 @@ import shutil
 import threading
 import weakref
 from dataclasses import replace
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
@@ -149,8 +149,15 @@ class IndexManager:
 
     def _attach(self, index: VectorIndex, collection_id: str) -> None:
         """Make ``index`` the collection's, able to fill its exact-search matrix from the store."""
-        store = self.store  # not self: the index must not keep its manager alive (no reference cycle)
-        index.matrix_source = lambda: store.vectors_since(collection_id, -1, chunk=8192)
+        # Weakly: the index (which a worker thread may hold) must keep neither its manager nor the
+        # store alive, so that a client dropped without close() is collected and frees the store lock.
+        store = weakref.ref(self.store)
+
+        def source() -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+            alive = store()
+            return iter(()) if alive is None else alive.vectors_since(collection_id, -1, chunk=8192)
+
+        index.matrix_source = source
         self._indexes[collection_id] = index
 
     def _open(self, row: CollectionRow) -> VectorIndex:
