@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import vectordb
-from vectordb.engine.check import CheckReport
+from vectordb.types import CheckReport
 
 DIM = 4
 N = 60

@@ -9,12 +9,14 @@ import sys
 import textwrap
 
 import httpx
+import numpy as np
 import pytest
 
 from vectordb.errors import InvalidArgumentError, UnauthorizedError
 from vectordb.http_backend import HttpClient
 
 sys.path.insert(0, os.path.dirname(__file__))
+from concurrency_helpers import beside, sized  # noqa: E402
 from server_helpers import ROOT, HashEmbedding, running_server, subprocess_env  # noqa: E402
 
 API = "/api/v1"
@@ -218,3 +220,29 @@ def test_a_bad_embedding_function_config_parameter_is_a_400(server, seeded, conf
                        params={"embedding_function": "x", "embedding_function_config": config})
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_argument"
     assert message in answer.json()["message"]
+
+
+def test_a_slow_request_on_one_collection_does_not_hold_up_another_client(tmp_path):
+    """Two HttpClients of one `vectordb serve`: while one waits for a slow query batch on
+    ``big`` (20,000 records searched with a large ef), the other's query on ``small``
+    is answered in a small share of that time, before the batch ends."""
+    with running_server(str(tmp_path / "db")) as srv:
+        first, second = HttpClient(port=srv.port, timeout=300), HttpClient(port=srv.port, timeout=300)
+        rng = np.random.default_rng(0)
+        big = first.create_collection("big", metadata={"hnsw:search_ef": 1000}, embedding_function=None)
+        for start in range(0, 20_000, 5000):
+            big.add(ids=[f"b{i}" for i in range(start, start + 5000)], embeddings=rng.standard_normal((5000, 32)))
+        small = second.create_collection("small", embedding_function=None)
+        small.add(ids=[f"s{i}" for i in range(300)], embeddings=rng.standard_normal((300, 32)))
+        probe = rng.standard_normal((1, 32))
+        alone = small.query(query_embeddings=probe, n_results=3)
+
+        def batch(n: int):
+            queries = np.random.default_rng(n).standard_normal((n, 32))
+            return lambda: big.query(query_embeddings=queries, n_results=10, include=["distances"])
+
+        timing = beside(batch(sized(batch, 2.0, start=200)), lambda: small.query(query_embeddings=probe, n_results=3))
+        assert timing.quick_ended_first, timing
+        assert timing.quick_s < timing.slow_s / 5, timing
+        assert timing.quick_result["ids"] == alone["ids"]
+        assert second.check().ok

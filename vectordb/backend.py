@@ -17,12 +17,13 @@ a locked or read-only store).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from vectordb.types import GetResult, QueryResult
+from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
 
 Embed = Callable[[List[str]], np.ndarray]
 """Embeds documents for storage (the collection's function, checked): a backend calls it
@@ -52,8 +53,11 @@ class Write:
     documents: Optional[List[Optional[str]]]
 
 
-class Backend:
+class Backend(ABC):
     """What an engine implements (each method documents its own contract).
+
+    Every method is abstract, so a backend that lacks one cannot be built: the local
+    and HTTP clients have the same methods by construction.
 
     ``collection_id`` names a collection by its id; a collection deleted meanwhile raises
     :class:`vectordb.errors.CollectionNotFoundError` naming ``name``.
@@ -61,50 +65,61 @@ class Backend:
 
     # -- the store ----------------------------------------------------------
 
+    @abstractmethod
     def heartbeat(self) -> int:
         """Nanoseconds since the epoch on the engine's side (a liveness check)."""
         raise NotImplementedError
 
+    @abstractmethod
     def close(self) -> None:
         """Release what the backend holds (files, locks, connections); idempotent."""
         raise NotImplementedError
 
-    def compact(self, collection_id: Optional[str] = None) -> Any:
+    @abstractmethod
+    def compact(self, collection_id: Optional[str] = None, name: str = "") -> CompactResult:
         """Give back the space of deleted records (one collection, or all); a CompactResult."""
         raise NotImplementedError
 
-    def check(self, repair: bool = False) -> Any:
+    @abstractmethod
+    def check(self, repair: bool = False) -> CheckReport:
         """Verify (and with ``repair`` fix) the engine's consistency; a CheckReport."""
         raise NotImplementedError
 
     # -- collections --------------------------------------------------------
 
+    @abstractmethod
     def create_collection(
         self, name: str, metadata: Optional[Dict[str, Any]], ef_name: Optional[str], ef_config: Optional[Dict[str, Any]]
     ) -> CollectionInfo:
         """A new collection; CollectionExistsError if the name is taken."""
         raise NotImplementedError
 
+    @abstractmethod
     def get_collection(self, name: str) -> CollectionInfo:
         """The collection called ``name``; CollectionNotFoundError if none."""
         raise NotImplementedError
 
+    @abstractmethod
     def collection(self, collection_id: str, name: str) -> CollectionInfo:
         """The current description of a collection known by id (``name`` is for the error)."""
         raise NotImplementedError
 
+    @abstractmethod
     def list_collections(self) -> List[CollectionInfo]:
         """Every collection, in creation order."""
         raise NotImplementedError
 
+    @abstractmethod
     def count_collections(self) -> int:
         """How many collections there are."""
         raise NotImplementedError
 
+    @abstractmethod
     def delete_collection(self, name: str) -> None:
         """Remove a collection and its records; CollectionNotFoundError if none."""
         raise NotImplementedError
 
+    @abstractmethod
     def modify_collection(
         self, collection_id: str, name: str, new_name: Optional[str], new_metadata: Optional[Dict[str, Any]]
     ) -> CollectionInfo:
@@ -113,6 +128,7 @@ class Backend:
 
     # -- records ------------------------------------------------------------
 
+    @abstractmethod
     def write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
         """Apply an add/upsert/update as one transaction; returns the collection's new description.
 
@@ -123,14 +139,17 @@ class Backend:
         """
         raise NotImplementedError
 
+    @abstractmethod
     def delete(self, collection_id: str, name: str, ids: Optional[List[str]], filter: Any) -> int:
         """Remove the records matching ``ids`` and ``filter``; returns how many were removed."""
         raise NotImplementedError
 
+    @abstractmethod
     def count(self, collection_id: str, name: str) -> int:
         """How many records the collection holds."""
         raise NotImplementedError
 
+    @abstractmethod
     def get(
         self,
         collection_id: str,
@@ -144,6 +163,7 @@ class Backend:
         """Records by id (in the order asked) or by filter (in insertion order)."""
         raise NotImplementedError
 
+    @abstractmethod
     def query(
         self,
         collection_id: str,

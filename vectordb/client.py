@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from vectordb import validation as v
 from vectordb.backend import Backend, CollectionInfo
+from vectordb.types import CheckReport, CompactResult
 from vectordb.collection import Collection
 from vectordb.embedding_functions.base import describe
 from vectordb.embedding_functions.identity import conflict_message, default_function, rebuild_function, same_function
@@ -76,7 +77,7 @@ class Client:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def check(self, repair: bool = False) -> Any:
+    def check(self, repair: bool = False) -> CheckReport:
         """Verify that records, metadata rows, indexes and catalog agree; with ``repair``, fix what can be.
 
         Returns a CheckReport listing each problem (its collection and what is wrong) and
@@ -84,7 +85,7 @@ class Client:
         """
         return self._backend.check(repair)
 
-    def compact(self) -> Any:
+    def compact(self) -> CompactResult:
         """Rebuild every index from its live vectors and shrink the database file (a CompactResult)."""
         return self._backend.compact()
 

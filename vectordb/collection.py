@@ -18,7 +18,7 @@ from vectordb.backend import Backend, CollectionInfo, Write
 from vectordb.embedding_functions.base import embed_texts, missing_function_error
 from vectordb.errors import InvalidArgumentError
 from vectordb.filters import parse_filter
-from vectordb.types import GetResult, QueryResult
+from vectordb.types import CompactResult, GetResult, QueryResult
 
 DEFAULT_GET_INCLUDE = ["metadatas", "documents"]
 DEFAULT_QUERY_INCLUDE = ["metadatas", "documents", "distances"]
@@ -131,7 +131,7 @@ class Collection:
         id_list = None if ids is None else v.validate_ids(ids)
         return self._backend.delete(self.id, self.name, id_list, parse_filter(where, where_document))
 
-    def compact(self) -> Any:
+    def compact(self) -> CompactResult:
         """Give back the space of deleted records: rebuild the index and shrink the database file.
 
         Runs by itself after a delete once deleted index slots exceed half the live

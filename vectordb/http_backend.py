@@ -10,7 +10,6 @@ raised by the server is raised here as the same class (``DuplicateIDError`` stay
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 from urllib.parse import quote
 
@@ -30,7 +29,7 @@ from vectordb.errors import (
     VectorDBError,
 )
 from vectordb.filters import Filter, to_dicts
-from vectordb.types import GetResult, QueryResult
+from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
 from vectordb import wire
 
 
@@ -114,11 +113,11 @@ class HttpBackend(Backend):
     def close(self) -> None:
         self._http.close()
 
-    def compact(self, collection_id: Optional[str] = None, name: str = "") -> Any:
+    def compact(self, collection_id: Optional[str] = None, name: str = "") -> CompactResult:
         path = "/compact" if collection_id is None else self._records(collection_id) + "/compact"
         return wire.compact_result(self._request("POST", path, {}))
 
-    def check(self, repair: bool = False) -> Any:
+    def check(self, repair: bool = False) -> CheckReport:
         return wire.check_report(self._request("POST", "/check", {"repair": repair}))
 
     # -- collections --------------------------------------------------------

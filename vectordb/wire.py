@@ -17,9 +17,8 @@ from typing import Any, Dict, List
 import numpy as np
 
 from vectordb.backend import CollectionInfo
-from vectordb.engine.check import CheckReport, Problem
-from vectordb.engine.maintenance import CompactResult
 from vectordb.errors import InvalidArgumentError, VectorDBError
+from vectordb.types import CheckReport, CompactResult, Problem
 
 API_PREFIX = "/api/v1"
 

@@ -22,71 +22,32 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, List, Optional, Set, Tuple
+from typing import Any, List, Optional, Set, Tuple
 
 import numpy as np
 
 from vectordb.index.base import VectorIndex
 from vectordb.engine import maintenance
-from vectordb.engine.indexes import IMPLEMENTATION, index_params
-from vectordb.persistence.store import DB_FILE, CollectionRow, value_column
+from vectordb.engine.indexes import IMPLEMENTATION, IndexManager, index_params
+from vectordb.persistence.store import DB_FILE, CollectionRow, Store, value_column
+from vectordb.types import CheckReport, Problem
 
-if TYPE_CHECKING:  # pragma: no cover
-    from vectordb.client import Client
 
 SAMPLE = 64
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One disagreement: the collection it concerns (None: the store), what is wrong, whether fixed."""
-
-    collection: Optional[str]
-    what: str
-    repaired: bool = False
-
-    def __str__(self) -> str:
-        where = f"collection {self.collection!r}" if self.collection else "store"
-        return f"{where}: {self.what}" + (" (repaired)" if self.repaired else "")
-
-
-@dataclass
-class CheckReport:
-    """The outcome of :meth:`Client.check`: problems, and notes (normal states that fix themselves)."""
-
-    collections_checked: int = 0
-    problems: List[Problem] = field(default_factory=list)
-    notes: List[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is wrong, or everything wrong was repaired."""
-        return all(p.repaired for p in self.problems)
-
-    @property
-    def repairs(self) -> List[Problem]:
-        """The problems that were fixed."""
-        return [p for p in self.problems if p.repaired]
-
-    def __str__(self) -> str:
-        head = f"checked {self.collections_checked} collections: "
-        head += f"{len(self.problems)} problems" if self.problems else "no problems"
-        lines = [f"- {p}" for p in self.problems] + [f"- note: {n}" for n in self.notes]
-        return "\n".join([head] + lines)
 
 
 class _Checker:
     """Runs the checks of one store, collecting problems (and repairing when asked)."""
 
-    def __init__(self, client: "Client", repair: bool) -> None:
-        self.client = client
+    def __init__(self, store: Store, indexes: IndexManager, repair: bool) -> None:
+        self.store = store
+        self.indexes = indexes
         self.repair = repair
         self.report = CheckReport()
 
     @property
     def con(self) -> Any:
-        return self.client._store.con
+        return self.store.con
 
     def add(self, collection: Optional[str], what: str, fix: Any = None, note: bool = False) -> None:
         repaired = False
@@ -99,7 +60,7 @@ class _Checker:
         return self.con.execute(sql, params).fetchone()[0]
 
     def run(self) -> CheckReport:
-        rows = self.client._store.collections()
+        rows = self.store.collections()
         self.check_store({row.id for row in rows})
         for row in rows:
             self.check_collection(row)
@@ -113,7 +74,7 @@ class _Checker:
                 self.add(None, f"{n} rows of table {table} belong to no collection",
                          lambda t=table: self.con.execute(
                              f"DELETE FROM {t} WHERE collection_id NOT IN (SELECT id FROM collections)"))
-        path = self.client.path
+        path = self.store.path
         if path is None:
             return
         folder = os.path.join(path, "index")
@@ -144,7 +105,7 @@ class _Checker:
                 self.add(name, f"{bad} embeddings do not have the collection's dimension {row.dimension} "
                                "(not repairable automatically)")
         self.check_metadata(row)
-        row = self.client._store.collection_by_id(cid) or row
+        row = self.store.collection_by_id(cid) or row
         self.check_indexes(row)
 
     def check_counters(self, row: CollectionRow) -> None:
@@ -176,15 +137,15 @@ class _Checker:
                      lambda: self.rewrite_metadata(row, labels, metas))
 
     def rewrite_metadata(self, row: CollectionRow, labels: np.ndarray, metas: List[Any]) -> None:
-        store = self.client._store
+        store = self.store
         with store._transaction():
             self.con.execute("DELETE FROM metadata WHERE collection_id = ?", [row.id])
             store.insert_metadata(row.id, labels, metas)
 
     def check_indexes(self, row: CollectionRow) -> None:
-        indexes = self.client._indexes
+        indexes = self.indexes
         indexes.wait()
-        labels = self.client._store.select_labels(row.id)
+        labels = self.store.select_labels(row.id)
 
         def rebuild() -> None:
             maintenance.rebuild_index(indexes, row)
@@ -220,7 +181,7 @@ class _Checker:
         sample = labels if len(labels) <= SAMPLE else np.random.default_rng(0).choice(labels, SAMPLE, replace=False)
         if not len(sample):
             return
-        stored = self.client._store.fetch(row.id, sample, embeddings=True)
+        stored = self.store.fetch(row.id, sample, embeddings=True)
         differs = index.compare_vectors(sample, np.stack([stored[int(label)][3] for label in sample]))
         if differs is not None:
             self.add(row.name, f"{what} {differs}", rebuild)
@@ -240,11 +201,10 @@ def _metadata_rows(labels: np.ndarray, metas: List[Any]) -> Set[Tuple]:
     return rows
 
 
-def check_store(client: "Client", repair: bool = False) -> CheckReport:
-    """Check (and with ``repair`` fix) the client's store; the caller holds the client's lock."""
-    with client._store.guard("checking the store"):
-        report = _Checker(client, repair).run()
-    if report.repairs:
-        client._rows.clear()
-        client._derived.clear()
-    return report
+def check_store(store: Store, indexes: IndexManager, repair: bool = False) -> CheckReport:
+    """Check (and with ``repair`` fix) a store and its indexes; the engine holds its lock.
+
+    After repairs the engine must drop what it derived from the rows (catalog rows,
+    record and metadata caches): the repairs may have rewritten them."""
+    with store.guard("checking the store"):
+        return _Checker(store, indexes, repair).run()

@@ -12,12 +12,20 @@ changes since its last save reach a share of its size, when a catch-up ends (if 
 is due, or if there was no usable saved index), and on close (a catch-up still running
 then is stopped, and the graph saved as covering the records it holds).
 
+
 Inserting a write's vectors into the graph is the costliest step of a write, so it
 runs in the background: a write returns once its records are committed to DuckDB
 (durable), while its vectors go into the index on a worker thread. The next write's
 validation and commit overlap with that insertion; anything that reads or changes an
 index first waits for it (:meth:`IndexManager.wait`), so every read sees every
-acknowledged write. At most one such job runs at a time.
+acknowledged write. At most one such job runs per collection, and a read of one
+collection waits only for that collection's job (``wait(collection_id)``).
+
+Threads: the engine's locks (:mod:`vectordb.engine.locks`) keep the requests on one
+collection apart (a change excludes everything else on it, and reads load and wait for
+its index one at a time), so each collection's index, counters and job are touched by
+one thread at a time; a mutex of the manager guards only the table of jobs. A catch-up
+(:class:`~vectordb.engine.catchup.CatchUp`) takes turns with its worker by itself.
 """
 
 from __future__ import annotations
@@ -70,8 +78,11 @@ class IndexManager:
         self._indexes: Dict[str, VectorIndex] = {}
         self._unsaved: Dict[str, int] = {}
         self._saved_seq: Dict[str, int] = {}
-        self._job: Optional[_IndexJob] = None
+        self._jobs: Dict[str, _IndexJob] = {}
+        """The background insertion of each collection that has one (its outcome not yet taken in)."""
+        self._jobs_lock = threading.Lock()
         self._catchups: Dict[str, CatchUp] = {}
+        """The catch-up of each collection whose index was opened with a tail (until taken in)."""
         # A dropped engine's workers stop (at exit, close() does that for the engines still open).
         weakref.finalize(self, _stop_all, self._catchups).atexit = False
 
@@ -86,23 +97,39 @@ class IndexManager:
             if name not in known_ids:
                 shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
 
-    def wait(self) -> None:
-        """Let all background index work finish (insertion of a write, catch-ups), and take in its outcome."""
-        self._join_job()
-        for collection_id in list(self._catchups):
-            self._end_catch_up(collection_id, finish=True)
+    def wait(self, collection_id: Optional[str] = None) -> None:
+        """Let the collection's background index work (a write's insertion, a catch-up) finish, and take
+        in its outcome; without ``collection_id``, every collection's (for a check, or in tests)."""
+        self._join_jobs(collection_id)
+        for cid in list(self._catchups) if collection_id is None else [collection_id]:
+            self._end_catch_up(cid, finish=True)
 
     def pending(self, collection_id: str) -> int:
         """How many of the collection's vectors are not in its graph yet (its catch-up's tail)."""
         catchup = self._catchups.get(collection_id)
         return 0 if catchup is None else catchup.pending
 
-    def _join_job(self) -> None:
-        """Let the background insertion of a write (if one runs) finish, and take in its outcome."""
-        job, self._job = self._job, None
-        if job is None:
-            return
-        job.join()
+    def _join_jobs(self, collection_id: Optional[str] = None) -> None:
+        """Let the collection's background insertion of a write (if one runs) finish, and take in its outcome.
+
+        Without ``collection_id``, every collection's (for a flush, a close).
+        Other collections' insertions go on meanwhile.
+        """
+        with self._jobs_lock:
+            ids = list(self._jobs) if collection_id is None else [collection_id]
+        for cid in ids:
+            job = self._jobs.get(cid)
+            if job is None:
+                continue
+            job.join()
+            with self._jobs_lock:
+                if self._jobs.get(cid) is not job:
+                    continue  # another thread took it in
+                del self._jobs[cid]
+            self._take_in(job)  # outside the mutex: it may write to the store (dropping tombstones)
+
+    def _take_in(self, job: "_IndexJob") -> None:
+        """Apply the outcome of a finished job: drop the index if the insertion failed, note a save."""
         collection_id = job.row.id
         if job.error is not None:
             log.error("index update of %r failed (%s); it will be rebuilt from the records", job.row.name, job.error)
@@ -118,7 +145,7 @@ class IndexManager:
     def loaded(self, collection_id: str) -> Optional[VectorIndex]:
         """The collection's index if it is in memory (after any background insertion of a write),
         without loading it; it may still be catching up (its counts and settings are current)."""
-        self._join_job()
+        self._join_jobs(collection_id)
         self._end_catch_up(collection_id, finish=False)
         return self._indexes.get(collection_id)
 
@@ -140,7 +167,7 @@ class IndexManager:
 
     def _load(self, row: CollectionRow) -> Optional[VectorIndex]:
         """The collection's index, loaded if needed (its tail possibly still pending)."""
-        self._join_job()
+        self._join_jobs(row.id)
         self._end_catch_up(row.id, finish=False)
         index = self._indexes.get(row.id)
         if index is None and row.dimension is not None:
@@ -266,9 +293,10 @@ class IndexManager:
         if self._indexes.get(collection_id) is index:
             del self._indexes[collection_id]
 
+
     def rebuild(self, row: CollectionRow) -> VectorIndex:
         """Replace the collection's index by one built from its records (sized to them), and save it."""
-        self._join_job()
+        self._join_jobs(row.id)
         self._stop_catch_up(row.id)
         count = self.store.count(row.id)
         index = IMPLEMENTATION(index_params(row), row.dimension, capacity=max(count, 16))
@@ -316,7 +344,7 @@ class IndexManager:
             # Load (and read the tail) before committing, so the new records are not replayed as well.
             index = self.create(replace(row, dimension=dimension)) if row.dimension is None else self._load(row)
         new_row = commit()
-        self._join_job()
+        self._join_jobs(row.id)
         catchup = self._catchups.get(row.id)
         if catchup is not None:
             if catchup.append(new_row.seq, labels, vectors):
@@ -329,13 +357,14 @@ class IndexManager:
         folder = self._folder_of(row.id)
         due = _save_due(unsaved, index.count + len(labels))
         job = _IndexJob(new_row, index, labels, vectors, folder if due and not self.read_only else None)
-        self._job = job
+        with self._jobs_lock:
+            self._jobs[row.id] = job
         job.start(background=len(labels) >= BACKGROUND_MIN)
         return new_row
 
     def remove(self, row: CollectionRow, labels: np.ndarray) -> None:
         """Apply a committed delete to the index (if it is loaded)."""
-        self._join_job()
+        self._join_jobs(row.id)
         catchup = self._catchups.get(row.id)
         if catchup is not None:
             if catchup.remove(row.seq, labels):
@@ -394,7 +423,7 @@ class IndexManager:
         as covering the records written before the oldest one still pending (those after
         are caught up with on the next open); the graph is then dropped from memory.
         """
-        self._join_job()
+        self._join_jobs()
         for collection_id in list(self._catchups):
             catchup = self._catchups[collection_id]
             if catchup.done and not catchup.pending:
@@ -418,7 +447,7 @@ class IndexManager:
 
     def drop(self, collection_id: str) -> None:
         """Forget a deleted collection's index and remove its files."""
-        self._join_job()
+        self._join_jobs(collection_id)
         self._stop_catch_up(collection_id)
         self._indexes.pop(collection_id, None)
         self._unsaved.pop(collection_id, None)

@@ -5,11 +5,17 @@ engine is the store's only writer) → the records it touches, read from the sto
 plan of full rows (:mod:`vectordb.engine.writes`) → one DuckDB transaction → the
 derived structures (:mod:`vectordb.engine.derived`) and the vector index
 (:mod:`vectordb.engine.indexes`, which inserts in the background). Reads answer from
-the derived structures and the index, after any background insertion has finished.
+the derived structures and the index, after any background insertion of its own
+collection has finished.
 
-Everything runs behind one re-entrant lock, so one engine can be shared by threads;
-embedding (the slow part of a write) runs outside it, and a write whose collection
-changed meanwhile is planned again.
+One engine is shared by threads (a server runs each request on a thread of its pool).
+Each collection has a readers–writer lock (:mod:`vectordb.engine.locks`): reads of a
+collection run beside each other, a change of it runs alone, and requests on different
+collections never wait for each other. DuckDB is used through a cursor per thread
+(:mod:`vectordb.persistence.database`). A write is planned under the read lock, embeds
+with no lock held (the slow part), and commits under the write lock; if its collection
+changed meanwhile it is planned again. What must exclude every request (the database
+swap of a compaction, ``check``, ``close``) holds every lock.
 """
 
 from __future__ import annotations
@@ -31,22 +37,23 @@ from vectordb import validation as v
 from vectordb.backend import Backend, CollectionInfo, Embed, Write
 from vectordb.embedding_functions.base import missing_function_error
 from vectordb.engine import maintenance
-from vectordb.engine.check import CheckReport, check_store
+from vectordb.engine.check import check_store
 from vectordb.engine.derived import DerivedStructures
 from vectordb.engine.indexes import IndexManager, index_params
-from vectordb.engine.maintenance import CompactResult
+from vectordb.engine.locks import CollectionLock, EngineLocks
 from vectordb.engine.writes import Plan, plan, texts_to_embed
 from vectordb.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     InvalidArgumentError,
+    StorageError,
     StoreLockedError,
     VectorDBError,
 )
 from vectordb.filters import Filter, to_sql
 from vectordb.index import settings
 from vectordb.persistence.store import CollectionRow, Store
-from vectordb.types import GetResult, QueryResult
+from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
 
 log = logging.getLogger("vectordb")
 
@@ -62,7 +69,7 @@ class LocalBackend(Backend):
             path = _store_folder(path, read_only)
         self.path = path
         self.read_only = read_only
-        self._lock = threading.RLock()
+        self._locks = EngineLocks(())
         self._closed = True
         if path is not None:
             _claim(path, self)
@@ -74,18 +81,22 @@ class LocalBackend(Backend):
         self._indexes = IndexManager(self._store, None if path is None else os.path.join(path, "index"), read_only)
         self._derived = DerivedStructures(self._store)
         self._rows: Dict[str, CollectionRow] = {}
+        """Every collection's catalog row, kept in memory: this engine is the store's only writer."""
         self._closed = False
-        if path is not None:
-            try:
-                self._indexes.remove_orphans({row.id for row in self._store.collections()})
+        try:
+            self._rows = {row.id: row for row in self._store.collections()}
+            self._locks = EngineLocks(self._rows)
+            if path is not None:
+                self._indexes.remove_orphans(set(self._rows))
                 if not read_only:
                     maintenance.remove_leftovers(path)
-            except BaseException:
-                try:
-                    self.close()  # releases the store lock
-                except Exception:
-                    pass  # the error of the open is the one to raise
-                raise
+        except BaseException:
+            try:
+                self.close()  # releases the store lock
+            except Exception:
+                pass  # the error of the open is the one to raise
+            raise
+        if path is not None:
             atexit.register(_close_at_exit, weakref.ref(self))
 
     def __repr__(self) -> str:
@@ -98,9 +109,10 @@ class LocalBackend(Backend):
 
         The store lock is released even when the final save fails (a full disk); the
         typed StorageError is raised after that. A failed index save is only logged:
-        the next open catches the index up from the records.
+        the next open catches the index up from the records. Waits for every request
+        under way; later ones raise.
         """
-        with self._lock:
+        with self._locks.everything():
             if self._closed:
                 return
             self._closed = True
@@ -126,39 +138,103 @@ class LocalBackend(Backend):
         return time.time_ns()
 
     def check(self, repair: bool = False) -> CheckReport:
-        with self._lock:
+        """Check the store while no other request runs (see :mod:`vectordb.engine.check`)."""
+        with self._locks.everything():
             if repair:
                 self._check_writable()
             self._check_open()
-            return check_store(self, repair)
+            report = check_store(self._store, self._indexes, repair)
+            if report.repairs:  # they may have rewritten what the rows and caches were loaded from
+                self._rows.clear()
+                self._derived.clear()
+            return report
 
     def compact(self, collection_id: Optional[str] = None, name: str = "") -> CompactResult:
-        with self._lock:
-            self._check_writable()
-            rows = self._store.collections() if collection_id is None else [self._row(collection_id, name)]
-            return maintenance.compact(self, rows)
+        """Rebuild the indexes (of one collection, or all) and shrink the database file."""
+        self._check_writable()
+        result = self._compact(None if collection_id is None else [(collection_id, name)])
+        assert result is not None  # only an automatic compaction may find nothing to do
+        return result
+
+    def _compact(self, targets: Optional[List[Tuple[str, str]]], due_only: bool = False) -> Optional[CompactResult]:
+        """Rebuild the indexes of ``targets`` (``(id, name)`` pairs; every collection when None),
+        then shrink the database file. The caller holds no lock of this engine.
+
+        Each index is rebuilt holding only its collection's lock, so requests on other
+        collections go on; the copy and the swap of the database file hold every lock (no
+        request runs while the file is copied, closed and replaced, so no commit is left
+        behind in the old file). With ``due_only`` (after a delete), a collection whose
+        index no longer needs it (another thread compacted it meanwhile) is left alone,
+        and None is returned if none was rebuilt.
+        """
+        before = maintenance.disk_usage(self.path)
+        missing_ok = targets is None  # compact(): a collection deleted meanwhile has nothing to compact
+        if targets is None:
+            with self._locks.catalog.read:
+                self._check_writable()
+                targets = [(row.id, row.name) for row in self._store.collections()]
+        rebuilt = 0
+        for collection_id, name in targets:
+            try:
+                with self._lock(collection_id, name, writable=True).write:
+                    self._check_writable()
+                    row = self._row(collection_id, name)
+                    if due_only:
+                        index = self._indexes.loaded(row.id)
+                        if index is None or not maintenance.compaction_due(index):
+                            continue
+                        log.info("collection %r has %d deleted index slots for %d live vectors; compacting",
+                                 row.name, index.deleted, index.count)
+                    rebuilt += maintenance.rebuild_index(self._indexes, row) is not None
+            except CollectionNotFoundError:
+                if not missing_ok:
+                    raise
+        if due_only and not rebuilt:
+            return None
+        if self.path is not None:
+            with self._locks.everything():
+                self._check_writable()
+                maintenance.compact_database(self._store)
+        after = maintenance.disk_usage(self.path)
+        log.info("compacted the store at %s: %d -> %d bytes", self.path, before, after)
+        return CompactResult(before, after, rebuilt)
+
+    def _maybe_compact(self, collection_id: str, name: str) -> None:
+        """Compact a collection a delete left with many deleted index slots.
+
+        The delete has committed: a failure here (a full disk, say) is logged and never
+        fails the delete; ``compact()`` gives the space back later.
+        """
+        try:
+            self._compact([(collection_id, name)], due_only=True)
+        except Exception as exc:  # the delete's result stands whatever happens here
+            log.warning("automatic compaction of collection %r after a delete failed (the delete stands; "
+                        "compact() gives the space back later): %s", name, exc,
+                        exc_info=not isinstance(exc, StorageError))
 
     # -- collections --------------------------------------------------------
 
     def create_collection(
         self, name: str, metadata: Optional[Dict[str, Any]], ef_name: Optional[str], ef_config: Optional[Dict[str, Any]]
     ) -> CollectionInfo:
-        with self._lock:
+        with self._locks.catalog.read:
             self._check_open()
-            if self._store.collection_by_name(name) is not None:
-                raise CollectionExistsError(f"collection {name!r} already exists")
-            self._check_writable()
-            row = CollectionRow(
-                id=str(uuid.uuid4()), name=name, metadata=metadata,
-                metric=settings.metric_of(metadata), dimension=None,
-                ef_name=ef_name, ef_config=ef_config, next_label=0, seq=0, position=0,
-            )
-            row = self._store.insert_collection(row)
-            self._rows[row.id] = row
+            with self._locks.names:
+                if self._store.collection_by_name(name) is not None:
+                    raise CollectionExistsError(f"collection {name!r} already exists")
+                self._check_writable()
+                row = CollectionRow(
+                    id=str(uuid.uuid4()), name=name, metadata=metadata,
+                    metric=settings.metric_of(metadata), dimension=None,
+                    ef_name=ef_name, ef_config=ef_config, next_label=0, seq=0, position=0,
+                )
+                row = self._store.insert_collection(row)
+                self._rows[row.id] = row
+                self._locks.add(row.id)
             return _info(row)
 
     def get_collection(self, name: str) -> CollectionInfo:
-        with self._lock:
+        with self._locks.catalog.read:
             self._check_open()
             row = self._store.collection_by_name(name)
             if row is None:
@@ -166,34 +242,48 @@ class LocalBackend(Backend):
             return _info(row)
 
     def collection(self, collection_id: str, name: str) -> CollectionInfo:
-        with self._lock:
+        with self._lock(collection_id, name).read:
             return _info(self._row(collection_id, name))
 
     def list_collections(self) -> List[CollectionInfo]:
-        with self._lock:
+        with self._locks.catalog.read:
             self._check_open()
             return [_info(row) for row in self._store.collections()]
 
     def count_collections(self) -> int:
-        with self._lock:
+        with self._locks.catalog.read:
             self._check_open()
             return len(self._store.collections())
 
     def delete_collection(self, name: str) -> None:
-        with self._lock:
-            self._check_writable()
-            row = self._store.collection_by_name(name)
-            if row is None:
-                raise CollectionNotFoundError(f"collection {name!r} does not exist")
-            self._store.delete_collection(row.id)
-            self._indexes.drop(row.id)
-            self._rows.pop(row.id, None)
-            self._derived.drop(row.id)
+        self._check_writable()
+        with self._locks.catalog.read:
+            while True:
+                self._check_writable()
+                row = self._store.collection_by_name(name)
+                if row is None:
+                    raise CollectionNotFoundError(f"collection {name!r} does not exist")
+                lock = self._locks.of(row.id)
+                if lock is None:
+                    continue  # deleted by another thread a moment ago: look again
+                with lock.write:
+                    try:
+                        current = self._row(row.id, name)
+                    except CollectionNotFoundError:
+                        continue  # deleted by another thread while this one waited
+                    if current.name != name:
+                        continue  # renamed while this thread waited: look the name up again
+                    self._store.delete_collection(row.id)
+                    self._indexes.drop(row.id)
+                    self._rows.pop(row.id, None)
+                    self._derived.drop(row.id)
+                    self._locks.remove(row.id)
+                    return
 
     def modify_collection(
         self, collection_id: str, name: str, new_name: Optional[str], new_metadata: Optional[Dict[str, Any]]
     ) -> CollectionInfo:
-        with self._lock:
+        with self._lock(collection_id, name, writable=True).write:
             self._check_writable()
             row = self._row(collection_id, name)
             if new_metadata is not None:
@@ -203,22 +293,34 @@ class LocalBackend(Backend):
                         raise InvalidArgumentError(
                             f"metadata[{key!r}]: cannot change from {old.get(key, default)!r} once the collection exists"
                         )
-            if new_name is not None and new_name != row.name and self._store.collection_by_name(new_name) is not None:
-                raise CollectionExistsError(f"collection {new_name!r} already exists")
             updated = replace(
                 row,
                 name=row.name if new_name is None else new_name,
                 metadata=row.metadata if new_metadata is None else _keep_index_settings(row, new_metadata),
             )
-            self._store.update_collection(updated)
-            self._rows[row.id] = updated
+            with self._locks.names:
+                if new_name is not None and new_name != row.name and self._store.collection_by_name(new_name):
+                    raise CollectionExistsError(f"collection {new_name!r} already exists")
+                self._store.update_collection(updated)
+                self._rows[row.id] = updated
             index = self._indexes.loaded(row.id)
             if index is not None and new_metadata is not None:
                 index.params = index_params(updated)
             return _info(updated)
 
+    def _lock(self, collection_id: str, name: str, writable: bool = False) -> CollectionLock:
+        """The collection's lock (not yet taken); CollectionNotFoundError once the collection is deleted."""
+        if writable:
+            self._check_writable()
+        else:
+            self._check_open()
+        lock = self._locks.of(collection_id)
+        if lock is None:
+            raise CollectionNotFoundError(f"collection {name!r} no longer exists")
+        return lock
+
     def _row(self, collection_id: str, name: str) -> CollectionRow:
-        """The collection's catalog row, kept in memory: this engine is the store's only writer."""
+        """The collection's catalog row (the caller holds the collection's lock)."""
         self._check_open()
         row = self._rows.get(collection_id)
         if row is None:
@@ -232,8 +334,9 @@ class LocalBackend(Backend):
 
     def write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
         embedded: Dict[str, np.ndarray] = {}
+        lock = self._lock(collection_id, name, writable=True)
         while True:
-            with self._lock:
+            with lock.read:  # planning only reads: other reads of the collection go on
                 self._check_writable()
                 row = self._row(collection_id, name)
                 existing = self._store.labels_of(row.id, write.ids)
@@ -246,9 +349,12 @@ class LocalBackend(Backend):
                 if embed is None:
                     raise missing_function_error(name)
                 embedded.update(zip(missing, embed(missing)))
-            with self._lock:
-                if self._row(collection_id, name).seq != row.seq:
+            with lock.write:
+                self._check_writable()
+                current = self._row(collection_id, name)
+                if current.seq != row.seq:
                     continue  # another thread wrote meanwhile: plan again with what it wrote
+                row = current  # the same records; a rename meanwhile is kept
                 planned = plan(row.next_label, write, existing, stored, embedded)
                 if planned.skipped:
                     what = "already exist and were left unchanged" if write.mode == "add" else "do not exist and were skipped"
@@ -281,7 +387,7 @@ class LocalBackend(Backend):
         return new_row
 
     def delete(self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter]) -> int:
-        with self._lock:
+        with self._lock(collection_id, name, writable=True).write:
             self._check_writable()
             row = self._row(collection_id, name)
             labels = self._select(row, ids, filter)
@@ -291,13 +397,15 @@ class LocalBackend(Backend):
             self._rows[new_row.id] = new_row
             self._derived.deleted(new_row.id, labels)
             self._indexes.remove(new_row, labels)
-            maintenance.maybe_compact(self, new_row)
-            return len(labels)
+            due = maintenance.compaction_due(self._indexes.loaded(row.id))
+        if due:  # once the collection's lock is let go: the compaction takes the locks it needs
+            self._maybe_compact(collection_id, name)
+        return len(labels)
 
     # -- reads --------------------------------------------------------------
 
     def count(self, collection_id: str, name: str) -> int:
-        with self._lock:
+        with self._lock(collection_id, name).read:
             return self._store.count(self._row(collection_id, name).id)
 
     def get(
@@ -310,7 +418,7 @@ class LocalBackend(Backend):
         offset: Optional[int],
         include: Sequence[str],
     ) -> GetResult:
-        with self._lock:
+        with self._lock(collection_id, name).read:
             row = self._row(collection_id, name)
             if ids is None:
                 labels = self._select(row, None, filter, limit, offset)
@@ -336,11 +444,13 @@ class LocalBackend(Backend):
         filter: Optional[Filter],
         include: Sequence[str],
     ) -> QueryResult:
-        with self._lock:
+        lock = self._lock(collection_id, name)
+        with lock.read:
             row = self._row(collection_id, name)
             if row.dimension is not None and queries.shape[1] != row.dimension:
                 raise v.dimension_error("query_embeddings", queries.shape[1], row.dimension)
-            index = self._indexes.searcher(row)  # does not wait for a catch-up after a crash
+            with lock.load:  # loaded once; a catch-up after a crash goes on in the background
+                index = self._indexes.searcher(row)
             allowed = None if filter is None else self._matching(row, filter)
             if index is None:
                 labels = np.empty((len(queries), 0), dtype=np.int64)

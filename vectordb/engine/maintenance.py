@@ -2,25 +2,27 @@
 copying the DuckDB file into a fresh one.
 
 hnswlib keeps a deleted vector's slot (reused only by later adds) and DuckDB does not
-shrink its file on DELETE. :func:`compact` rebuilds a collection's index from the
-records and, for a store on disk, copies the database into ``vectordb.duckdb.compact``
+shrink its file on DELETE. A compaction (run by :meth:`LocalBackend.compact
+<vectordb.engine.local.LocalBackend.compact>`, which takes the engine's locks) rebuilds
+a collection's index from the records (:func:`rebuild_index`) and, for a store on disk,
+copies the database into ``vectordb.duckdb.compact``
 (``COPY FROM DATABASE``), syncs it, and renames it over the old file before
-reconnecting. A kill at any moment leaves either the old file (plus a leftover copy,
-removed on the next open) or the complete new one; an index rebuilt but not yet saved
-is caught up or rebuilt from the records on the next open.
+reconnecting (:func:`compact_database`). A kill at any moment leaves either the old file
+(plus a leftover copy, removed on the next open) or the complete new one; an index
+rebuilt but not yet saved is caught up or rebuilt from the records on the next open.
 
-:func:`maybe_compact` runs after each delete and compacts once the deleted slots of an
-index exceed ``AUTO_COMPACT_FRACTION`` of its live vectors and ``AUTO_COMPACT_MIN_DELETED``;
-its failure is logged and never fails the delete. The store lock is held across the
-swap, so no other process can open the store while the connection is closed.
+A delete compacts its collection once :func:`compaction_due` says so: the deleted slots
+of its index exceed ``AUTO_COMPACT_FRACTION`` of its live vectors and
+``AUTO_COMPACT_MIN_DELETED``; that compaction's failure is logged and never fails the
+delete. The store lock is held across the swap, so no other process can open the store
+while the connection is closed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional
+from typing import Optional
 
 import duckdb
 
@@ -31,8 +33,6 @@ from vectordb.persistence.database import storage_error
 from vectordb.persistence.files import fsync_path
 from vectordb.persistence.store import DB_FILE, CollectionRow, Store
 
-if TYPE_CHECKING:  # pragma: no cover
-    from vectordb.client import Client
 
 log = logging.getLogger("vectordb")
 
@@ -42,15 +42,6 @@ COMPACT_SUFFIX = ".compact"
 _COPY_ALIAS = "vectordb_compact"
 
 
-@dataclass(frozen=True)
-class CompactResult:
-    """What a compaction did: bytes on disk before and after (0 for a store in memory)."""
-
-    bytes_before: int
-    bytes_after: int
-    indexes_rebuilt: int
-
-
 def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[VectorIndex]:
     """Replace the collection's index by one built from its records, and save it."""
     if row.dimension is None:
@@ -58,35 +49,9 @@ def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[VectorI
     return indexes.rebuild(row)
 
 
-def compact(client: "Client", rows: List[CollectionRow]) -> CompactResult:
-    """Rebuild the indexes of ``rows`` and shrink the database file (caller holds the lock)."""
-    before = disk_usage(client.path)
-    rebuilt = sum(rebuild_index(client._indexes, row) is not None for row in rows)
-    if client.path is not None:
-        compact_database(client._store)
-    after = disk_usage(client.path)
-    log.info("compacted the store at %s: %d -> %d bytes", client.path, before, after)
-    return CompactResult(before, after, rebuilt)
-
-
-def maybe_compact(client: "Client", row: CollectionRow) -> Optional[CompactResult]:
-    """Compact when the collection's index has many deleted slots (after a delete).
-
-    The delete that calls this has committed: a failure here (a full disk, say) is
-    logged and never fails the delete; ``compact()`` gives the space back later.
-    """
-    index = client._indexes.loaded(row.id)
-    if index is None or index.deleted <= max(AUTO_COMPACT_MIN_DELETED, AUTO_COMPACT_FRACTION * index.count):
-        return None
-    log.info("collection %r has %d deleted index slots for %d live vectors; compacting", row.name,
-             index.deleted, index.count)
-    try:
-        return compact(client, [row])
-    except Exception as exc:  # the delete's result stands whatever happens here
-        log.warning("automatic compaction of collection %r after a delete failed (the delete stands; "
-                    "compact() gives the space back later): %s", row.name, exc,
-                    exc_info=not isinstance(exc, StorageError))
-        return None
+def compaction_due(index: Optional[VectorIndex]) -> bool:
+    """Whether an index has so many deleted slots that it should be rebuilt (after a delete)."""
+    return index is not None and index.deleted > max(AUTO_COMPACT_MIN_DELETED, AUTO_COMPACT_FRACTION * index.count)
 
 
 def compact_database(store: Store) -> None:

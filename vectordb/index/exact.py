@@ -16,7 +16,8 @@ large for near neighbours (a 290-d vector came back 1.2e-4 from itself).
 
 from __future__ import annotations
 
-from typing import Optional
+import threading
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -33,7 +34,9 @@ class ExactVectors:
 
     It is filled on first read from :attr:`source` (the engine points it at the store's
     records), or from ``fallback`` (the index's own copy) when no source is set, and
-    then kept current by :meth:`put`. Until then it costs no memory.
+    then kept current by :meth:`put`. Until then it costs no memory. Several searches
+    may read it at once (never beside :meth:`put`): the first fills it under a mutex and
+    publishes it only once it is full.
     """
 
     def __init__(self, dim: int, fallback: VectorSource) -> None:
@@ -45,6 +48,7 @@ class ExactVectors:
         self._fallback = fallback
         self._rows: Optional[np.ndarray] = None
         self._squares: Optional[np.ndarray] = None
+        self._filling = threading.Lock()
 
     @property
     def filled(self) -> bool:
@@ -52,27 +56,40 @@ class ExactVectors:
         return self._rows is not None
 
     def _fill(self) -> None:
-        self._rows = np.zeros((max(self.capacity, 1), self.dim), dtype=np.float32)
-        self._squares = np.zeros(len(self._rows), dtype=np.float32)
-        for labels, vectors in (self.source or self._fallback)():
-            self.put(labels, vectors)
+        with self._filling:
+            if self._rows is not None:
+                return  # another search filled it meanwhile
+            rows = np.zeros((max(self.capacity, 1), self.dim), dtype=np.float32)
+            squares = np.zeros(len(rows), dtype=np.float32)
+            for labels, vectors in (self.source or self._fallback)():
+                rows, squares = self._put(rows, squares, labels, vectors)
+            self._squares = squares
+            self._rows = rows  # last: a search that sees the rows sees the squares
 
     def put(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         """Store the vectors of ``labels`` (ignored until the matrix is filled)."""
         if self._rows is None or self._squares is None or len(labels) == 0:
             return
+        self._rows, self._squares = self._put(self._rows, self._squares, labels, vectors)
+
+    def _put(self, rows: np.ndarray, squares: np.ndarray, labels: np.ndarray, vectors: np.ndarray
+             ) -> Tuple[np.ndarray, np.ndarray]:
+        """Write ``vectors`` at ``labels`` into ``rows`` and ``squares``, grown first if need be."""
+        if len(labels) == 0:
+            return rows, squares
         labels = np.asarray(labels, dtype=np.int64)
         top = int(labels.max())
-        if top >= len(self._rows):
-            size = max(top + 1, 2 * len(self._rows))
-            rows = np.zeros((size, self.dim), dtype=np.float32)
-            rows[: len(self._rows)] = self._rows
-            squares = np.zeros(size, dtype=np.float32)
-            squares[: len(self._squares)] = self._squares
-            self._rows, self._squares = rows, squares
+        if top >= len(rows):
+            size = max(top + 1, 2 * len(rows))
+            grown = np.zeros((size, self.dim), dtype=np.float32)
+            grown[: len(rows)] = rows
+            grown_squares = np.zeros(size, dtype=np.float32)
+            grown_squares[: len(squares)] = squares
+            rows, squares = grown, grown_squares
         vectors = np.asarray(vectors, dtype=np.float32)
-        self._rows[labels] = vectors
-        self._squares[labels] = np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64)
+        rows[labels] = vectors
+        squares[labels] = np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64)
+        return rows, squares
 
     def rows(self, labels: np.ndarray) -> np.ndarray:
         """The vectors of ``labels`` (a copy)."""

@@ -15,6 +15,14 @@ into a typed :class:`~vectordb.errors.StorageError`, and reopening after a fatal
   once the cause is gone; while reopening fails, each call raises a typed error that
   says so. Nothing a client keeps in memory needs to change: a transaction either
   committed (and stays committed after the reopen) or it did not.
+- Threads: a DuckDB connection must not be used by two threads at once, so each
+  thread gets its own cursor (``connection.cursor()``: another connection to the same
+  database instance, DuckDB's documented way to use one database from several
+  threads), made on the thread's first use and rebuilt after a reopen or a file swap.
+  A transaction runs on one cursor from BEGIN to COMMIT (:meth:`Database.pinned`).
+  DuckDB runs transactions of different cursors side by side (optimistic concurrency:
+  changes to different rows never conflict; the engine's collection locks keep two
+  changes of one row apart).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import errno
 import logging
 import os
 import re
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator, Optional
@@ -96,6 +105,9 @@ class Database:
         self.read_only = read_only
         self.file = None if path is None else os.path.join(path, DB_FILE)
         self._con: Optional[duckdb.DuckDBPyConnection] = None
+        """The connection that opened the database; threads use cursors of it (see :attr:`con`)."""
+        self._local = threading.local()
+        self._mutex = threading.Lock()  # guards replacing ``_con`` and making cursors of it
         self._lost: Optional[str] = None
         self._closed = False
         self._lock = None if path is None else StoreLock.acquire(path, shared=read_only)
@@ -110,11 +122,41 @@ class Database:
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        """The open connection; reopened first if a fatal error dropped it."""
+        """This thread's cursor of the open connection (inside a transaction, the transaction's).
+
+        The connection is reopened first if a fatal error dropped it; a cursor made
+        before a reopen or a file swap is replaced by a new one.
+        """
+        local = self._local
+        pinned = getattr(local, "pinned", None)
+        if pinned is not None:
+            return pinned
         con = self._con
-        if con is None:
-            con = self._reopen()
-        return con
+        cursor = getattr(local, "cursor", None)
+        if cursor is not None and con is not None and local.of is con:
+            return cursor
+        with self._mutex:
+            con = self._con
+            if con is None:
+                con = self._reopen()
+            cursor = con.cursor()
+        local.cursor, local.of = cursor, con
+        return cursor
+
+    @contextmanager
+    def pinned(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """This thread's cursor, used by every statement of the thread until the block ends.
+
+        A transaction runs inside: were the connection reopened meanwhile (a fatal error
+        on another thread), its later statements fail on the old cursor instead of
+        running outside the transaction on a new one.
+        """
+        cursor = self.con
+        self._local.pinned = cursor
+        try:
+            yield cursor
+        finally:
+            self._local.pinned = None
 
     @contextmanager
     def guard(self, action: str) -> Iterator[None]:
@@ -135,14 +177,15 @@ class Database:
             raise storage_error(exc, self.path, action) from exc
 
     def invalidate(self, exc: BaseException) -> None:
-        """Drop a connection whose database instance a fatal error made unusable."""
-        con, self._con = self._con, None
-        self._lost = " ".join(str(exc).split())[:300]
+        """Drop a connection whose database instance a fatal error made unusable (and every cursor of it)."""
+        with self._mutex:
+            con, self._con = self._con, None
+            self._lost = " ".join(str(exc).split())[:300]
         log.warning("the database of %s hit a fatal error and will be reopened on next use: %s",
                     self.path or "the in-memory store", self._lost)
         if con is not None:
             try:
-                con.close()
+                con.close()  # closes the cursors of every thread too
             except duckdb.Error:
                 pass
 
@@ -156,6 +199,7 @@ class Database:
         return _DURABLE_COMMIT in str(exc).lower()
 
     def _reopen(self) -> duckdb.DuckDBPyConnection:
+        """Open the file again after a fatal error (the caller holds ``_mutex``)."""
         if self._closed:
             raise VectorDBError(f"the store at {self.path} is closed")
         if self.file is None:
@@ -219,10 +263,12 @@ class Database:
         StorageError; the client stays usable (each later call retries the reopen).
         """
         assert self.file is not None and self.path is not None
-        con, self._con = self.con, None
+        with self._mutex:
+            con, self._con = self._con, None
         self._lost = "swapping in the compacted database file"
         with self.guard("compacting the database"):
-            con.close()
+            if con is not None:
+                con.close()  # and every thread's cursor: DuckDB lets go of the file
             wal = self.file + ".wal"
             if os.path.exists(wal) and os.path.getsize(wal) > 0:
                 raise StorageError(f"compacting the store at {self.path}: the database kept a write-ahead log; "
@@ -234,7 +280,8 @@ class Database:
         for attempt in range(REOPEN_ATTEMPTS):
             try:
                 self._check_file_present(reopening=True)  # never let DuckDB make an empty database in its place
-                self._con = self._connect()
+                with self._mutex:
+                    self._con = self._connect()
                 self._lost = None
                 return
             except StorageError as exc:
@@ -252,11 +299,12 @@ class Database:
         if self._closed:
             return
         self._closed = True
-        con, self._con = self._con, None
+        with self._mutex:
+            con, self._con = self._con, None
         try:
             if con is not None:
                 with self.guard("closing the database"):
-                    con.close()
+                    con.close()  # and every thread's cursor
         finally:
             self._release()
 

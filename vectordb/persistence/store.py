@@ -18,7 +18,8 @@ parameters, and batches are passed to DuckDB as registered numpy columns. Every 
 runs inside :meth:`Database.guard <vectordb.persistence.database.Database.guard>`, so
 a failure of DuckDB or of the disk comes out as a typed ``StorageError``; the
 connection, the store lock and recovery from fatal errors live in
-:mod:`vectordb.persistence.database`.
+:mod:`vectordb.persistence.database`. Several threads may call one Store at once: each
+runs its statements on a cursor of its own, and its transactions on that cursor.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
@@ -127,6 +129,8 @@ class Store:
     def __init__(self, path: Optional[str], read_only: bool = False) -> None:
         self.path = path
         self.read_only = read_only
+        self._scans = 0  # threads scanning embeddings now (see vectors_since)
+        self._scans_lock = threading.Lock()
         self.db = Database(path, read_only)
         try:
             self._prepare()
@@ -320,8 +324,13 @@ class Store:
 
         with guard():
             con = self.con
-            con.execute(f"SET memory_limit = '{SCAN_MEMORY_LIMIT}'")  # a constant of this module
-            cursor = con.cursor()
+            self._scan_started(con)
+        try:
+            with guard():
+                cursor = con.cursor()
+        except BaseException:
+            self._scan_ended(con)
+            raise
         sql = "SELECT label, seq, embedding FROM records WHERE collection_id = ? AND seq > ?"
         try:
             if _pyarrow() is not None:  # a third of the cost: the vectors come as one buffer per chunk
@@ -348,9 +357,26 @@ class Store:
         finally:
             try:
                 cursor.close()
-                con.execute("RESET memory_limit")  # back to DuckDB's default (vectordb sets no other)
             except duckdb.Error:
                 pass  # the connection failed meanwhile (the error raised inside says why); it is reopened anew
+            self._scan_ended(con)
+
+    def _scan_started(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Lower DuckDB's memory limit (a setting of the whole database) while any thread scans embeddings."""
+        with self._scans_lock:
+            if not self._scans:
+                con.execute(f"SET memory_limit = '{SCAN_MEMORY_LIMIT}'")  # a constant of this module
+            self._scans += 1
+
+    def _scan_ended(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Back to DuckDB's default limit (vectordb sets no other) once the last scan ends."""
+        with self._scans_lock:
+            self._scans -= 1
+            if not self._scans:
+                try:
+                    con.execute("RESET memory_limit")
+                except duckdb.Error:
+                    pass  # the connection failed meanwhile; a reopened database starts at the default
 
     @_guarded("reading deletions")
     def tombstones_since(self, collection_id: str, seq: int) -> np.ndarray:
@@ -474,7 +500,7 @@ def _arrow_chunk(batch: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 class _Transaction:
-    """``with`` block: BEGIN, then COMMIT, or ROLLBACK on any error.
+    """``with`` block: BEGIN, then COMMIT, or ROLLBACK on any error, all on this thread's cursor.
 
     A COMMIT that fails leaves nothing applied (DuckDB rolls it back), except for the
     fatal error DuckDB raises when the commit is durable but the checkpoint after it
@@ -486,10 +512,21 @@ class _Transaction:
         self.db = db
 
     def __enter__(self) -> None:
-        self.con = self.db.con
-        self.con.execute("BEGIN TRANSACTION")
+        self.pin = self.db.pinned()  # every statement until COMMIT runs on this thread's one cursor
+        self.con = self.pin.__enter__()
+        try:
+            self.con.execute("BEGIN TRANSACTION")
+        except BaseException:
+            self.pin.__exit__(None, None, None)
+            raise
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self._end(exc_type)
+        finally:
+            self.pin.__exit__(None, None, None)
+
+    def _end(self, exc_type: Any) -> None:
         if exc_type is None:
             try:
                 self.con.execute("COMMIT")

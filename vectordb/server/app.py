@@ -6,6 +6,12 @@ with the collection's function and send vectors, and the function's name and con
 are persisted so that every client rebuilds the same one. Errors are answered as
 ``{"error": code, "message": text}`` with the status of the error class in
 :mod:`vectordb.errors`, so that a client can raise the very class the server raised.
+
+Routes are plain functions, which FastAPI runs on the threads of its pool: requests run
+at the same time, and nothing here serialises them (the lock of :class:`_Collections`
+guards only its dict). What waits for what is the engine's business
+(:mod:`vectordb.engine.locks`): requests on different collections never wait for each
+other.
 """
 
 from __future__ import annotations
