@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Callable, Dict, Iterator, Optional
 
 import numpy as np
 
 from vectordb.index.base import SearchResult, VectorIndex
 from vectordb.index.tail import Tail, merge
+from vectordb.persistence.store import Store
 
 INSERT_CHUNK = 256
 """Vectors inserted per turn of the worker: how long a query may wait for it (read at run time)."""
@@ -93,6 +94,13 @@ class CatchUp:
         """The ``seq`` the graph covers on its own: every record written up to it is in the graph."""
         first = self.tail.first_seq()
         return self.seq if first is None else first - 1
+
+    def worth_saving(self, saved_seq: int, min_changes: int, fraction: float) -> bool:
+        """Whether the graph of a stopped catch-up is worth saving: there is no saved file
+        (``saved_seq`` < 0), or it holds min(``min_changes``, ``fraction`` of its size) records more."""
+        if not self.inserted or self.covered_seq() <= saved_seq:
+            return False
+        return saved_seq < 0 or self.inserted >= min(min_changes, fraction * self.graph.count)
 
     def start(self) -> None:
         """Start the worker (once; later calls do nothing)."""
@@ -256,3 +264,30 @@ class CatchUp:
                     self.inserted += len(labels)
                 self._cond.notify_all()
         return True
+
+
+def read_tail(store: Store, collection_id: str, dim: int, seq: int) -> Tail:
+    """The vectors of the collection's records written after ``seq``, as a :class:`Tail`."""
+    tail = Tail(dim)
+    for labels, seqs, vectors in store.records_since(collection_id, seq, chunk=16_384):
+        tail.extend(labels, seqs, vectors)
+    return tail
+
+
+def covers(live: np.ndarray, pending: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether an index's ``live`` labels and the ``pending`` ones are exactly the records' ``labels``."""
+    if not len(labels):
+        return not len(live) and not len(pending)
+    top = int(labels.max())
+    if len(live) and int(live.max()) > top or len(pending) and int(pending.max()) > top:
+        return False
+    union = np.zeros(top + 1, dtype=bool)
+    union[live] = True
+    union[pending] = True
+    return np.array_equal(np.flatnonzero(union), labels)
+
+
+def stop_all(catchups: Dict[str, CatchUp]) -> None:
+    """Stop the workers of a manager that is gone (its engine was dropped without close())."""
+    for catchup in list(catchups.values()):
+        catchup.stop()

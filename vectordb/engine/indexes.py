@@ -40,7 +40,7 @@ from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
-from vectordb.engine.catchup import CatchUp
+from vectordb.engine.catchup import CatchUp, covers, read_tail, stop_all
 from vectordb.errors import StorageError
 from vectordb.index import settings
 from vectordb.index.base import IndexParams, VectorIndex
@@ -84,7 +84,7 @@ class IndexManager:
         self._catchups: Dict[str, CatchUp] = {}
         """The catch-up of each collection whose index was opened with a tail (until taken in)."""
         # A dropped engine's workers stop (at exit, close() does that for the engines still open).
-        weakref.finalize(self, _stop_all, self._catchups).atexit = False
+        weakref.finalize(self, stop_all, self._catchups).atexit = False
 
     def _folder_of(self, collection_id: str) -> Optional[str]:
         return None if self.folder is None else os.path.join(self.folder, collection_id)
@@ -203,8 +203,8 @@ class IndexManager:
             if seq <= row.seq:
                 deleted = self.store.tombstones_since(row.id, seq)
                 index.remove(deleted)
-                tail = self._read_tail(row, seq)
-                if _covers(index.live_labels(), tail.labels(), labels):
+                tail = read_tail(self.store, row.id, row.dimension, seq)
+                if covers(index.live_labels(), tail.labels(), labels):
                     opened = index, seq, tail, len(deleted)
             if opened is None:
                 log.warning("index of collection %r disagrees with its records; rebuilding it", row.name)
@@ -212,7 +212,7 @@ class IndexManager:
             log.warning("collection %r has no usable saved index; rebuilding it from the records", row.name)
         if opened is None:
             fresh = IMPLEMENTATION(params, row.dimension, capacity=max(len(labels), 16))
-            opened = fresh, -1, self._read_tail(row, -1), 0
+            opened = fresh, -1, read_tail(self.store, row.id, row.dimension, -1), 0
         index, seq, tail, removed = opened
         self._attach(index, row.id)
         self._saved_seq[row.id] = seq
@@ -233,14 +233,6 @@ class IndexManager:
         if seq < 0 or _save_due(self._unsaved[row.id], index.count):
             self._save(row)
         return index
-
-    def _read_tail(self, row: CollectionRow, seq: int) -> Tail:
-        """The vectors of the records written after ``seq``, as a :class:`Tail`."""
-        assert row.dimension is not None
-        tail = Tail(row.dimension)
-        for labels, seqs, vectors in self.store.records_since(row.id, seq, chunk=16_384):
-            tail.extend(labels, seqs, vectors)
-        return tail
 
     def _start_catch_up(self, row: CollectionRow, index: VectorIndex, tail: Tail, removed: int, fresh: bool) -> None:
         """Hand ``tail`` to a worker that inserts it into ``index`` (started by the first use)."""
@@ -432,7 +424,8 @@ class IndexManager:
             self._stop_catch_up(collection_id)
             row = rows.get(collection_id)
             self._forget(collection_id, catchup.graph)
-            if row is None or catchup.error is not None or not _worth_saving(catchup, self._saved_seq.get(collection_id, -1)):
+            saved_seq = self._saved_seq.get(collection_id, -1)
+            if row is None or catchup.error is not None or not catchup.worth_saving(saved_seq, SAVE_MIN_CHANGES, SAVE_FRACTION):
                 continue
             covered = catchup.covered_seq()
             self._indexes[collection_id] = catchup.graph
@@ -454,32 +447,6 @@ class IndexManager:
         folder = self._folder_of(collection_id)
         if folder is not None and os.path.isdir(folder):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _covers(live: np.ndarray, pending: np.ndarray, labels: np.ndarray) -> bool:
-    """Whether the index's ``live`` labels and the ``pending`` ones are exactly the records' ``labels``."""
-    if not len(labels):
-        return not len(live) and not len(pending)
-    if len(live) and int(live.max()) > int(labels.max()) or len(pending) and int(pending.max()) > int(labels.max()):
-        return False
-    union = np.zeros(int(labels.max()) + 1, dtype=bool)
-    union[live] = True
-    union[pending] = True
-    return np.array_equal(np.flatnonzero(union), labels)
-
-
-def _worth_saving(catchup: CatchUp, saved_seq: int) -> bool:
-    """Whether a stopped catch-up's graph is worth saving: there is no saved file, or it holds at
-    least min(SAVE_MIN_CHANGES, SAVE_FRACTION of its size) more records than its file."""
-    if not catchup.inserted or catchup.covered_seq() <= saved_seq:
-        return False
-    return saved_seq < 0 or catchup.inserted >= min(SAVE_MIN_CHANGES, SAVE_FRACTION * catchup.graph.count)
-
-
-def _stop_all(catchups: Dict[str, CatchUp]) -> None:
-    """Stop the workers of a manager that is gone (its engine was dropped without close())."""
-    for catchup in list(catchups.values()):
-        catchup.stop()
 
 
 def _save_due(unsaved: int, count: int) -> bool:
