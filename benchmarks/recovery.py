@@ -60,8 +60,12 @@ def default_code() -> Path:
 
 
 def git_head(code: Path) -> str:
+    """The checkout's commit (or, for an exported tree, the first line of its ``REVISION`` file)."""
     proc = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return proc.stdout.strip() or "?"
+    if proc.stdout.strip():
+        return proc.stdout.strip()
+    revision = code / "REVISION"
+    return revision.read_text().split("\n")[0].strip() if revision.exists() else "?"
 
 
 class Steps:
