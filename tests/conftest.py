@@ -25,23 +25,28 @@ BACKENDS = ["memory", "disk", "http"]
 
 
 @contextlib.contextmanager
-def backend_client(backend: str, folder: str) -> Iterator[vectordb.Client]:
+def backend_client(
+    backend: str, folder: str, settings: Any = None, server_settings: Any = None
+) -> Iterator[vectordb.Client]:
     """A client of ``backend`` whose data (if any) lives under ``folder``; closed afterwards.
 
     ``http`` is a :class:`vectordb.HttpClient` of a server on a free loopback port, serving a
     store on disk under ``folder`` (see :func:`server_helpers.serving_in_thread`).
+    ``settings`` (a :class:`vectordb.config.Settings`) go to the client, and to the
+    served store too unless ``server_settings`` are given.
     """
     if backend == "memory":
-        c = vectordb.Client()
+        c = vectordb.Client(settings)
     elif backend == "disk":
-        c = vectordb.PersistentClient(os.path.join(folder, "db"))
+        c = vectordb.PersistentClient(os.path.join(folder, "db"), settings=settings)
     elif backend == "http":
         from server_helpers import serving_in_thread
 
-        served = vectordb.PersistentClient(os.path.join(folder, "served"))
+        served_settings = settings if server_settings is None else server_settings
+        served = vectordb.PersistentClient(os.path.join(folder, "served"), settings=served_settings)
         try:
             with serving_in_thread(served) as url:
-                with vectordb.HttpClient(url) as c:
+                with vectordb.HttpClient(url, settings=settings) as c:
                     yield c
         finally:
             served.close()
@@ -128,10 +133,11 @@ def counting_ef() -> CountingEmbedding:
 
 
 def snapshot(col) -> Dict:
-    """Everything a collection holds, for before/after comparisons."""
+    """Everything a collection holds, for before/after comparisons (embeddings as lists, so ``==`` compares)."""
+    got = col.get(include=["embeddings", "metadatas", "documents"])
     return {
         "count": col.count(),
-        "get": col.get(include=["embeddings", "metadatas", "documents"]),
+        "get": {**got, "embeddings": got["embeddings"].tolist()},
         "dimension": col.dimension,
     }
 

@@ -26,7 +26,7 @@ def test_add_and_get_back(collection):
     )
     got = collection.get(include=ALL)
     assert got["ids"] == ["a", "b"]
-    assert got["embeddings"] == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    assert got["embeddings"].tolist() == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
     assert got["metadatas"] == [{"year": 2020, "score": 0.5, "ok": True, "tag": "x"}, {"year": 1999}]
     assert got["documents"] == ["first", "second"]
     meta = got["metadatas"][0]
@@ -36,12 +36,13 @@ def test_add_and_get_back(collection):
 def test_add_single_items(collection):
     collection.add(ids="a", embeddings=[1.0, 2.0], metadatas={"k": "v"}, documents="doc a")
     got = collection.get(include=ALL)
+    embeddings = got.pop("embeddings")
+    assert isinstance(embeddings, np.ndarray) and embeddings.dtype == np.float64 and embeddings.tolist() == [[1.0, 2.0]]
     assert got == {
         "ids": ["a"],
-        "embeddings": [[1.0, 2.0]],
         "metadatas": [{"k": "v"}],
         "documents": ["doc a"],
-        "include": ALL,
+        "included": ALL,
     }
 
 
@@ -53,7 +54,7 @@ def test_add_numpy_2d_and_1d(collection):
     collection.add(ids=("e",), embeddings=np.array([[1, 2]], dtype=np.int64))
     got = collection.get(include=["embeddings"])
     assert got["ids"] == ["a", "b", "c", "d", "e"]
-    assert got["embeddings"] == [[0.5, 1.5], [2.5, 3.5], [7.0, 8.0], [9.0, 10.0], [1.0, 2.0]]
+    assert got["embeddings"].tolist() == [[0.5, 1.5], [2.5, 3.5], [7.0, 8.0], [9.0, 10.0], [1.0, 2.0]]
 
 
 def test_add_without_metadata_or_documents(collection):
@@ -75,7 +76,7 @@ def test_add_existing_id_is_left_unchanged_and_warned(collection, caplog):
     got = collection.get(include=ALL)
     assert got["ids"] == ["a", "b"]
     assert got["documents"] == ["original", "new"]
-    assert got["embeddings"][0] == [1.0, 1.0]
+    assert got["embeddings"][0].tolist() == [1.0, 1.0]
     assert got["metadatas"][0] == {"v": 1}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "already exist" in warnings[0] and warnings[0].endswith(": a")
@@ -97,7 +98,7 @@ def test_add_first_embeddings_fix_dimension(collection):
         collection.upsert(ids="a", embeddings=[1.0, 2.0, 3.0, 4.0])
     with pytest.raises(InvalidDimensionError):
         collection.update(ids="a", embeddings=[1.0])
-    assert collection.get(include=["embeddings"])["embeddings"] == [[1.0, 2.0, 3.0]]
+    assert collection.get(include=["embeddings"])["embeddings"].tolist() == [[1.0, 2.0, 3.0]]
 
 
 def test_dimension_error_is_an_invalid_argument_and_value_error(collection):
@@ -141,14 +142,14 @@ def test_add_same_document_twice_embeds_once(client, counting_ef):
     col.add(ids=["a", "b"], documents=["same", "same"])
     assert counting_ef.embedded == ["same"]
     got = col.get(include=["embeddings"])
-    assert got["embeddings"][0] == got["embeddings"][1]
+    assert got["embeddings"][0].tolist() == got["embeddings"][1].tolist()
 
 
 def test_add_explicit_embeddings_skip_the_function(client, counting_ef):
     col = client.create_collection("docs", embedding_function=counting_ef)
     col.add(ids="a", documents="text", embeddings=[1.0, 2.0, 3.0, 4.0])
     assert counting_ef.calls == []
-    assert col.get(include=["embeddings"])["embeddings"] == [[1.0, 2.0, 3.0, 4.0]]
+    assert col.get(include=["embeddings"])["embeddings"].tolist() == [[1.0, 2.0, 3.0, 4.0]]
 
 
 def test_add_documents_without_function_refused(collection):
@@ -191,7 +192,7 @@ def test_failed_add_changes_nothing(collection):
     collection.add(ids=["a"], embeddings=[[1.0, 2.0]], metadatas=[{"k": 1}], documents=["d"])
     before = snapshot(collection)
     with pytest.raises(InvalidArgumentError):
-        collection.add(ids=["b", "c"], embeddings=[[1.0, 2.0], [3.0, 4.0]], metadatas=[{"k": 1}, {"k": [1]}])
+        collection.add(ids=["b", "c"], embeddings=[[1.0, 2.0], [3.0, 4.0]], metadatas=[{"k": 1}, {"k": [1, "x"]}])
     assert snapshot(collection) == before
 
 

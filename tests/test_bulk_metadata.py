@@ -102,7 +102,8 @@ def test_uniform_batch_is_copied_not_kept():
         (float("nan"), "metadatas[3]['score']: NaN or infinite float"),
         (math.inf, "metadatas[3]['score']: NaN or infinite float"),
         (2**63, "metadatas[3]['score']: int 9223372036854775808 is outside the 64-bit range"),
-        ([1, 2], "metadatas[3]['score']: expected str, int, float or bool, got list"),
+        ([1, 2.5], "metadatas[3]['score']: all items of a list value must be of one type, got float, int"),
+        ({"a": 1}, "metadatas[3]['score']: expected str, int, float, bool or a list of one of them, got dict"),
     ],
 )
 def test_bad_value_in_uniform_batch_is_named(bad, message):

@@ -17,6 +17,7 @@ import vectordb
 from vectordb import cli
 
 sys.path.insert(0, os.path.dirname(__file__))
+from conftest import snapshot  # noqa: E402
 from server_helpers import ROOT, HashEmbedding, embed_text, subprocess_env  # noqa: E402
 
 RECORDS = [
@@ -133,10 +134,9 @@ def test_export_then_import_gives_identical_records(store, tmp_path, fmt):
     out = run("import", "copy", target, "--path", new_store, "--embedding-function", "none", "--metric", "cosine",
               "--batch-size", "2")
     assert "imported 5 records into 'copy'" in out.stdout
-    everything = ["embeddings", "metadatas", "documents"]
     with vectordb.PersistentClient(store, read_only=True) as a, vectordb.PersistentClient(new_store) as b:
-        original, copied = a.get_collection("notes").get(include=everything), b.get_collection("copy")
-        assert copied.get(include=everything) == original
+        copied = b.get_collection("copy")
+        assert snapshot(copied)["get"] == snapshot(a.get_collection("notes"))["get"]
         assert copied.metadata == {"hnsw:space": "cosine"}
         assert copied.query(query_embeddings=vector(2), n_results=1)["ids"] == [["r3"]]
 
@@ -165,7 +165,7 @@ def test_import_csv_with_fields(tmp_path):
     assert got["ids"] == ["007", "008"] and got["documents"] == ["apples", "pears"]
     assert got["metadatas"] == [{"year": 2020, "price": 1.5, "fresh": True},
                                 {"year": 2021, "price": 2, "fresh": False, "note": "ripe"}]
-    assert got["embeddings"] == [[1.0, 0.0], [0.0, 1.0]]
+    assert got["embeddings"].tolist() == [[1.0, 0.0], [0.0, 1.0]]
 
 
 def test_import_embeds_texts_with_the_collections_function(tmp_path, capsys):
@@ -188,7 +188,7 @@ def test_import_embeds_texts_with_the_collections_function(tmp_path, capsys):
     ('{"id": "a", "embedding": [1.0]}\nnot json\n', [], "line 2"),
     ('{"document": "x", "embedding": [1.0]}\n', [], "no id"),
     ('{"id": "a", "document": "x"}\n', ["--embedding-function", "none"], "--embedding-field"),
-    ('{"id": "a", "embedding": [1.0], "tags": [1, 2]}\n', [], "tags"),
+    ('{"id": "a", "embedding": [1.0], "tags": [1, "x"]}\n', [], "tags"),
     ('{"id": "a", "embedding": [1.0, 2.0]}\n', [], "dimension"),
 ])
 def test_bad_imports_change_nothing(store, tmp_path, content, args, fragment):

@@ -60,7 +60,7 @@ def test_deleted_records_leave_query_results(filled):
 def test_delete_then_readd_same_id(filled):
     filled.delete(ids="a")
     filled.add(ids="a", embeddings=[5.0, 5.0], documents="again")
-    assert filled.get(ids="a", include=["embeddings", "documents"])["embeddings"] == [[5.0, 5.0]]
+    assert filled.get(ids="a", include=["embeddings", "documents"])["embeddings"].tolist() == [[5.0, 5.0]]
     assert filled.query(query_embeddings=[5.0, 5.0], n_results=1)["ids"] == [["a"]]
     assert filled.get()["ids"] == ["b", "c", "d", "a"]  # insertion order: a is new now
 

@@ -98,7 +98,7 @@ def test_registered_function_round_trips_in_new_process(tmp_path, efmod):
         print(json.dumps({
             "type": type(fn).__name__, "config": fn.get_config(),
             "query": col.query(query_texts=["green pear", "blue"], n_results=3, include=["distances"]),
-            "d": col.get(ids="d", include=["embeddings"])["embeddings"][0],
+            "d": col.get(ids="d", include=["embeddings"])["embeddings"][0].tolist(),
         }))
     """,
     )
@@ -179,7 +179,7 @@ def test_custom_function_without_config_must_be_passed_again(tmp_path, efmod):
         again = client.get_collection("docs", embedding_function=hash_ef.Unconfigured())
         again.add(ids="b", documents="more")
         result["ids"] = again.get()["ids"]
-        result["b"] = again.get(ids="b", include=["embeddings"])["embeddings"][0]
+        result["b"] = again.get(ids="b", include=["embeddings"])["embeddings"][0].tolist()
         print(json.dumps(result))
     """,
     )

@@ -2,10 +2,11 @@
 
 One tree from :func:`parse_where` goes to both :meth:`MetadataIndex.evaluate` and
 :func:`to_sql` run by a real DuckDB store; on random metadata (str / int / float / bool
-values, missing keys, ints beyond 2**53, -0.0, huge floats) after random writes and
-deletes, and random filters (every operator, ``$in`` lists past the index's
-``np.isin`` threshold, nested ``$and`` / ``$or``), the labels are the same whenever the
-index answers, and it declines only where float64 cannot compare exactly. Then big
+values, lists of one of them with repeats, missing keys, ints beyond 2**53, -0.0, huge
+floats) after random writes and deletes, and random filters (every operator,
+``$contains`` / ``$not_contains`` on list values and scalars, ``$in`` lists past the
+index's ``np.isin`` threshold, nested ``$and`` / ``$or``), the labels are the same
+whenever the index answers, and it declines only where float64 cannot compare exactly. Then big
 ``$in`` / ``$nin`` lists (20k values) on both paths against a Python answer.
 """
 
@@ -31,8 +32,17 @@ small = st.sampled_from(NUMBERS)
 # big ints make the index decline for the whole key, so they are rare: about 1 in 30
 number = st.one_of(small, small, small, small, small, small, small, small, st.sampled_from(BIG * 2 + NUMBERS))
 value = st.one_of(number, st.booleans(), st.sampled_from(STRINGS))
-metadata = st.one_of(st.none(), st.dictionaries(st.sampled_from(KEYS[:3]), value, max_size=3))  # "d" is never stored
-merge = st.dictionaries(st.sampled_from(KEYS[:3]), st.one_of(st.none(), value), min_size=1, max_size=3)
+INTS = [v for v in NUMBERS if isinstance(v, int)]
+FLOATS = [v for v in NUMBERS if isinstance(v, float)]
+list_value = st.one_of(  # lists of one type, repeats allowed; a big int in about 1 in 10 int lists
+    st.lists(st.one_of(*[st.sampled_from(INTS)] * 9, st.sampled_from(BIG)), min_size=1, max_size=4),
+    st.lists(st.sampled_from(FLOATS), min_size=1, max_size=4),
+    st.lists(st.booleans(), min_size=1, max_size=3),
+    st.lists(st.sampled_from(STRINGS), min_size=1, max_size=4),
+)
+stored = st.one_of(value, value, list_value)
+metadata = st.one_of(st.none(), st.dictionaries(st.sampled_from(KEYS[:3]), stored, max_size=3))  # "d" is never stored
+merge = st.dictionaries(st.sampled_from(KEYS[:3]), st.one_of(st.none(), stored), min_size=1, max_size=3)
 
 
 def _condition() -> st.SearchStrategy:
@@ -46,6 +56,7 @@ def _condition() -> st.SearchStrategy:
         st.tuples(st.sampled_from(["$eq", "$ne"]), value).map(lambda t: {t[0]: t[1]}),
         st.tuples(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), number).map(lambda t: {t[0]: t[1]}),
         st.tuples(st.sampled_from(["$in", "$nin"]), lists).map(lambda t: {t[0]: t[1]}),
+        st.tuples(st.sampled_from(["$contains", "$not_contains"]), value).map(lambda t: {t[0]: t[1]}),
     )
 
 
@@ -112,6 +123,13 @@ def sql_labels(store, collection_id: str, tree) -> list:
     ops=[],
     wheres=[{"a": {"$in": [1, 0]}}, {"a": {"$nin": [2.0, 7.5]}}, {"b": {"$in": [0.0, 3.0]}}, {"b": {"$in": [0]}},
             {"$or": [{"a": {"$gte": 1}}, {"b": {"$ne": 3}}]}, {"c": {"$nin": [True]}}],
+)
+@example(  # lists beside scalars of the same key, rewritten and deleted: always tried
+    first=[(0, {"a": ["x", "x", "y"], "b": [1, 2]}), (1, {"a": "x", "b": [2.0, -0.0]}), (2, {"a": [True]}), (3, None)],
+    ops=[("update", [(0, {"a": ["y"]})]), ("upsert", [(2, {"a": ["x"], "c": [1.5]})]), ("delete", [1])],
+    wheres=[{"a": {"$contains": "x"}}, {"a": {"$not_contains": "y"}}, {"b": {"$contains": 2}}, {"b": {"$contains": 0}},
+            {"a": {"$contains": True}}, {"a": "x"}, {"a": {"$ne": "x"}}, {"c": {"$contains": 1.5}},
+            {"$and": [{"a": {"$contains": "y"}}, {"b": {"$nin": [1]}}]}],
 )
 def test_index_and_sql_agree(shared_memory_client, first, ops, wheres):
     ops = [("add", first), *ops]

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import vectordb
+from conftest import snapshot
 from vectordb.errors import InvalidArgumentError
 from vectordb.filters import (
     MAX_DEPTH,
@@ -385,7 +386,7 @@ def test_nesting_up_to_the_limit_works(col):
 @pytest.mark.parametrize("arg", ["where", "where_document"])
 def test_too_deep_filters_raise_and_change_nothing(client, arg, depth):
     col = _fill(client.create_collection("deep", embedding_function=None))
-    before = col.get(include=["embeddings", "metadatas", "documents"])
+    before = snapshot(col)
     leaf = {"genre": "sf"} if arg == "where" else {"$contains": "cat"}
     for op in ("$and", "$or"):
         deep = {arg: nested(depth, op, leaf)}
@@ -398,7 +399,7 @@ def test_too_deep_filters_raise_and_change_nothing(client, arg, depth):
             col.delete(**deep)
         with pytest.raises(InvalidArgumentError, match=match):
             col.delete(ids=["a", "b"], **deep)
-    assert col.get(include=["embeddings", "metadatas", "documents"]) == before
+    assert snapshot(col) == before
     assert client.get_collection("deep").count() == len(RECORDS)
 
 

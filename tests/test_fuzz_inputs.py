@@ -58,7 +58,7 @@ def _state(client) -> Dict[str, Any]:
     out = {}
     for col in client.list_collections():
         got = col.get(include=["embeddings", "metadatas", "documents"])
-        out[col.name] = (col.metadata, got["ids"], got["embeddings"], got["metadatas"], got["documents"])
+        out[col.name] = (col.metadata, got["ids"], got["embeddings"].tolist(), got["metadatas"], got["documents"])
     return out
 
 

@@ -27,14 +27,14 @@ def test_get_all_in_insertion_order(filled):
     assert got["metadatas"] == [{"i": i, "even": i % 2 == 0} for i in range(10)]
     assert got["documents"] == [f"document number {i}" for i in range(10)]
     assert got["embeddings"] is None
-    assert got["include"] == ["metadatas", "documents"]
+    assert got["included"] == ["metadatas", "documents"]
 
 
 def test_get_ids_in_order_asked(filled):
     got = filled.get(ids=["id7", "id2", "id5"], include=["embeddings", "documents"])
     assert got["ids"] == ["id7", "id2", "id5"]
     assert got["documents"] == ["document number 7", "document number 2", "document number 5"]
-    assert got["embeddings"] == [[14.0, 15.0], [4.0, 5.0], [10.0, 11.0]]
+    assert got["embeddings"].tolist() == [[14.0, 15.0], [4.0, 5.0], [10.0, 11.0]]
 
 
 def test_get_missing_ids_left_out(filled):
@@ -100,10 +100,13 @@ def test_get_bad_limit_offset(filled, bad):
 def test_get_include(filled, include):
     got = filled.get(ids=["id1"], include=include)
     assert got["ids"] == ["id1"]
-    assert got["include"] == include
+    assert got["included"] == include
     expected = {"embeddings": [[2.0, 3.0]], "metadatas": [{"i": 1, "even": False}], "documents": ["document number 1"]}
     for field, value in expected.items():
-        assert got[field] == (value if field in include else None)
+        if field not in include:
+            assert got[field] is None
+        else:
+            assert (got[field].tolist() if field == "embeddings" else got[field]) == value
 
 
 @pytest.mark.parametrize("include", [["distances"], ["uris"], "everything", [1]])
@@ -113,12 +116,13 @@ def test_get_bad_include(filled, include):
 
 
 def test_get_result_keys(filled):
-    assert set(filled.get()) == {"ids", "embeddings", "metadatas", "documents", "include"}
+    assert set(filled.get()) == {"ids", "embeddings", "metadatas", "documents", "included"}
 
 
 def test_get_empty_collection(collection):
     got = collection.get(include=["embeddings", "metadatas", "documents"])
-    assert got["ids"] == [] and got["embeddings"] == [] and got["metadatas"] == [] and got["documents"] == []
+    assert got["ids"] == [] and got["metadatas"] == [] and got["documents"] == []
+    assert got["embeddings"].shape == (0,) and got["embeddings"].dtype == np.float64  # as Chroma 1.x
     assert collection.get(ids=["a"])["ids"] == []
     assert collection.get(where={"k": 1})["ids"] == []
 

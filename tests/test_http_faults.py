@@ -96,7 +96,8 @@ def served(tmp_path):
 
 
 def _state(col: Any) -> Dict[str, Any]:
-    return col.get(include=["embeddings", "metadatas", "documents"])
+    got = col.get(include=["embeddings", "metadatas", "documents"])
+    return {**got, "embeddings": got["embeddings"].tolist()}
 
 
 WRITES = {

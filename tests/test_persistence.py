@@ -31,7 +31,7 @@ READ_BACK = """
                         if col.count() else None,
         }}
     client.close()
-    print(json.dumps(out))
+    print(json.dumps(out, default=lambda array: array.tolist()))
 """
 
 
@@ -47,7 +47,7 @@ def describe_in_process(client, queries):
             if col.count()
             else None,
         }
-    return json.loads(json.dumps(out))
+    return json.loads(json.dumps(out, default=lambda array: array.tolist()))
 
 
 def populate(client, rng):
@@ -102,7 +102,7 @@ def test_unclean_exit_loses_nothing_committed(tmp_path):
     client = vectordb.PersistentClient(path)
     col = client.get_collection("crash")
     assert col.count() == 200
-    assert col.get(ids="1", include=["embeddings"])["embeddings"] == [[9.0, 9.0, 9.0, 9.0]]
+    assert col.get(ids="1", include=["embeddings"])["embeddings"].tolist() == [[9.0, 9.0, 9.0, 9.0]]
     assert col.query(query_embeddings=[9.0, 9.0, 9.0, 9.0], n_results=1)["ids"] == [["1"]]
     result = col.query(query_embeddings=[0.0, 0.0, 0.0, 0.0], n_results=300)
     assert sorted(result["ids"][0], key=int) == [str(i) for i in range(300) if i % 3]

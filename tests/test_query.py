@@ -89,7 +89,7 @@ def test_query_result_shape_and_fields(client):
     result = col.query(
         query_embeddings=vectors[2], n_results=2, include=["embeddings", "metadatas", "documents", "distances"]
     )
-    assert set(result) == {"ids", "distances", "embeddings", "metadatas", "documents", "include"}
+    assert set(result) == {"ids", "distances", "embeddings", "metadatas", "documents", "included"}
     assert result["ids"][0][0] == "v2"
     assert result["distances"][0][0] == pytest.approx(0.0, abs=1e-5)
     assert result["metadatas"][0][0] == {"i": 2, "group": "even"}
@@ -101,7 +101,7 @@ def test_query_result_shape_and_fields(client):
 def test_query_default_include(client):
     col, *_ = make(client, "l2", n=5)
     result = col.query(query_embeddings=[0.0] * 8, n_results=1)
-    assert result["include"] == ["metadatas", "documents", "distances"]
+    assert result["included"] == ["metadatas", "documents", "distances"]
     assert result["embeddings"] is None
     assert result["metadatas"] is not None and result["distances"] is not None
 
@@ -110,7 +110,7 @@ def test_query_default_include(client):
 def test_query_include(client, include):
     col, *_ = make(client, "l2", n=5)
     result = col.query(query_embeddings=[0.0] * 8, n_results=2, include=include)
-    assert result["include"] == include
+    assert result["included"] == include
     for field in ("embeddings", "metadatas", "documents", "distances"):
         if field in include:
             assert len(result[field][0]) == 2

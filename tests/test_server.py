@@ -38,7 +38,8 @@ def seeded(server):
 
 
 def snapshot(collection) -> dict:
-    return collection.get(include=["embeddings", "metadatas", "documents"])
+    got = collection.get(include=["embeddings", "metadatas", "documents"])
+    return {**got, "embeddings": got["embeddings"].tolist()}
 
 
 def test_heartbeat_version_and_docs(server):

@@ -43,7 +43,7 @@ def test_update_fields_not_given_stay(filled):
     got = filled.get(ids="b", include=ALL)
     assert got["documents"] == ["doc b"]
     assert got["metadatas"] == [{"year": 2010, "k": 1}]
-    assert got["embeddings"] == [[0.0, 1.0]]
+    assert got["embeddings"].tolist() == [[0.0, 1.0]]
     filled.update(ids="b", documents="doc b2", embeddings=[0.0, 1.0])
     got = filled.get(ids="b", include=ALL)
     assert got["documents"] == ["doc b2"]
@@ -51,7 +51,7 @@ def test_update_fields_not_given_stay(filled):
     filled.update(ids="b", embeddings=[0.5, 0.5])
     got = filled.get(ids="b", include=ALL)
     assert got["documents"] == ["doc b2"]
-    assert got["embeddings"] == [[0.5, 0.5]]
+    assert got["embeddings"].tolist() == [[0.5, 0.5]]
 
 
 def test_update_embedding_moves_it_in_the_index(filled):
@@ -91,7 +91,7 @@ def test_upsert_inserts_new_and_updates_existing(filled):
     )
     got = filled.get(include=ALL)
     assert got["ids"] == ["a", "b", "c"]
-    assert got["embeddings"] == [[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]]
+    assert got["embeddings"].tolist() == [[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]]
     assert got["metadatas"] == [{"year": 2000, "tag": "x"}, {"year": 2010, "tag": "y"}, {"tag": "z"}]
     assert got["documents"] == ["doc a", "doc b2", "doc c"]
 
@@ -101,7 +101,7 @@ def test_upsert_existing_keeps_fields_not_given(filled):
     got = filled.get(ids="a", include=ALL)
     assert got["metadatas"] == [{"tag": "x"}]
     assert got["documents"] == ["doc a"]
-    assert got["embeddings"] == [[1.0, 0.0]]
+    assert got["embeddings"].tolist() == [[1.0, 0.0]]
 
 
 def test_upsert_new_id_needs_embedding_or_document(filled):
@@ -121,13 +121,13 @@ def test_upsert_changes_are_queryable(filled):
 def test_update_single_items(filled):
     filled.update(ids="a", embeddings=[2.0, 2.0], metadatas={"tag": "q"}, documents="d")
     got = filled.get(ids="a", include=ALL)
-    assert got["embeddings"] == [[2.0, 2.0]] and got["metadatas"] == [{"year": 2000, "tag": "q"}]
+    assert got["embeddings"].tolist() == [[2.0, 2.0]] and got["metadatas"] == [{"year": 2000, "tag": "q"}]
     assert got["documents"] == ["d"]
 
 
 def test_update_numpy_embeddings(filled):
     filled.update(ids=["b", "a"], embeddings=np.array([[7.0, 8.0], [9.0, 10.0]]))
-    assert filled.get(ids=["a", "b"], include=["embeddings"])["embeddings"] == [[9.0, 10.0], [7.0, 8.0]]
+    assert filled.get(ids=["a", "b"], include=["embeddings"])["embeddings"].tolist() == [[9.0, 10.0], [7.0, 8.0]]
 
 
 # -- re-embedding ------------------------------------------------------------
@@ -171,7 +171,7 @@ def test_update_unchanged_document_not_reembedded(docs, counting_ef):
 def test_update_changed_document_with_embedding_not_embedded(docs, counting_ef):
     docs.update(ids="a", documents="other", embeddings=[1.0, 2.0, 3.0, 4.0])
     assert counting_ef.embedded == []
-    assert docs.get(ids="a", include=["embeddings"])["embeddings"] == [[1.0, 2.0, 3.0, 4.0]]
+    assert docs.get(ids="a", include=["embeddings"])["embeddings"].tolist() == [[1.0, 2.0, 3.0, 4.0]]
 
 
 def test_update_unknown_id_document_not_embedded(docs, counting_ef):

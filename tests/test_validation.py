@@ -97,14 +97,14 @@ BAD_WRITES = [
     ),
     (dict(GOOD, metadatas=[{"k": 1}]), InvalidArgumentError, r"metadatas: expected 2 items \(one per id\), got 1"),
     (
-        dict(GOOD, metadatas=[{"k": 1}, {"year": [1]}]),
+        dict(GOOD, metadatas=[{"k": 1}, {"year": [1, "a"]}]),
         InvalidArgumentError,
-        r"metadatas\[1\]\['year'\]: expected str, int, float or bool, got list",
+        r"metadatas\[1\]\['year'\]: all items of a list value must be of one type, got int, str",
     ),
     (
         dict(GOOD, metadatas=[{"k": 1}, {"k": {"a": 1}}]),
         InvalidArgumentError,
-        r"metadatas\[1\]\['k'\]: expected str, int, float or bool, got dict",
+        r"metadatas\[1\]\['k'\]: expected str, int, float, bool or a list of one of them, got dict",
     ),
     (dict(GOOD, metadatas=[{"k": float("inf")}, {}]), InvalidArgumentError, r"metadatas\[0\]\['k'\]: NaN or infinite"),
     (
@@ -126,7 +126,7 @@ BAD_WRITES = [
     (dict(GOOD, metadatas=[{"k": 1}, "k=1"]), InvalidArgumentError, r"metadatas\[1\]: expected a dict, got str"),
     (dict(GOOD, metadatas="k=1"), InvalidArgumentError, r"metadatas: expected one item or a list, got str"),
     (dict(GOOD, documents=["one"]), InvalidArgumentError, r"documents: expected 2 items \(one per id\), got 1"),
-    (dict(GOOD, documents=["one", 2]), InvalidArgumentError, r"documents\[1\]: expected str, got int"),
+    (dict(GOOD, documents=["one", 2]), InvalidArgumentError, r"documents\[1\]: expected str or None, got int"),
     (dict(GOOD, documents=b"bytes"), InvalidArgumentError, r"documents: expected one item or a list, got bytes"),
 ]
 
@@ -153,7 +153,7 @@ def test_bad_write_changes_nothing_on_disk_too(filled, kwargs, error, match):
 def test_metadata_none_value_refused_in_add_only(filled):
     before = snapshot(filled)
     with pytest.raises(
-        InvalidArgumentError, match=r"metadatas\[0\]\['k'\]: expected str, int, float or bool, got NoneType"
+        InvalidArgumentError, match=r"metadatas\[0\]\['k'\]: expected str, int, float, bool or a list of one of them, got NoneType"
     ):
         filled.add(ids="x", embeddings=[1.0, 1.0], metadatas={"k": None})
     assert snapshot(filled) == before
@@ -163,10 +163,10 @@ def test_metadata_none_value_refused_in_add_only(filled):
 
 def test_error_names_position_in_long_list(filled):
     metas = [{"year": i} for i in range(5)]
-    metas[3] = {"year": [2020]}
+    metas[3] = {"year": {2020}}
     with pytest.raises(InvalidArgumentError) as info:
         filled.add(ids=[f"n{i}" for i in range(5)], embeddings=[[0.0, 0.0]] * 5, metadatas=metas)
-    assert str(info.value) == "metadatas[3]['year']: expected str, int, float or bool, got list"
+    assert str(info.value) == "metadatas[3]['year']: expected str, int, float, bool or a list of one of them, got set"
 
 
 def test_numpy_metadata_values_accepted(filled):

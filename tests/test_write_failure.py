@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import vectordb
+from conftest import snapshot
 from vectordb.persistence import store as store_module
 
 
@@ -18,7 +19,7 @@ def test_failed_commit_leaves_records_and_index_unchanged(tmp_path, monkeypatch,
     col = client.create_collection("docs", embedding_function=None)
     vectors = rng.random((50, 8)).astype(np.float32)
     col.add(ids=[f"r{i}" for i in range(50)], embeddings=vectors, metadatas=[{"i": i} for i in range(50)])
-    before = col.get(include=["embeddings", "metadatas"])
+    before = snapshot(col)
 
     real_insert = store_module.Store._insert
 
@@ -33,7 +34,7 @@ def test_failed_commit_leaves_records_and_index_unchanged(tmp_path, monkeypatch,
         getattr(col, mode)(ids=ids, embeddings=new_vectors, metadatas=[{"new": True}] * len(ids))
     monkeypatch.undo()
 
-    assert col.get(include=["embeddings", "metadatas"]) == before
+    assert snapshot(col) == before
     for query in new_vectors[:5]:
         got = col.query(query_embeddings=query, n_results=5, include=["distances"])
         exact = np.sort(((vectors - query) ** 2).sum(1))[:5]

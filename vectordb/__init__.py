@@ -5,25 +5,56 @@
     col = client.create_collection("notes")
     col.add(ids=["a"], documents=["the cat sat"])
     col.query(query_texts=["kitten"], n_results=1)
+
+The names ``chromadb`` exports at its top level that apply here are exported too
+(``Settings``, ``EmbeddingFunction``, ``Documents``, ``Embeddings``, ``Metadata``, ...),
+so that a Chroma app moves over by changing its import.
 """
 
-from vectordb import embedding_functions, errors
+from vectordb import embedding_functions, errors, utils
 from vectordb.client import Client, EphemeralClient, PersistentClient
 from vectordb.collection import Collection
+from vectordb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings
+from vectordb.embedding_functions import EmbeddingFunction
 from vectordb.http_backend import HttpClient
-from vectordb.types import GetResult, QueryResult
-
-__version__ = "0.1.0"
+from vectordb.types import (
+    DeleteResult,
+    Documents,
+    Embeddings,
+    GetResult,
+    IDs,
+    Include,
+    Metadata,
+    Metadatas,
+    QueryResult,
+    Where,
+    WhereDocument,
+)
+from vectordb.version import __version__
 
 __all__ = [
     "Client",
     "Collection",
+    "DEFAULT_DATABASE",
+    "DEFAULT_TENANT",
+    "DeleteResult",
+    "Documents",
+    "EmbeddingFunction",
+    "Embeddings",
     "EphemeralClient",
     "GetResult",
     "HttpClient",
+    "IDs",
+    "Include",
+    "Metadata",
+    "Metadatas",
     "PersistentClient",
     "QueryResult",
+    "Settings",
+    "Where",
+    "WhereDocument",
     "embedding_functions",
     "errors",
+    "utils",
     "__version__",
 ]

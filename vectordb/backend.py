@@ -10,9 +10,11 @@ constructors; nothing here loads a class by name.
 
 What crosses the seam is checked already: ids are unique strings, embeddings a float32
 matrix, metadata dicts of valid values, filters a parsed :class:`vectordb.filters.Filter`,
-``include`` a list of known field names. A backend still raises the typed errors that
-only it can detect (a missing collection, a dimension that differs from the stored one,
-a locked or read-only store).
+``include`` a list of known field names. Results name the fields they hold under
+``included``; embeddings may come as any 2-D array-like (the collection makes them the
+numpy arrays users get). A backend still raises the typed errors that only it can
+detect (a missing collection, a dimension that differs from the stored one, a locked or
+read-only store).
 """
 
 from __future__ import annotations
@@ -85,6 +87,21 @@ class Backend(ABC):
         """Verify (and with ``repair`` fix) the engine's consistency; a CheckReport."""
         raise NotImplementedError
 
+    @abstractmethod
+    def version(self) -> str:
+        """The version of vectordb that runs the engine (over HTTP: the server's)."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def max_batch_size(self) -> int:
+        """How many records one write should hold at most (see ``Client.get_max_batch_size``)."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Delete every collection (the client checked that its settings allow it; a server checks its own)."""
+        raise NotImplementedError
+
     # -- collections --------------------------------------------------------
 
     @abstractmethod
@@ -102,6 +119,11 @@ class Backend(ABC):
     @abstractmethod
     def collection(self, collection_id: str, name: str) -> CollectionInfo:
         """The current description of a collection known by id (``name`` is for the error)."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def collection_by_id(self, collection_id: str) -> CollectionInfo:
+        """The collection with this id; CollectionNotFoundError naming the id if none."""
         raise NotImplementedError
 
     @abstractmethod
@@ -140,8 +162,11 @@ class Backend(ABC):
         raise NotImplementedError
 
     @abstractmethod
-    def delete(self, collection_id: str, name: str, ids: Optional[List[str]], filter: Any) -> int:
-        """Remove the records matching ``ids`` and ``filter``; returns how many were removed."""
+    def delete(
+        self, collection_id: str, name: str, ids: Optional[List[str]], filter: Any, limit: Optional[int] = None
+    ) -> int:
+        """Remove the records matching ``ids`` and ``filter`` (at most ``limit``, the first in
+        insertion order, or in the order of ``ids``); returns how many were removed."""
         raise NotImplementedError
 
     @abstractmethod
@@ -172,6 +197,8 @@ class Backend(ABC):
         n_results: int,
         filter: Any,
         include: Sequence[str],
+        ids: Optional[List[str]] = None,
     ) -> QueryResult:
-        """The ``n_results`` nearest records to each query row, nearest first."""
+        """The ``n_results`` nearest records to each query row, nearest first, among those
+        matching ``filter`` and (when given) having one of ``ids``."""
         raise NotImplementedError

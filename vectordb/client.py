@@ -3,28 +3,37 @@
 ``Client()`` keeps everything in memory; ``PersistentClient(path)`` keeps a DuckDB
 file and the index files under ``path``; ``HttpClient(host, port)`` talks to a
 ``vectordb serve`` server. Each is the same :class:`Client` over another backend
-(:mod:`vectordb.backend`): the client checks collection names and metadata and owns
-the collections' embedding functions (persisted by name and config, rebuilt on open,
-compared on ``get_collection``); the backend stores.
+(:mod:`vectordb.backend`): the client checks collection names, metadata and
+``configuration`` and owns the collections' embedding functions (persisted by name and
+config, rebuilt on open, compared on ``get_collection``); the backend stores.
+
+The constructors take Chroma's ``settings``, ``tenant`` and ``database`` arguments
+(:mod:`vectordb.config`). Clients of one folder in one process share one engine
+(:mod:`vectordb.engine.shared`).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any, Dict, List, Optional
 
 from vectordb import validation as v
 from vectordb.backend import Backend, CollectionInfo
 from vectordb.types import CheckReport, CompactResult
 from vectordb.collection import Collection
+from vectordb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings, check_settings, check_tenant_database
+from vectordb.configuration import function_in, with_configuration
 from vectordb.embedding_functions.base import describe
 from vectordb.embedding_functions.identity import conflict_message, default_function, rebuild_function, same_function
 from vectordb.engine.local import LocalBackend
+from vectordb.engine.shared import open_store
 from vectordb.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     EmbeddingFunctionConflictError,
     InvalidArgumentError,
+    ResetDisabledError,
 )
 
 log = logging.getLogger("vectordb")
@@ -41,14 +50,40 @@ DEFAULT = _Default()
 
 
 class Client:
-    """A vector database: in memory (``path=None``), on disk under ``path``, or any ``backend``.
+    """A vector database: in memory, on disk under ``path``, or any ``backend``.
 
     Prefer ``vectordb.Client()`` / ``vectordb.EphemeralClient()`` for memory,
     ``vectordb.PersistentClient(path)`` for disk and ``vectordb.HttpClient(...)`` for a server.
+
+    Args:
+        settings: a :class:`vectordb.config.Settings` (also positional, as ``Client(Settings())``);
+            ``Settings(is_persistent=True, persist_directory=p)`` makes a store on disk under ``p``.
+        tenant, database: Chroma's names; vectordb has one of each ("default_tenant",
+            "default_database"), any other raises InvalidArgumentError.
+        path: the store's folder (None: in memory, unless the settings say otherwise).
+        read_only: open the store without writing to it.
+        backend: the backend to use instead (HttpClient passes its own).
     """
 
-    def __init__(self, path: Optional[str] = None, read_only: bool = False, *, backend: Optional[Backend] = None) -> None:
-        self._backend: Backend = LocalBackend(path, read_only) if backend is None else backend
+    def __init__(
+        self,
+        settings: Optional[Settings] = None,
+        tenant: str = DEFAULT_TENANT,
+        database: str = DEFAULT_DATABASE,
+        *,
+        path: Optional[str] = None,
+        read_only: bool = False,
+        backend: Optional[Backend] = None,
+    ) -> None:
+        self._settings = check_settings(settings)
+        check_tenant_database(tenant, database)
+        self.tenant = tenant
+        self.database = database
+        if backend is None:
+            if path is None and self._settings.is_persistent:
+                path = self._settings.persist_directory
+            backend = LocalBackend(None, read_only) if path is None else open_store(path, read_only)
+        self._backend: Backend = backend
 
     @property
     def path(self) -> Optional[str]:
@@ -93,6 +128,45 @@ class Client:
         """Nanoseconds since the epoch (a liveness check)."""
         return self._backend.heartbeat()
 
+    def get_version(self) -> str:
+        """The version of vectordb (over HTTP: the server's)."""
+        return self._backend.version()
+
+    def get_max_batch_size(self) -> int:
+        """How many records to send in one add/upsert/update call at most (for callers that split big loads).
+
+        Locally no batch is refused; this is a size that stays fast. Over HTTP it is what
+        the server's request-body limit holds for records of 1,536 dimensions.
+        """
+        return self._backend.max_batch_size()
+
+    def get_settings(self) -> Settings:
+        """The settings the client was made with."""
+        return self._settings
+
+    def set_tenant(self, tenant: str, database: str = DEFAULT_DATABASE) -> None:
+        """Chroma's tenant switch: vectordb has one tenant and one database; any other raises InvalidArgumentError."""
+        check_tenant_database(tenant, database)
+
+    def set_database(self, database: str) -> None:
+        """Chroma's database switch: vectordb has one database; any other raises InvalidArgumentError."""
+        check_tenant_database(self.tenant, database)
+
+    def reset(self) -> bool:
+        """Delete every collection, its records and its index files; returns True.
+
+        Refused (ResetDisabledError) unless the client was made with
+        ``settings=Settings(allow_reset=True)``; over HTTP the server must also allow it
+        (``vectordb serve --allow-reset``).
+        """
+        if not self._settings.allow_reset:
+            raise ResetDisabledError(
+                "reset() is disabled: it deletes every collection; make the client with "
+                "settings=vectordb.config.Settings(allow_reset=True) to allow it"
+            )
+        self._backend.reset()
+        return True
+
     # -- collections --------------------------------------------------------
 
     def create_collection(
@@ -101,14 +175,23 @@ class Client:
         metadata: Optional[Dict[str, Any]] = None,
         embedding_function: Any = DEFAULT,
         get_or_create: bool = False,
+        *,
+        configuration: Optional[Dict[str, Any]] = None,
     ) -> Collection:
         """A new collection; an existing name raises CollectionExistsError unless ``get_or_create``.
 
         ``embedding_function`` defaults to DefaultEmbeddingFunction (all-MiniLM-L6-v2);
-        None makes a collection that only takes explicit embeddings.
+        None makes a collection that only takes explicit embeddings. ``configuration``
+        (Chroma 1.x: ``{"hnsw": {"space", "ef_construction", "ef_search", "max_neighbors"}}``)
+        sets the index as the ``hnsw:*`` metadata does (:mod:`vectordb.configuration`); a
+        setting given both ways with different values raises InvalidArgumentError. With
+        ``get_or_create``, an existing collection is returned as it is (its metadata and
+        configuration are not changed). ``embedding_function=None`` for an existing
+        collection gives a handle without a function (you pass embeddings), never a conflict.
         """
         v.validate_collection_name(name)
-        metadata = v.validate_collection_metadata(metadata)
+        metadata = with_configuration(v.validate_collection_metadata(metadata), configuration)
+        embedding_function = function_in(configuration, embedding_function, DEFAULT)
         if get_or_create:
             existing = self._existing(name)
             if existing is not None:
@@ -130,26 +213,46 @@ class Client:
         except CollectionNotFoundError:
             return None
 
-    def get_collection(self, name: str, embedding_function: Any = None) -> Collection:
+    def get_collection(self, name: str, embedding_function: Any = DEFAULT) -> Collection:
         """An existing collection, with its persisted embedding function unless one is passed.
 
-        Raises CollectionNotFoundError; EmbeddingFunctionConflictError when the function
-        passed is not the one the collection was created with.
+        ``embedding_function=None`` gives a handle without a function (you pass
+        embeddings; LangChain does so), whatever the collection was created with.
+
+        Raises CollectionNotFoundError (``Collection [NAME] does not exist``);
+        EmbeddingFunctionConflictError when the function passed is not the one the
+        collection was created with.
         """
-        if not isinstance(name, str):
-            raise InvalidArgumentError(f"name: expected str, got {type(name).__name__}")
+        _check_name(name)
         info = self._backend.get_collection(name)
-        return self._collection(info, DEFAULT if embedding_function is None else embedding_function)
+        return self._collection(info, embedding_function)
+
+    def get_collection_by_id(self, id: Any, embedding_function: Any = DEFAULT) -> Collection:
+        """The collection with this id (a UUID, as a string or ``uuid.UUID``), as :meth:`get_collection`."""
+        try:
+            collection_id = str(id if isinstance(id, uuid.UUID) else uuid.UUID(id))
+        except (TypeError, ValueError, AttributeError):
+            raise InvalidArgumentError(f"id: expected a collection id (a UUID), got {id!r}") from None
+        return self._collection(self._backend.collection_by_id(collection_id), embedding_function)
 
     def get_or_create_collection(
-        self, name: str, metadata: Optional[Dict[str, Any]] = None, embedding_function: Any = DEFAULT
+        self,
+        name: str,
+        metadata: Optional[Dict[str, Any]] = None,
+        embedding_function: Any = DEFAULT,
+        *,
+        configuration: Optional[Dict[str, Any]] = None,
     ) -> Collection:
-        """The collection called ``name``, created if missing."""
-        return self.create_collection(name, metadata, embedding_function, get_or_create=True)
+        """The collection called ``name``, created if missing (see :meth:`create_collection`)."""
+        return self.create_collection(name, metadata, embedding_function, get_or_create=True,
+                                      configuration=configuration)
 
-    def list_collections(self) -> List[Collection]:
-        """Every collection, in creation order."""
-        return [self._collection(info, DEFAULT) for info in self._backend.list_collections()]
+    def list_collections(self, limit: Optional[int] = None, offset: Optional[int] = None) -> List[Collection]:
+        """The collections in creation order: all of them, or ``limit`` of them after the first ``offset``."""
+        limit = v.validate_optional_count(limit, "limit")
+        offset = v.validate_optional_count(offset, "offset") or 0
+        infos = self._backend.list_collections()[offset:]
+        return [self._collection(info, DEFAULT) for info in (infos if limit is None else infos[:limit])]
 
     def count_collections(self) -> int:
         """How many collections the store holds."""
@@ -157,14 +260,15 @@ class Client:
 
     def delete_collection(self, name: str) -> None:
         """Remove a collection, its records and its index files."""
-        if not isinstance(name, str):
-            raise InvalidArgumentError(f"name: expected str, got {type(name).__name__}")
+        _check_name(name)
         self._backend.delete_collection(name)
 
     def _collection(self, info: CollectionInfo, passed: Any) -> Collection:
         if passed is DEFAULT:
             return Collection(self._backend, info, rebuild_function(info.name, info.ef_name, info.ef_config))
-        ef_name, ef_config = (None, None) if passed is None else describe(passed)
+        if passed is None:  # "I pass embeddings myself": a handle without a function, whatever was persisted
+            return Collection(self._backend, info, None)
+        ef_name, ef_config = describe(passed)
         if not same_function(info.ef_name, info.ef_config, ef_name, ef_config):
             raise EmbeddingFunctionConflictError(
                 conflict_message(info.name, info.ef_name, info.ef_config, ef_name, ef_config)
@@ -172,17 +276,40 @@ class Client:
         return Collection(self._backend, info, passed)
 
 
+def _check_name(name: Any) -> None:
+    """A name to look up: a str of valid Unicode (any such name may be asked for; a missing one is not found)."""
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"name: expected str, got {type(name).__name__}")
+    v.check_text(name, "name")
+
+
 class PersistentClient(Client):
     """A store on disk under ``path``: a DuckDB file plus rebuildable index files.
 
     ``read_only=True`` opens an existing store without writing to it (refused while
     another process has it open for writing: see :mod:`vectordb.persistence.lock`).
+    Clients of one path in one process share one engine: closing one leaves the others
+    working, and the store closes with the last (a read-only client of a path this
+    process has open for writing, or the reverse, raises StoreLockedError).
+    ``settings``, ``tenant`` and ``database`` are as for :class:`Client` (the path wins
+    over ``settings.persist_directory``).
     """
 
-    def __init__(self, path: str = "./vectordb_data", read_only: bool = False) -> None:
-        super().__init__(path=path, read_only=read_only)
+    def __init__(
+        self,
+        path: str = "./vectordb_data",
+        settings: Optional[Settings] = None,
+        tenant: str = DEFAULT_TENANT,
+        database: str = DEFAULT_DATABASE,
+        read_only: bool = False,
+    ) -> None:
+        super().__init__(settings, tenant, database, path=path, read_only=read_only)
 
 
-def EphemeralClient() -> Client:
-    """A client whose data lives in memory and is gone at exit."""
-    return Client()
+def EphemeralClient(
+    settings: Optional[Settings] = None, tenant: str = DEFAULT_TENANT, database: str = DEFAULT_DATABASE
+) -> Client:
+    """A client whose data lives in memory and is gone at exit (``settings``, ``tenant``, ``database`` as for :class:`Client`)."""
+    if settings is not None and check_settings(settings).is_persistent:
+        raise InvalidArgumentError("settings: is_persistent=True asks for a store on disk: use PersistentClient(path)")
+    return Client(settings, tenant, database)

@@ -5,6 +5,8 @@ The same class serves every backend. Data flows one way: arguments are checked
 are embedded with the collection's function, and the checked request goes to the
 backend (:mod:`vectordb.backend`), which stores and searches. Nothing is sent until
 every argument has been checked, so a call that raises on bad input changes nothing.
+Results come back in Chroma 1.x's shape, made here for every backend: embeddings as
+float64 numpy arrays, the fields asked for under ``included``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import numpy as np
 
 from vectordb import validation as v
 from vectordb.backend import Backend, CollectionInfo, Write
+from vectordb.configuration import changed_configuration, configuration_of
 from vectordb.embedding_functions.base import embed_texts, missing_function_error
 from vectordb.errors import InvalidArgumentError
 from vectordb.filters import parse_filter
-from vectordb.types import CompactResult, GetResult, QueryResult
+from vectordb.types import CompactResult, DeleteResult, GetResult, QueryResult
 
 DEFAULT_GET_INCLUDE = ["metadatas", "documents"]
 DEFAULT_QUERY_INCLUDE = ["metadatas", "documents", "distances"]
@@ -48,6 +51,13 @@ class Collection:
     def metadata(self) -> Optional[Dict[str, Any]]:
         """The collection's metadata, ``hnsw:*`` settings included."""
         return self._info.metadata
+
+    @property
+    def configuration(self) -> Dict[str, Any]:
+        """The index settings and the embedding function, shaped as Chroma 1.x's ``Collection.configuration``:
+        ``{"hnsw": {"space", "ef_construction", "ef_search", "max_neighbors"}, "spann": None,
+        "embedding_function": <the function or None>}`` (the ``hnsw:*`` metadata, defaults filled in)."""
+        return configuration_of(self.metadata, self.embedding_function)
 
     @property
     def dimension(self) -> Optional[int]:
@@ -117,19 +127,27 @@ class Collection:
             raise missing_function_error(self.name)
         return self.embedding_function
 
-    def delete(self, ids: Any = None, where: Any = None, where_document: Any = None) -> None:
+    def delete(
+        self, ids: Any = None, where: Any = None, where_document: Any = None, limit: Optional[int] = None
+    ) -> DeleteResult:
         """Remove the records that match ``ids`` and the filters (all given conditions must hold).
+
+        ``limit`` (with ``where`` or ``where_document``, as in Chroma) removes at most that
+        many of the matching records, the first in insertion order (by ``ids``: in the order
+        given). Returns ``{"deleted": n}``, the number of records removed (ids not stored
+        are not counted).
 
         Raises InvalidArgumentError when no condition is given: that would delete everything.
         """
-        self._delete(ids, where, where_document)
-
-    def _delete(self, ids: Any, where: Any, where_document: Any) -> int:
-        """:meth:`delete`, returning how many records it removed (the server answers with it)."""
-        if ids is None and where in (None, {}) and where_document in (None, {}):  # {} filters nothing
+        no_filter = where in (None, {}) and where_document in (None, {})  # {} filters nothing
+        if ids is None and no_filter:
             raise InvalidArgumentError("delete: give ids, where or where_document (deleting everything is refused)")
+        limit = v.validate_optional_count(limit, "limit")
+        if limit is not None and no_filter:
+            raise InvalidArgumentError("delete: limit needs where or where_document (as in Chroma)")
         id_list = None if ids is None else v.validate_ids(ids)
-        return self._backend.delete(self.id, self.name, id_list, parse_filter(where, where_document))
+        parsed = parse_filter(where, where_document)
+        return DeleteResult(deleted=self._backend.delete(self.id, self.name, id_list, parsed, limit))
 
     def compact(self) -> CompactResult:
         """Give back the space of deleted records: rebuild the index and shrink the database file.
@@ -160,7 +178,10 @@ class Collection:
         offset = v.validate_optional_count(offset, "offset")
         id_list = None if ids is None else v.validate_ids(ids, unique=False)
         parsed = parse_filter(where, where_document)
-        return self._backend.get(self.id, self.name, id_list, parsed, limit, offset, fields)
+        result = self._backend.get(self.id, self.name, id_list, parsed, limit, offset, fields)
+        if result.get("embeddings") is not None:
+            result["embeddings"] = _matrix(result["embeddings"])
+        return result
 
     def peek(self, limit: int = 10) -> GetResult:
         """The first ``limit`` records, with embeddings."""
@@ -174,17 +195,20 @@ class Collection:
         where: Any = None,
         where_document: Any = None,
         include: Any = DEFAULT_QUERY_INCLUDE,
+        ids: Any = None,
     ) -> QueryResult:
         """The ``n_results`` nearest records to each query, nearest first, one list per query.
 
         Give exactly one of ``query_embeddings`` and ``query_texts`` (embedded with the
-        collection's function). Filters restrict the candidates; when few records match,
+        collection's function). Filters restrict the candidates, and so do ``ids`` (only
+        those records are searched; ids not stored are left out); when few records match,
         they are searched exactly, so filtered queries keep their recall.
         """
         fields = v.validate_include(include, v.QUERY_INCLUDE)
         n_results = v.validate_positive_int(n_results, "n_results")
         if (query_embeddings is None) == (query_texts is None):
             raise InvalidArgumentError("query: give exactly one of query_embeddings and query_texts")
+        id_list = None if ids is None else v.validate_ids(ids, unique=False)
         parsed = parse_filter(where, where_document)
         if query_embeddings is not None:
             queries = v.validate_embeddings(query_embeddings, "query_embeddings")
@@ -197,13 +221,31 @@ class Collection:
             arg = "query_texts (embedded)"
         if self._info.dimension is not None and queries.shape[1] != self._info.dimension:
             raise v.dimension_error(arg, queries.shape[1], self._info.dimension)
-        return self._backend.query(self.id, self.name, queries, n_results, parsed, fields)
+        result = self._backend.query(self.id, self.name, queries, n_results, parsed, fields, id_list)
+        if result.get("embeddings") is not None:
+            result["embeddings"] = [_matrix(rows) for rows in result["embeddings"]]
+        return result
 
     # -- the collection itself ------------------------------------------------
 
-    def modify(self, name: Optional[str] = None, metadata: Optional[Dict[str, Any]] = None) -> None:
-        """Rename the collection and/or replace its metadata (the metric and graph settings stay)."""
+    def modify(
+        self, name: Optional[str] = None, metadata: Optional[Dict[str, Any]] = None, configuration: Any = None
+    ) -> None:
+        """Rename the collection and/or replace its metadata (the metric and graph settings stay).
+
+        ``configuration={"hnsw": {"ef_search": n}}`` changes the search breadth (as
+        ``hnsw:search_ef`` metadata would); the other settings are fixed at creation.
+        """
         if name is not None:
             v.validate_collection_name(name)
         new_meta = (v.validate_collection_metadata(metadata) or {}) if metadata is not None else None
+        configured = changed_configuration(self.metadata if new_meta is None else new_meta, configuration)
+        if configured is not None:
+            new_meta = configured
         self._info = self._backend.modify_collection(self.id, self.name, name, new_meta)
+
+
+def _matrix(rows: Any) -> np.ndarray:
+    """Embeddings as Chroma 1.x returns them: a float64 array of shape (n, dimension), or (0,) for none."""
+    matrix = np.asarray(rows, dtype=np.float64)
+    return matrix if matrix.size else np.empty(0, dtype=np.float64)

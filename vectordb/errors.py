@@ -16,11 +16,21 @@ the command line can speak of the same error in the same words::
     ├── StorageError (the disk or the database file)  500
     │   ├── StorageFullError (disk full)             507
     │   └── StoreCorruptedError (damaged database)   500
-    ├── UnauthorizedError                            401
+    ├── AuthorizationError (not allowed)             403
+    │   ├── UnauthorizedError (wrong or no token)    401
+    │   └── ResetDisabledError                       403
     ├── ServerUnreachableError (also ConnectionError) 503
     ├── OutcomeUnknownError (also ConnectionError)   504
     ├── MissingDependencyError (also ImportError)    500
     └── EmbeddingError                               502
+
+Chroma's names are aliases of these classes, so that ``except chromadb.errors.X`` code
+keeps working with the import changed: ``ChromaError`` is :class:`VectorDBError`,
+``NotFoundError`` :class:`CollectionNotFoundError`, ``UniqueConstraintError``
+:class:`CollectionExistsError`, ``InvalidDimensionException``
+:class:`InvalidDimensionError`, ``ChromaAuthError`` :class:`AuthorizationError`;
+``InvalidArgumentError``, ``DuplicateIDError`` and ``AuthorizationError`` have Chroma's
+names already.
 """
 
 from __future__ import annotations
@@ -81,6 +91,11 @@ class CollectionNotFoundError(VectorDBError, ValueError):
     http_status = 404
 
 
+def collection_not_found(name_or_id: object) -> CollectionNotFoundError:
+    """The error for a collection that does not exist, in Chroma's words: ``Collection [NAME] does not exist``."""
+    return CollectionNotFoundError(f"Collection [{name_or_id}] does not exist")
+
+
 class CollectionExistsError(VectorDBError, ValueError):
     """A collection of that name already exists."""
 
@@ -132,11 +147,25 @@ class StoreCorruptedError(StorageError):
     http_status = 500
 
 
-class UnauthorizedError(VectorDBError):
+class AuthorizationError(VectorDBError):
+    """The caller may not do this: a wrong or missing token, or an operation its settings disable."""
+
+    code = "not_allowed"
+    http_status = 403
+
+
+class UnauthorizedError(AuthorizationError):
     """The server wants ``Authorization: Bearer <token>`` and did not get the right one."""
 
     code = "unauthorized"
     http_status = 401
+
+
+class ResetDisabledError(AuthorizationError):
+    """``reset()`` was called on a client (or a server) made without ``Settings(allow_reset=True)``."""
+
+    code = "reset_disabled"
+    http_status = 403
 
 
 class ServerUnreachableError(VectorDBError, ConnectionError):
@@ -208,8 +237,18 @@ ERRORS_BY_CODE = {
         StorageError,
         StorageFullError,
         StoreCorruptedError,
+        AuthorizationError,
         UnauthorizedError,
+        ResetDisabledError,
         EmbeddingError,
     )
 }
 """Maps each stable ``code`` to its class, so a client can re-raise a server's error."""
+
+# -- Chroma's names (aliases: the same classes) -------------------------------------
+
+ChromaError = VectorDBError
+NotFoundError = CollectionNotFoundError
+UniqueConstraintError = CollectionExistsError
+InvalidDimensionException = InvalidDimensionError
+ChromaAuthError = AuthorizationError

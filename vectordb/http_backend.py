@@ -17,16 +17,17 @@ import numpy as np
 
 from vectordb.backend import Backend, CollectionInfo, Embed, Write
 from vectordb.client import Client
+from vectordb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings, check_settings, check_tenant_database
 from vectordb.embedding_functions.base import missing_function_error
 from vectordb.errors import (
     ERRORS_BY_CODE,
-    CollectionNotFoundError,
     InvalidArgumentError,
     MissingDependencyError,
     OutcomeUnknownError,
     ServerUnreachableError,
     UnauthorizedError,
     VectorDBError,
+    collection_not_found,
 )
 from vectordb.filters import Filter, to_dicts
 from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
@@ -38,7 +39,7 @@ def _name_path(name: Any) -> str:
     if not isinstance(name, str):
         raise InvalidArgumentError(f"name: expected str, got {type(name).__name__}")
     if not name or "/" in name or name in (".", ".."):
-        raise CollectionNotFoundError(f"collection {name!r} does not exist")
+        raise collection_not_found(name)
     return "/collections/" + quote(name, safe="")
 
 
@@ -110,6 +111,15 @@ class HttpBackend(Backend):
     def heartbeat(self) -> int:
         return int(self._request("GET", "/heartbeat")["nanosecond heartbeat"])
 
+    def version(self) -> str:
+        return str(self._request("GET", "/version")["version"])
+
+    def max_batch_size(self) -> int:
+        return int(self._request("GET", "/pre-flight-checks")["max_batch_size"])
+
+    def reset(self) -> None:
+        self._request("POST", "/reset", {})
+
     def close(self) -> None:
         self._http.close()
 
@@ -134,6 +144,9 @@ class HttpBackend(Backend):
 
     def collection(self, collection_id: str, name: str) -> CollectionInfo:
         return wire.collection_info(self._request("GET", self._records(collection_id) + "/info"))
+
+    def collection_by_id(self, collection_id: str) -> CollectionInfo:
+        return self.collection(collection_id, collection_id)
 
     def list_collections(self) -> List[CollectionInfo]:
         return [wire.collection_info(model) for model in self._request("GET", "/collections")]
@@ -169,9 +182,11 @@ class HttpBackend(Backend):
                 provided.update(zip(missing, np.asarray(embed(missing)).tolist()))
                 body["document_embeddings"] = provided
 
-    def delete(self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter]) -> int:
+    def delete(
+        self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter], limit: Optional[int] = None
+    ) -> int:
         where, where_document = to_dicts(filter)
-        body = {"ids": ids, "where": where, "where_document": where_document}
+        body = {"ids": ids, "where": where, "where_document": where_document, "limit": limit}
         return int(self._request("POST", self._records(collection_id) + "/delete", body)["deleted"])
 
     def count(self, collection_id: str, name: str) -> int:
@@ -200,10 +215,11 @@ class HttpBackend(Backend):
         n_results: int,
         filter: Optional[Filter],
         include: Sequence[str],
+        ids: Optional[List[str]] = None,
     ) -> QueryResult:
         where, where_document = to_dicts(filter)
         body = {"query_embeddings": queries, "n_results": n_results, "where": where,
-                "where_document": where_document, "include": list(include)}
+                "where_document": where_document, "include": list(include), "ids": ids}
         return self._request("POST", self._records(collection_id) + "/query", body)
 
 
@@ -216,6 +232,8 @@ class HttpClient(Client):
         headers: sent with every request, e.g. ``{"Authorization": "Bearer <token>"}``.
         ssl: use https.
         timeout: seconds to wait for each answer.
+        settings, tenant, database: as for :class:`vectordb.Client` (``settings.allow_reset``
+            lets this client ask for ``reset()``; the server must allow it too).
 
     Raises:
         MissingDependencyError: httpx is not installed (``pip install "vectordb[server]"``).
@@ -228,12 +246,18 @@ class HttpClient(Client):
         headers: Optional[Mapping[str, str]] = None,
         ssl: bool = False,
         timeout: float = 60.0,
+        *,
+        settings: Optional[Settings] = None,
+        tenant: str = DEFAULT_TENANT,
+        database: str = DEFAULT_DATABASE,
     ) -> None:
+        check_settings(settings)
+        check_tenant_database(tenant, database)
         if host.startswith(("http://", "https://")):
             url = host.rstrip("/")
         else:
             url = f"{'https' if ssl else 'http'}://{host}:{port}"
-        super().__init__(backend=HttpBackend(url, headers, timeout))
+        super().__init__(settings, tenant, database, backend=HttpBackend(url, headers, timeout))
 
     @property
     def url(self) -> str:

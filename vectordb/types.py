@@ -1,10 +1,16 @@
-"""The names of the domain: what users pass in and what they get back."""
+"""The names of the domain: what users pass in and what they get back.
+
+The names are Chroma's (``IDs``, ``Documents``, ``Embeddings``, ``Metadata``, ``Where``,
+``GetResult``, ...), so that code typed against ``chromadb`` keeps its annotations.
+"""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
 
 if sys.version_info >= (3, 8):
     from typing import Literal, TypedDict
@@ -13,36 +19,55 @@ else:  # pragma: no cover
 
 ID = str
 IDs = List[ID]
-MetadataValue = Union[str, int, float, bool]
+ScalarValue = Union[str, int, float, bool]
+MetadataValue = Union[ScalarValue, List[str], List[int], List[float], List[bool]]
+"""A metadata value: a scalar, or a non-empty list of scalars of one type."""
 Metadata = Mapping[str, MetadataValue]
+Metadatas = List[Metadata]
 Document = str
-Embedding = Sequence[float]
+Documents = List[Document]
+"""What an embedding function embeds: a list of texts."""
+Embedding = Union[Sequence[float], np.ndarray]
+Embeddings = List[Embedding]
+"""What an embedding function returns: one vector (a list of floats or a 1-D array) per text."""
 Where = Dict[str, Any]
 WhereDocument = Dict[str, Any]
 IncludeField = Literal["embeddings", "metadatas", "documents", "distances"]
 Include = List[IncludeField]
 
 
-
 class GetResult(TypedDict):
-    """What ``Collection.get`` and ``peek`` return; a field not included is None."""
+    """What ``Collection.get`` and ``peek`` return; a field not included is None.
+
+    ``embeddings`` is one float64 array of shape (n, dimension) (shape (0,) when nothing
+    matched), as Chroma 1.x returns it; ``included`` lists the fields asked for.
+    """
 
     ids: List[ID]
-    embeddings: Optional[List[List[float]]]
+    embeddings: Optional[np.ndarray]
     metadatas: Optional[List[Optional[Dict[str, MetadataValue]]]]
     documents: Optional[List[Optional[Document]]]
-    include: List[str]
+    included: List[str]
 
 
 class QueryResult(TypedDict):
-    """What ``Collection.query`` returns: one inner list per query, nearest first."""
+    """What ``Collection.query`` returns: one inner list (or array) per query, nearest first.
+
+    ``embeddings`` holds one float64 array of shape (k, dimension) per query.
+    """
 
     ids: List[List[ID]]
     distances: Optional[List[List[float]]]
-    embeddings: Optional[List[List[List[float]]]]
+    embeddings: Optional[List[np.ndarray]]
     metadatas: Optional[List[List[Optional[Dict[str, MetadataValue]]]]]
     documents: Optional[List[List[Optional[Document]]]]
-    include: List[str]
+    included: List[str]
+
+
+class DeleteResult(TypedDict):
+    """What ``Collection.delete`` returns: how many records it removed."""
+
+    deleted: int
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Every public argument passes through here before anything is embedded or written,
 so that a call that raises changes nothing. Messages name the argument, the position
-and the value, e.g. ``metadatas[3]['year']: expected str, int, float or bool, got list``.
+and the value, e.g. ``metadatas[3]['year']: expected str, int, float, bool or a list of
+one of them, got dict``.
 """
 
 from __future__ import annotations
@@ -137,8 +138,11 @@ def _explain_bad_rows(rows: Sequence[Any], arg: str) -> None:
             raise InvalidArgumentError(f"{arg}[{i}]: has {len(row)} values, but {arg}[0] has {dim}")
 
 
-def validate_metadata_value(value: Any, where: str, allow_none: bool = False) -> Any:
-    """A metadata value: str, int (int64), finite float or bool; None only where it means 'remove'."""
+def validate_metadata_value(value: Any, where: str, allow_none: bool = False, lists: bool = False) -> Any:
+    """A scalar metadata value: str, int (int64), finite float or bool; None only where it means 'remove'.
+
+    ``lists`` only words the error for a place where lists are also allowed (a record's metadata).
+    """
     if value is None and allow_none:
         return None
     if isinstance(value, str):
@@ -155,11 +159,34 @@ def validate_metadata_value(value: Any, where: str, allow_none: bool = False) ->
         return float(value)
     if isinstance(value, np.bool_):
         return bool(value)
-    raise InvalidArgumentError(f"{where}: expected str, int, float or bool, got {_type_name(value)}")
+    allowed = "str, int, float, bool or a list of one of them" if lists else "str, int, float or bool"
+    raise InvalidArgumentError(f"{where}: expected {allowed}, got {_type_name(value)}")
+
+
+def validate_list_value(value: List[Any], where: str) -> List[Any]:
+    """A list metadata value (as Chroma 1.x): non-empty, every item a str, int, float or bool, all of one type.
+
+    Ints and floats do not mix in one list, nor bools and ints; numpy scalars become
+    plain Python values.
+    """
+    if not value:
+        raise InvalidArgumentError(f"{where}: a list value must not be empty")
+    items = []
+    for i, item in enumerate(value):
+        if item is None or isinstance(item, (list, tuple, dict, np.ndarray)):
+            raise InvalidArgumentError(
+                f"{where}[{i}]: list items must be str, int, float or bool, got {_type_name(item)}"
+            )
+        items.append(validate_metadata_value(item, f"{where}[{i}]"))
+    kinds = set(map(type, items))
+    if len(kinds) > 1:
+        names = ", ".join(sorted(k.__name__ for k in kinds))
+        raise InvalidArgumentError(f"{where}: all items of a list value must be of one type, got {names}")
+    return items
 
 
 def validate_metadata(meta: Any, where: str, allow_none_values: bool = False) -> Dict[str, Any]:
-    """One metadata dict: string keys, valid values."""
+    """One metadata dict: string keys, valid values (scalars, or lists of one scalar type)."""
     if not isinstance(meta, dict):
         raise InvalidArgumentError(f"{where}: expected a dict, got {_type_name(meta)}")
     out: Dict[str, Any] = {}
@@ -173,8 +200,10 @@ def validate_metadata(meta: Any, where: str, allow_none_values: bool = False) ->
             out[key] = value
         elif kind is float and math.isfinite(value):
             out[key] = value
+        elif kind is list:
+            out[key] = validate_list_value(value, f"{where}[{key!r}]")
         else:
-            out[key] = validate_metadata_value(value, f"{where}[{key!r}]", allow_none_values)
+            out[key] = validate_metadata_value(value, f"{where}[{key!r}]", allow_none_values, lists=True)
     return out
 
 
@@ -241,13 +270,16 @@ def _plain_columns(items: List[Any]) -> bool:
     return True
 
 
-def validate_documents(documents: Any, n: int) -> List[str]:
-    """One string or a list of n strings."""
+def validate_documents(documents: Any, n: int) -> List[Optional[str]]:
+    """One string or a list of n items, each a string or None (a record without a document, as in
+    Chroma; for upsert and update, None leaves the stored document as it is)."""
     items = as_list(documents, "documents", (str,))
     _check_length(items, n, "documents")
     for i, doc in enumerate(items):
+        if doc is None:
+            continue
         if not isinstance(doc, str):
-            raise InvalidArgumentError(f"documents[{i}]: expected str, got {_type_name(doc)}")
+            raise InvalidArgumentError(f"documents[{i}]: expected str or None, got {_type_name(doc)}")
         check_text(doc, f"documents[{i}]")
     return items
 

@@ -21,6 +21,9 @@ from vectordb.errors import InvalidArgumentError, VectorDBError
 from vectordb.types import CheckReport, CompactResult, Problem
 
 API_PREFIX = "/api/v1"
+RECORD_BYTES = 32 * 1024
+"""About what one record of 1,536 dimensions takes as JSON: the server's advised batch size
+(``get_max_batch_size``) is its request-body limit divided by this."""
 
 
 class EmbeddingsNeeded(VectorDBError):

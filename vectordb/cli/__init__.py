@@ -12,7 +12,7 @@ import os
 import sys
 from typing import List, NoReturn, Optional
 
-from vectordb import __version__
+from vectordb.version import __version__
 from vectordb.errors import VectorDBError
 
 DEFAULT_PATH = os.environ.get("VECTORDB_PATH", "./vectordb_data")
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="require 'Authorization: Bearer TOKEN' on every request (default: $VECTORDB_AUTH_TOKEN)")
     p.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body accepted (default: 64)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--allow-reset", action="store_true",
+                   help="let clients call reset(), which deletes every collection (default: refused)")
     p.set_defaults(func=c.cmd_serve)
 
     p = _add(sub, "ls", "List the collections with their size, dimension, metric and embedding function.")

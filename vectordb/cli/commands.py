@@ -99,7 +99,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             where_document=_parse_json(args.where_document, "--where-document"),
         )
     if args.json:
-        print_json({k: result[k][0] if isinstance(result[k], list) and k != "include" else result[k] for k in result})
+        print_json({k: result[k][0] if isinstance(result[k], list) and k != "included" else result[k] for k in result})
     else:
         rows = [[rank, i, f"{d:.4f}", shorten(doc), shorten(m)] for rank, (i, d, doc, m) in enumerate(
             zip(result["ids"][0], result["distances"][0], result["documents"][0], result["metadatas"][0]), 1)]
@@ -124,7 +124,7 @@ def _target(client: PersistentClient, args: argparse.Namespace) -> Collection:
     """The collection to import into: created when missing (with --metric and --embedding-function)."""
     function = _import_function(args)
     try:
-        return client.get_collection(args.name, embedding_function=None if function is DEFAULT else function)
+        return client.get_collection(args.name, embedding_function=function)
     except CollectionNotFoundError:
         metadata = None if args.metric is None else {SPACE_KEY: args.metric}
         return client.create_collection(args.name, metadata=metadata, embedding_function=function)
@@ -229,7 +229,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from vectordb.server import serve
 
     serve(args.path, host=args.host, port=args.port, auth_token=args.auth_token,
-          max_body_mb=args.max_body_mb, log_level=args.log_level)
+          max_body_mb=args.max_body_mb, log_level=args.log_level, allow_reset=args.allow_reset)
     return 0
 
 

@@ -33,5 +33,11 @@ def _is_number(value: Any) -> bool:
 
 
 def print_json(value: Any, out: Optional[TextIO] = None) -> None:
-    """Print ``value`` as indented JSON."""
-    print(json.dumps(value, indent=2, ensure_ascii=False), file=out or sys.stdout)
+    """Print ``value`` as indented JSON (numpy arrays, such as result embeddings, as lists)."""
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=_plain), file=out or sys.stdout)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -153,7 +153,7 @@ def export_rows(result: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
     """Rows of a ``get`` result that included embeddings, metadatas and documents."""
     for i, record_id in enumerate(result["ids"]):
         yield {"id": record_id, "document": result["documents"][i],
-               "metadata": result["metadatas"][i], "embedding": result["embeddings"][i]}
+               "metadata": result["metadatas"][i], "embedding": result["embeddings"][i].tolist()}
 
 
 def write_rows(path: str, fmt: str, pages: Iterable[List[Dict[str, Any]]]) -> int:

@@ -13,21 +13,29 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Type, runtime_checkable
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Type, TypeVar, runtime_checkable
 
 import numpy as np
 
 from vectordb.errors import EmbeddingError, InvalidArgumentError, VectorDBError
+from vectordb.types import Documents, Embeddings
 
-Documents = List[str]
-Embeddings = List[List[float]]
+D = TypeVar("D", contravariant=True)
 
 
 @runtime_checkable
-class EmbeddingFunction(Protocol):
-    """The one-method shape every embedding function has."""
+class EmbeddingFunction(Protocol[D]):
+    """The one-method shape every embedding function has; also a base class to subclass, as in Chroma::
 
-    def __call__(self, input: Documents) -> Embeddings: ...
+        class MyFunction(EmbeddingFunction[Documents]):   # or EmbeddingFunction
+            def __call__(self, input: Documents) -> Embeddings:
+                return [[float(len(text)), 1.0] for text in input]
+
+    Any object with such a ``__call__`` is accepted; subclassing is optional. A function
+    may also define ``embed_query(input)``, used for ``query_texts`` when present.
+    """
+
+    def __call__(self, input: D) -> Embeddings: ...
 
 
 _REGISTRY: Dict[str, Type[Any]] = {}

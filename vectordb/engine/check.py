@@ -29,7 +29,7 @@ import numpy as np
 from vectordb.index.base import VectorIndex
 from vectordb.engine import maintenance
 from vectordb.engine.indexes import IMPLEMENTATION, IndexManager, index_params
-from vectordb.persistence.store import DB_FILE, CollectionRow, Store, value_column
+from vectordb.persistence.store import DB_FILE, METADATA_TABLES, CollectionRow, Store, split_lists, value_column
 from vectordb.types import CheckReport, Problem
 
 
@@ -68,7 +68,7 @@ class _Checker:
         return self.report
 
     def check_store(self, known: Set[str]) -> None:
-        for table in ("records", "metadata", "tombstones"):
+        for table in ("records", *METADATA_TABLES, "tombstones"):
             n = self.scalar(f"SELECT count(*) FROM {table} WHERE collection_id NOT IN (SELECT id FROM collections)", [])
             if n:
                 self.add(None, f"{n} rows of table {table} belong to no collection",
@@ -126,20 +126,23 @@ class _Checker:
                                    [row.id]).fetchall()
         labels = np.asarray([r[0] for r in records], dtype=np.int64)
         metas = [None if r[1] is None else json.loads(r[1]) for r in records]
-        expected = _metadata_rows(labels, metas)
-        stored = set(self.con.execute(
-            "SELECT label, key, str_value, int_value, float_value, bool_value FROM metadata WHERE collection_id = ?",
-            [row.id]).fetchall())
-        stored_count = self.scalar("SELECT count(*) FROM metadata WHERE collection_id = ?", [row.id])
-        if stored != expected or stored_count != len(expected):
-            wrong = len(stored.symmetric_difference(expected)) + abs(stored_count - len(stored))
+        wrong = 0
+        for table, (row_labels, row_metas) in zip(METADATA_TABLES, split_lists(labels, metas)):
+            expected = _metadata_rows(row_labels, row_metas)
+            stored = set(self.con.execute(
+                f"SELECT label, key, str_value, int_value, float_value, bool_value FROM {table} WHERE collection_id = ?",
+                [row.id]).fetchall())
+            stored_count = self.scalar(f"SELECT count(*) FROM {table} WHERE collection_id = ?", [row.id])
+            wrong += len(stored.symmetric_difference(expected)) + abs(stored_count - len(stored))
+        if wrong:
             self.add(row.name, f"{wrong} metadata rows disagree with the records' metadata",
                      lambda: self.rewrite_metadata(row, labels, metas))
 
     def rewrite_metadata(self, row: CollectionRow, labels: np.ndarray, metas: List[Any]) -> None:
         store = self.store
         with store._transaction():
-            self.con.execute("DELETE FROM metadata WHERE collection_id = ?", [row.id])
+            for table in METADATA_TABLES:
+                self.con.execute(f"DELETE FROM {table} WHERE collection_id = ?", [row.id])
             store.insert_metadata(row.id, labels, metas)
 
     def check_indexes(self, row: CollectionRow) -> None:

@@ -49,16 +49,20 @@ from vectordb.errors import (
     StorageError,
     StoreLockedError,
     VectorDBError,
+    collection_not_found,
 )
 from vectordb.filters import Filter, to_sql
 from vectordb.index import settings
 from vectordb.persistence.store import CollectionRow, Store
 from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
+from vectordb.version import __version__
 
 log = logging.getLogger("vectordb")
 
 INDEX_SETTINGS = {key: settings.DEFAULTS[key] for key in settings.BUILD_KEYS}
 """Collection metadata fixed once the collection exists (the index is built with it), with defaults."""
+MAX_BATCH_SIZE = 100_000
+"""The batch size ``get_max_batch_size`` advises (no batch is refused: this size stays fast)."""
 
 
 class LocalBackend(Backend):
@@ -136,6 +140,20 @@ class LocalBackend(Backend):
 
     def heartbeat(self) -> int:
         return time.time_ns()
+
+    def version(self) -> str:
+        return __version__
+
+    def max_batch_size(self) -> int:
+        return MAX_BATCH_SIZE
+
+    def reset(self) -> None:
+        self._check_writable()
+        for info in self.list_collections():
+            try:
+                self.delete_collection(info.name)
+            except CollectionNotFoundError:
+                pass  # deleted (or renamed) by another thread meanwhile
 
     def check(self, repair: bool = False) -> CheckReport:
         """Check the store while no other request runs (see :mod:`vectordb.engine.check`)."""
@@ -238,12 +256,20 @@ class LocalBackend(Backend):
             self._check_open()
             row = self._store.collection_by_name(name)
             if row is None:
-                raise CollectionNotFoundError(f"collection {name!r} does not exist")
+                raise collection_not_found(name)
             return _info(row)
 
     def collection(self, collection_id: str, name: str) -> CollectionInfo:
         with self._lock(collection_id, name).read:
             return _info(self._row(collection_id, name))
+
+    def collection_by_id(self, collection_id: str) -> CollectionInfo:
+        with self._locks.catalog.read:
+            self._check_open()
+            row = self._store.collection_by_id(collection_id)
+            if row is None:
+                raise collection_not_found(collection_id)
+            return _info(row)
 
     def list_collections(self) -> List[CollectionInfo]:
         with self._locks.catalog.read:
@@ -262,7 +288,7 @@ class LocalBackend(Backend):
                 self._check_writable()
                 row = self._store.collection_by_name(name)
                 if row is None:
-                    raise CollectionNotFoundError(f"collection {name!r} does not exist")
+                    raise collection_not_found(name)
                 lock = self._locks.of(row.id)
                 if lock is None:
                     continue  # deleted by another thread a moment ago: look again
@@ -386,11 +412,13 @@ class LocalBackend(Backend):
         self._derived.written(new_row.id, batch)
         return new_row
 
-    def delete(self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter]) -> int:
+    def delete(
+        self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter], limit: Optional[int] = None
+    ) -> int:
         with self._lock(collection_id, name, writable=True).write:
             self._check_writable()
             row = self._row(collection_id, name)
-            labels = self._select(row, ids, filter)
+            labels = self._select(row, ids, filter)[:limit]
             if len(labels) == 0:
                 return 0
             new_row = self._store.delete(row, labels)
@@ -429,10 +457,10 @@ class LocalBackend(Backend):
             records = self._read(row, labels, "embeddings" in include)
         return GetResult(
             ids=[r[0] for r in records],
-            embeddings=[r[3].tolist() for r in records] if "embeddings" in include else None,
+            embeddings=_vectors(records) if "embeddings" in include else None,
             metadatas=[r[2] for r in records] if "metadatas" in include else None,
             documents=[r[1] for r in records] if "documents" in include else None,
-            include=list(include),
+            included=list(include),
         )
 
     def query(
@@ -443,6 +471,7 @@ class LocalBackend(Backend):
         n_results: int,
         filter: Optional[Filter],
         include: Sequence[str],
+        ids: Optional[List[str]] = None,
     ) -> QueryResult:
         lock = self._lock(collection_id, name)
         with lock.read:
@@ -451,7 +480,10 @@ class LocalBackend(Backend):
                 raise v.dimension_error("query_embeddings", queries.shape[1], row.dimension)
             with lock.load:  # loaded once; a catch-up after a crash goes on in the background
                 index = self._indexes.searcher(row)
-            allowed = None if filter is None else self._matching(row, filter)
+            if ids is not None:
+                allowed: Optional[np.ndarray] = np.sort(self._select(row, ids, filter))
+            else:
+                allowed = None if filter is None else self._matching(row, filter)
             if index is None:
                 labels = np.empty((len(queries), 0), dtype=np.int64)
                 distances = np.empty((len(queries), 0), dtype=np.float32)
@@ -462,10 +494,10 @@ class LocalBackend(Backend):
         return QueryResult(
             ids=[[r[0] for r in rs] for rs in rows],
             distances=[[float(d) for d in ds] for ds in distances] if "distances" in include else None,
-            embeddings=[[r[3].tolist() for r in rs] for rs in rows] if wanted else None,
+            embeddings=[_vectors(rs) for rs in rows] if wanted else None,
             metadatas=[[r[2] for r in rs] for rs in rows] if "metadatas" in include else None,
             documents=[[r[1] for r in rs] for rs in rows] if "documents" in include else None,
-            include=list(include),
+            included=list(include),
         )
 
     def _read(self, row: CollectionRow, labels: np.ndarray, embeddings: bool) -> List[Tuple]:
@@ -506,6 +538,11 @@ class LocalBackend(Backend):
             if labels is not None:
                 return labels
         return self._store.select_labels(row.id, to_sql(filter, row.id))
+
+
+def _vectors(records: List[Tuple]) -> np.ndarray:
+    """The embeddings of ``(id, document, metadata, embedding)`` records as one (n, d) matrix."""
+    return np.stack([r[3] for r in records]) if records else np.empty((0, 0), dtype=np.float32)
 
 
 def _info(row: CollectionRow) -> CollectionInfo:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from vectordb.filters.tree import And, Compare, DocContains, Filter, Member, Node, Or
+from vectordb.filters.tree import And, Compare, Contains, DocContains, Filter, Member, Node, Or
 
 
 def node_dict(node: Node) -> Dict[str, Any]:
@@ -18,6 +18,8 @@ def node_dict(node: Node) -> Dict[str, Any]:
         return {node.key: {node.op: node.value}}
     if isinstance(node, Member):
         return {node.key: {"$nin" if node.negated else "$in": list(node.values)}}
+    if isinstance(node, Contains):
+        return {node.key: {"$not_contains" if node.negated else "$contains": node.value}}
     if isinstance(node, DocContains):
         return {"$not_contains" if node.negated else "$contains": node.text}
     word = "$and" if isinstance(node, And) else "$or"

@@ -5,7 +5,8 @@ the parameters it uses. Nothing the user wrote is ever part of the SQL text: key
 values travel as parameters, and only the node types and operators (fixed tables
 here) choose the SQL. Metadata conditions read the typed ``metadata`` table (one row
 per record and key) through ``r.label [NOT] IN (subquery)``, so ``$ne`` / ``$nin``
-match records lacking the key. ``$in`` / ``$nin`` pass their values as one list
+match records lacking the key; ``$contains`` / ``$not_contains`` read the
+``metadata_lists`` table (one row per distinct item of a list value) the same way. ``$in`` / ``$nin`` pass their values as one list
 parameter and test membership with ``IN (SELECT unnest(?))``, which DuckDB runs as a
 hash join: linear in the number of values (one OR term per value was quadratic).
 Numbers compare numerically whether stored as int or float; an int asked is compared
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 from typing import Any, List, Sequence, Tuple
 
-from vectordb.filters.tree import And, Compare, DocContains, Filter, Member, Node, Or, Scalar, kind
+from vectordb.filters.tree import And, Compare, Contains, DocContains, Filter, Member, Node, Or, Scalar, kind
 
 Params = List[Any]
 SQL = Tuple[str, Params]
 
 _SQL_OP = {"$eq": "=", "$ne": "=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _METADATA = "SELECT m.label FROM metadata m WHERE m.collection_id = ? AND m.key = ? AND "
+_LIST_ITEMS = "SELECT m.label FROM metadata_lists m WHERE m.collection_id = ? AND m.key = ? AND "
 
 
 def to_sql(filter: Filter, collection_id: str) -> SQL:
@@ -39,16 +41,20 @@ def _node(node: Node, collection_id: str) -> SQL:
         if node.negated:
             return "(r.document IS NULL OR NOT contains(r.document, ?))", [node.text]
         return "(r.document IS NOT NULL AND contains(r.document, ?))", [node.text]
+    table = _METADATA
     if isinstance(node, Compare):
         test, params = _typed_test(_SQL_OP[node.op], node.value)
         negated = node.op == "$ne"
+    elif isinstance(node, Contains):
+        test, params = _typed_test("=", node.value)
+        negated, table = node.negated, _LIST_ITEMS
     elif isinstance(node, Member):
         test, params = _member_test(node.values)
         negated = node.negated
     else:
         raise TypeError(f"not a filter node: {type(node).__name__}")
     word = "NOT IN" if negated else "IN"
-    return f"r.label {word} ({_METADATA}{test})", [collection_id, node.key, *params]
+    return f"r.label {word} ({table}{test})", [collection_id, node.key, *params]
 
 
 def _join(parts: List[SQL], word: str) -> SQL:

@@ -2,7 +2,7 @@
 
 A user's filter is a dict (Chroma's syntax). :func:`parse_filter` checks it once, in
 full, and turns it into a small tree of frozen nodes (:class:`Compare`, :class:`Member`,
-:class:`And`, :class:`Or`, :class:`DocContains`) held by a :class:`Filter`. Everything
+:class:`Contains`, :class:`And`, :class:`Or`, :class:`DocContains`) held by a :class:`Filter`. Everything
 that runs a filter takes the tree: :func:`vectordb.filters.sql.to_sql` writes it as
 SQL, :meth:`vectordb.index.metadata.MetadataIndex.evaluate` answers it in numpy. Neither
 validates again; a tree built by the parser is known good (values are plain Python
@@ -12,9 +12,10 @@ Syntax (as Chroma): ``{"k": v}`` is ``{"k": {"$eq": v}}``; several keys in one d
 ANDed; ``$and`` / ``$or`` take lists of at least two filters, nested at most
 :data:`MAX_DEPTH` deep (deeper raises InvalidArgumentError before anything recurses
 far); ``$gt``-family operators take numbers only; ``$in`` / ``$nin`` take a non-empty
-list of values of one kind (str, bool or number). Semantics (``$ne`` / ``$nin`` also
-match records lacking the key, ints and floats compare numerically) are the
-interpreters'. Errors name the offending part by its path, e.g.
+list of values of one kind (str, bool or number); ``$contains`` / ``$not_contains`` on a
+metadata key take one value and ask whether the key's list value holds it. Semantics
+(``$ne`` / ``$nin`` / ``$not_contains`` also match records lacking the key, ints and
+floats compare numerically, a list value equals no scalar) are the interpreters'. Errors name the offending part by its path, e.g.
 ``where['$and'][1]['year']['$gt']``.
 """
 
@@ -33,8 +34,8 @@ Scalar = Union[str, int, float, bool]
 
 COMPARE_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 _LIST_OPS = ("$in", "$nin")
-_OPERATORS = COMPARE_OPS + _LIST_OPS
 _DOC_OPS = ("$contains", "$not_contains")
+_OPERATORS = COMPARE_OPS + _LIST_OPS + _DOC_OPS
 _LOGIC = ("$and", "$or")
 
 
@@ -61,6 +62,17 @@ class Member:
 
 
 @dataclass(frozen=True)
+class Contains:
+    """Metadata ``key`` holds a list with an item equal to ``value`` (``$contains``); with
+    ``negated``, it does not (``$not_contains``, which also matches records lacking the key
+    and records whose value is not a list). Items compare as ``$eq`` compares."""
+
+    key: str
+    value: Scalar
+    negated: bool = False
+
+
+@dataclass(frozen=True)
 class And:
     """Every child holds (two or more children)."""
 
@@ -83,7 +95,7 @@ class DocContains:
     negated: bool = False
 
 
-Node = Union[Compare, Member, And, Or, DocContains]
+Node = Union[Compare, Member, Contains, And, Or, DocContains]
 
 
 @dataclass(frozen=True)
@@ -201,6 +213,8 @@ def _field(key: str, condition: Any, path: str) -> Node:
     if op in _LIST_OPS:
         return Member(key, _list_operand(operand, where), negated=op == "$nin")
     value = validate_metadata_value(operand, where)
+    if op in _DOC_OPS:
+        return Contains(key, value, negated=op == "$not_contains")
     if op not in ("$eq", "$ne") and isinstance(value, (str, bool)):
         raise InvalidArgumentError(f"{where}: expected an int or float, got {type(value).__name__}")
     return Compare(key, op, value)

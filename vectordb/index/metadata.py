@@ -5,7 +5,8 @@ several milliseconds at 100k records, more than the whole search. :class:`Metada
 holds, per metadata key, arrays indexed by label (a float64 number column, an int32
 string-code column, an int8 bool column, each made on first use) plus a live mask, and
 answers a parsed filter tree (:mod:`vectordb.filters.tree`) with a few vectorised
-comparisons. It mirrors the store's ``metadata`` table and the semantics of the SQL
+comparisons. List values (for ``$contains``) are held apart, per key, as flat arrays of
+``(label, item)`` pairs, one per distinct item, mirroring the ``metadata_lists`` table. It mirrors the store's ``metadata`` table and the semantics of the SQL
 that :func:`vectordb.filters.to_sql` writes for the same tree exactly (a property test
 in tests/test_filter_equivalence.py holds them equal); where float64 cannot compare
 exactly (ints beyond ±2**53) it answers None and the caller asks the store. Like the record
@@ -19,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from vectordb.filters.tree import And, Compare, Member, Node, Or, Scalar
+from vectordb.filters.tree import And, Compare, Contains, Member, Node, Or, Scalar
 
 EXACT = 2**53  # ints up to this magnitude are exact in float64
 MAX_KEYS = 128  # beyond this many keys the dense columns cost too much; the index gives up
@@ -29,12 +30,51 @@ _FILL = {"num": np.nan, "code": -1, "flag": -1}
 _DTYPE = {"num": np.float64, "code": np.int32, "flag": np.int8}
 
 
+class _Items:
+    """The items of one key's list values: ``(label, value)`` pairs in growable arrays, one per
+    kind (a label's items are all of one kind: lists hold one type)."""
+
+    def __init__(self) -> None:
+        self.pairs: Dict[str, Tuple[np.ndarray, np.ndarray, int]] = {}  # kind -> (labels, values, count)
+        self.top = -1  # the highest label holding items
+
+    def append(self, kind: str, labels: Sequence[int], values: Sequence[Any]) -> None:
+        at, vals, n = self.pairs.get(kind) or (np.empty(16, np.int64), np.empty(16, _DTYPE[kind]), 0)
+        need = n + len(labels)
+        if need > len(at):
+            size = max(need, 2 * len(at))
+            at, vals = _extend(at, size, 0), _extend(vals, size, _FILL[kind])
+        at[n:need] = labels
+        vals[n:need] = values
+        self.pairs[kind] = (at, vals, need)
+        self.top = max(self.top, int(max(labels)))
+
+    def remove(self, labels: np.ndarray) -> None:
+        if not len(labels) or int(labels.min()) > self.top:
+            return  # only new labels: nothing of theirs is held (the bulk-load case)
+        for kind, (at, vals, n) in list(self.pairs.items()):
+            keep = ~np.isin(at[:n], labels)
+            kept = int(keep.sum())
+            if kept < n:
+                at[:kept], vals[:kept] = at[:n][keep], vals[:n][keep]
+                self.pairs[kind] = (at, vals, kept)
+
+    def holding(self, kind: str, test: Any) -> np.ndarray:
+        """The labels with an item of ``kind`` for which ``test(values)`` holds."""
+        found = self.pairs.get(kind)
+        if found is None:
+            return np.empty(0, np.int64)
+        at, vals, n = found
+        return at[:n][test(vals[:n])]
+
+
 class _Column:
     """One metadata key's values by label; each kind's array is made on first use."""
 
     def __init__(self) -> None:
         self.arrays: Dict[str, np.ndarray] = {}
         self.codes: Dict[str, int] = {}
+        self.items: Optional[_Items] = None  # list values' items, made on first use
         self.inexact = False  # some stored int is beyond ±2**53: numeric tests go to SQL
 
     def array(self, kind: str, capacity: int) -> np.ndarray:
@@ -72,7 +112,8 @@ class MetadataIndex:
         keys = np.asarray(columns["key"], dtype=object)
         names: Dict[str, int] = {}
         key_codes = np.fromiter((names.setdefault(k, len(names)) for k in keys), dtype=np.int64, count=len(keys))
-        if len(names) > MAX_KEYS:
+        list_keys = set(np.asarray(columns.get("list_key", ()), dtype=object).tolist())
+        if len(names.keys() | list_keys) > MAX_KEYS:
             index._disable()
             return index
         order = np.argsort(key_codes, kind="stable")
@@ -93,7 +134,35 @@ class MetadataIndex:
                 else:
                     col.array("num", index._capacity)[at] = values.astype(np.float64)
                     col.inexact |= name == "int_value" and bool(np.any((values > EXACT) | (values < -EXACT)))
+        if list_keys:
+            index._load_items(columns)
         return index
+
+    def _load_items(self, columns: Dict[str, np.ndarray]) -> None:
+        """The list items of :meth:`Store.metadata_columns` (its ``list_*`` columns)."""
+        labels = np.asarray(columns["list_label"], dtype=np.int64)
+        keys = np.asarray(columns["list_key"], dtype=object)
+        self._grow(int(labels.max()))
+        pending: Dict[Tuple[str, str], Tuple[List[int], List[Any]]] = {}
+        for name in ("str_value", "int_value", "float_value", "bool_value"):
+            data, present = _present(columns[f"list_{name}"])
+            for label, key, value in zip(labels[present].tolist(), keys[present].tolist(), data[present].tolist()):
+                kind = "flag" if name == "bool_value" else "code" if name == "str_value" else "num"
+                at, values = pending.setdefault((key, kind), ([], []))
+                at.append(label)
+                values.append(value)
+        self._put_items(pending)
+
+    def _put_items(self, pending: Dict[Tuple[str, str], Tuple[List[int], List[Any]]]) -> None:
+        for (key, kind), (at, values) in pending.items():
+            col = self._columns.setdefault(key, _Column())
+            if kind == "code":
+                values = [col.code(s) for s in values]
+            elif kind == "num":
+                col.inexact |= any(isinstance(x, int) and abs(x) > EXACT for x in values)
+            if col.items is None:
+                col.items = _Items()
+            col.items.append(kind, at, values)
 
     def put(self, labels: Sequence[int], metadatas: Sequence[Optional[Dict[str, Any]]]) -> None:
         """Record committed rows (new or replacing): their full, validated metadata (plain Python values), or None."""
@@ -104,17 +173,23 @@ class MetadataIndex:
         self._clear(labels)
         self._live[labels] = True
         pending: Dict[Tuple[str, str], Tuple[List[int], List[Any]]] = {}
+        items: Dict[Tuple[str, str], Tuple[List[int], List[Any]]] = {}
         for label, meta in zip(labels.tolist(), metadatas):
             for key, value in (meta or {}).items():
                 if value is None:
                     continue
-                kind = "flag" if isinstance(value, bool) else "code" if isinstance(value, str) else "num"
-                at, values = pending.setdefault((key, kind), ([], []))
-                at.append(label)
-                values.append(value)
-        if len(self._columns.keys() | {key for key, _ in pending}) > MAX_KEYS:
+                values_of = [value]
+                into = pending
+                if type(value) is list:
+                    values_of, into = list(dict.fromkeys(value)), items
+                kind = _kind(values_of[0])
+                at, values = into.setdefault((key, kind), ([], []))
+                at.extend([label] * len(values_of))
+                values.extend(values_of)
+        if len(self._columns.keys() | {key for key, _ in pending} | {key for key, _ in items}) > MAX_KEYS:
             self._disable()
             return
+        self._put_items(items)
         for (key, kind), (at, values) in pending.items():
             col = self._columns.setdefault(key, _Column())
             if kind == "code":
@@ -151,6 +226,8 @@ class MetadataIndex:
             return result
         if isinstance(node, Compare):
             return self._test(node.key, node.op, (node.value,))
+        if isinstance(node, Contains):
+            return self._contains(node.key, node.value, node.negated)
         if isinstance(node, Member):
             return self._test(node.key, "$nin" if node.negated else "$in", node.values)
         return None  # DocContains: documents are not held here
@@ -180,6 +257,24 @@ class MetadataIndex:
                 hit = _ORDER[op](nums[: self._size], float(first))
         return ~hit if op in ("$ne", "$nin") else hit
 
+    def _contains(self, key: str, value: Scalar, negated: bool) -> Optional[np.ndarray]:
+        """Where ``key``'s list value holds an item equal to ``value`` (compared as ``_test`` compares)."""
+        col = self._columns.get(key)
+        hit = np.zeros(self._size, dtype=bool)
+        items = None if col is None else col.items
+        if items is not None:
+            kind = _kind(value)
+            if kind == "num" and (col.inexact or (isinstance(value, int) and abs(value) > EXACT)):
+                return None
+            if kind == "code":
+                wanted = col.codes.get(value)  # type: ignore[arg-type]
+                found = items.holding(kind, lambda codes: codes == wanted) if wanted is not None else np.empty(0, np.int64)
+            else:
+                target = float(value) if kind == "num" else int(value)
+                found = items.holding(kind, lambda values: values == target)
+            hit[found] = True
+        return ~hit if negated else hit
+
     def _grow(self, max_label: int) -> None:
         self._size = max(self._size, max_label + 1)
         if max_label < self._capacity:
@@ -195,10 +290,17 @@ class MetadataIndex:
         for col in self._columns.values():
             for kind, array in col.arrays.items():
                 array[labels] = _FILL[kind]
+            if col.items is not None:
+                col.items.remove(labels)
 
     def _disable(self) -> None:
         self._disabled = True
         self._columns.clear()
+
+
+def _kind(value: Any) -> str:
+    """The array kind that holds a scalar: "flag" (bool), "code" (str) or "num" (int, float)."""
+    return "flag" if isinstance(value, bool) else "code" if isinstance(value, str) else "num"
 
 
 def _present(column: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

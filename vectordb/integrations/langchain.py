@@ -66,8 +66,9 @@ class VectorDBStore(VectorStore):
 
     Raises:
         InvalidArgumentError: no embeddings object, or conflicting arguments.
-        EmbeddingFunctionConflictError: the collection exists with an embedding function of
-            its own (pass it as ``collection=``).
+
+    An existing collection opened by name is used without its own embedding function
+    (vectors are passed explicitly), whatever it was created with.
     """
 
     def __init__(

@@ -113,8 +113,9 @@ class VectorDBVectorStore(BasePydanticVectorStore):
 
     Raises:
         InvalidArgumentError: conflicting arguments.
-        EmbeddingFunctionConflictError: the collection exists with an embedding function of
-            its own (pass it as ``collection=``).
+
+    An existing collection opened by name is used without its own embedding function
+    (vectors are passed explicitly), whatever it was created with.
     """
 
     stores_text: bool = True

@@ -33,8 +33,9 @@ def open_collection(
 
     Raises:
         InvalidArgumentError: ``collection`` given together with a client, name or folder.
-        EmbeddingFunctionConflictError: the existing collection has an embedding function
-            of its own (pass it as ``collection=`` instead).
+
+    An existing collection is opened with ``embedding_function=None``: a handle without a
+    function, whatever the collection was created with (no conflict, as in Chroma).
     """
     if collection is not None:
         if not isinstance(collection, Collection):

@@ -10,6 +10,10 @@ Tables:
   The embedding column is stored uncompressed: float bytes do not compress, and
   DuckDB's attempt to (at every checkpoint) cost more than half of a write's time.
 - ``metadata``: one typed row per record and metadata key, for filtering.
+- ``metadata_lists``: one typed row per distinct item of a record's list value (as
+  ``metadata``), for ``$contains``. Stores made before list values get the table on their
+  first open for writing; a read-only open of such a store gives it an empty one for the
+  session (a temporary table), so filters read it alike.
 - ``tombstones``: labels deleted after the index was last saved, so that an older
   index file can be caught up.
 
@@ -46,6 +50,11 @@ SCAN_MEMORY_LIMIT = "32MB"
 """DuckDB's memory limit while all of a collection's embeddings are read (see :meth:`Store.vectors_since`)."""
 __all__ = ["DB_FILE", "CollectionRow", "RecordBatch", "Store", "value_column"]
 
+_LISTS_TABLE = """CREATE {temp}TABLE IF NOT EXISTS metadata_lists (
+        collection_id VARCHAR, label BIGINT, key VARCHAR,
+        str_value VARCHAR, int_value BIGINT, float_value DOUBLE, bool_value BOOLEAN)"""
+METADATA_TABLES = ("metadata", "metadata_lists")
+"""The tables of typed metadata rows (scalars, list items), written and deleted together."""
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS store_info (key VARCHAR, value VARCHAR)",
     """CREATE TABLE IF NOT EXISTS collections (
@@ -57,6 +66,7 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS metadata (
         collection_id VARCHAR, label BIGINT, key VARCHAR,
         str_value VARCHAR, int_value BIGINT, float_value DOUBLE, bool_value BOOLEAN)""",
+    _LISTS_TABLE.format(temp=""),
     "CREATE TABLE IF NOT EXISTS tombstones (collection_id VARCHAR, label BIGINT, seq BIGINT)",
 ]
 
@@ -151,6 +161,9 @@ class Store:
         else:  # read what a writer's open reads, so that a damaged catalog shows here too
             self.con.execute("SELECT value FROM store_info WHERE key = 'schema'").fetchall()
             self.con.execute("SELECT count(*) FROM collections").fetchall()
+            tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            if "metadata_lists" not in tables:  # a store made before list values: nothing to find in it
+                self.con.execute(_LISTS_TABLE.format(temp="TEMP "))
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -227,7 +240,7 @@ class Store:
     def delete_collection(self, collection_id: str) -> None:
         """Remove a collection and all its records."""
         with self._transaction():
-            for table in ("records", "metadata", "tombstones"):
+            for table in ("records", *METADATA_TABLES, "tombstones"):
                 self.con.execute(f"DELETE FROM {table} WHERE collection_id = ?", [collection_id])
             self.con.execute("DELETE FROM collections WHERE id = ?", [collection_id])
 
@@ -295,13 +308,13 @@ class Store:
 
     @_guarded("reading metadata")
     def metadata_columns(self, collection_id: str) -> Dict[str, np.ndarray]:
-        """Every typed metadata row plus the ``live`` labels, for the metadata index (NULLs come as masked arrays)."""
-        columns = self.con.execute(
-            "SELECT label, key, str_value, int_value, float_value, bool_value FROM metadata WHERE collection_id = ?",
-            [collection_id],
-        ).fetchnumpy()
+        """Every typed metadata row, the ``live`` labels and the list items (their columns named
+        ``list_label``, ``list_key``, ...), for the metadata index (NULLs come as masked arrays)."""
+        select = "SELECT label, key, str_value, int_value, float_value, bool_value FROM {} WHERE collection_id = ?"
+        columns = self.con.execute(select.format("metadata"), [collection_id]).fetchnumpy()
+        items = self.con.execute(select.format("metadata_lists"), [collection_id]).fetchnumpy()
         live = self.con.execute("SELECT label FROM records WHERE collection_id = ?", [collection_id]).fetchnumpy()
-        return {**columns, "live": np.asarray(live["label"], dtype=np.int64)}
+        return {**columns, **{f"list_{k}": v for k, v in items.items()}, "live": np.asarray(live["label"], dtype=np.int64)}
 
     def vectors_since(self, collection_id: str, seq: int, chunk: int = 50_000) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
         """``(labels, vectors)`` chunks of the records written after ``seq`` (see :meth:`records_since`)."""
@@ -431,14 +444,16 @@ class Store:
             self.con.execute("DELETE FROM tombstones WHERE collection_id = ? AND seq <= ?", [collection_id, up_to_seq])
 
     def insert_metadata(self, collection_id: str, labels: np.ndarray, metadatas: List[Optional[Dict[str, Any]]]) -> None:
-        """Add the typed ``metadata`` rows of these records (inside the caller's transaction)."""
-        for value_column, key, columns in _metadata_columns(labels, metadatas):
-            constants = {"collection_id": collection_id} if key is None else {"collection_id": collection_id, "key": key}
-            self._insert("metadata", columns, constants, rename={"value": value_column})
+        """Add the typed ``metadata`` and ``metadata_lists`` rows of these records (inside the caller's transaction)."""
+        scalars, items = split_lists(labels, metadatas)
+        for table, (row_labels, row_metadatas) in (("metadata", scalars), ("metadata_lists", items)):
+            for value_column, key, columns in _metadata_columns(row_labels, row_metadatas):
+                constants = {"collection_id": collection_id} if key is None else {"collection_id": collection_id, "key": key}
+                self._insert(table, columns, constants, rename={"value": value_column})
 
     def _delete_rows(self, collection_id: str, labels: np.ndarray) -> None:
         label_list = [int(x) for x in labels]
-        for table in ("records", "metadata"):
+        for table in ("records", *METADATA_TABLES):
             self.con.execute(
                 f"DELETE FROM {table} WHERE collection_id = ? AND label IN (SELECT unnest(?::BIGINT[]))",
                 [collection_id, label_list],
@@ -575,6 +590,33 @@ def value_column(value: Any) -> str:
         if isinstance(value, kind):
             return _VALUE_COLUMNS[kind]
     raise TypeError(f"not a metadata value: {value!r}")
+
+
+def split_lists(
+    labels: np.ndarray, metadatas: List[Optional[Dict[str, Any]]]
+) -> Tuple[Tuple[np.ndarray, List[Optional[Dict[str, Any]]]], Tuple[np.ndarray, List[Dict[str, Any]]]]:
+    """``(labels, metadatas)`` of the scalar values and of the list items of a batch.
+
+    A batch without list values is returned as it is. Each list value becomes one
+    ``{key: item}`` entry per distinct item (a list holds an item or not: ``$contains``
+    needs no repeats), under its record's label.
+    """
+    if not any(type(value) is list for meta in metadatas if meta for value in meta.values()):
+        return (labels, metadatas), (np.empty(0, dtype=np.int64), [])
+    scalars: List[Optional[Dict[str, Any]]] = []
+    item_labels: List[int] = []
+    items: List[Dict[str, Any]] = []
+    for label, meta in zip(labels.tolist(), metadatas):
+        plain = {}
+        for key, value in (meta or {}).items():
+            if type(value) is list:
+                for item in dict.fromkeys(value):
+                    item_labels.append(label)
+                    items.append({key: item})
+            else:
+                plain[key] = value
+        scalars.append(plain or None)
+    return (labels, scalars), (np.asarray(item_labels, dtype=np.int64), items)
 
 
 def _metadata_columns(

@@ -23,11 +23,16 @@ def serve(
     auth_token: Optional[str] = None,
     max_body_mb: float = DEFAULT_MAX_BODY_MB,
     log_level: str = "warning",
+    allow_reset: bool = False,
 ) -> None:
-    """Serve the store at ``path`` until interrupted; the store is saved and closed on exit."""
-    from vectordb.client import PersistentClient
+    """Serve the store at ``path`` until interrupted; the store is saved and closed on exit.
 
-    client = PersistentClient(path)
+    ``allow_reset`` lets clients call ``reset()`` (which deletes every collection).
+    """
+    from vectordb.client import PersistentClient
+    from vectordb.config import Settings
+
+    client = PersistentClient(path, settings=Settings(allow_reset=allow_reset))
     app = create_app(client, auth_token=auth_token, max_body_mb=max_body_mb, close_client=True)
     auth = "on" if auth_token else "off"
     print(

@@ -27,11 +27,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vectordb import __version__, wire
-from vectordb.client import Client
+from vectordb import wire
+from vectordb.version import __version__
+from vectordb.client import DEFAULT, Client
 from vectordb.collection import Collection
 from vectordb.embedding_functions.base import UnavailableEmbeddingFunction, describe
-from vectordb.errors import CollectionNotFoundError, InvalidArgumentError, VectorDBError
+from vectordb.errors import InvalidArgumentError, ResetDisabledError, VectorDBError, collection_not_found
 from vectordb.server.middleware import BearerAuth, BodyLimit
 from vectordb.server.schemas import (
     CheckStore,
@@ -80,12 +81,16 @@ class _Collections:
             with self._lock:
                 found = self._by_id.get(collection_id)
         if found is None:
-            raise CollectionNotFoundError(f"no collection has the id {collection_id!r}")
+            raise collection_not_found(collection_id)
         return found
 
     def forget(self, collection_id: str) -> None:
         with self._lock:
             self._by_id.pop(collection_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_id.clear()
 
 
 def _stand_in(spec: Optional[EmbeddingFunctionSpec]) -> Any:
@@ -156,8 +161,8 @@ def _writer(collection: Collection, body: WriteRecords) -> Collection:
 
 
 def _json(content: Any, status: int = 200) -> Response:
-    """A JSON response made with json.dumps (fast for large nested lists of floats)."""
-    return Response(json.dumps(content), status_code=status, media_type="application/json")
+    """A JSON response made with json.dumps (fast for large nested lists of floats; numpy arrays as lists)."""
+    return Response(wire.to_json(content), status_code=status, media_type="application/json")
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -223,7 +228,7 @@ def _collection_routes(router: APIRouter, client: Client, collections: _Collecti
         name: str, embedding_function: Optional[str] = None, embedding_function_config: Optional[str] = None
     ) -> Response:
         """With ``embedding_function`` (a name) and ``embedding_function_config`` (JSON), conflicts are checked."""
-        passed = None
+        passed: Any = DEFAULT  # none named: the persisted function, no conflict check
         if embedding_function is not None:
             config = None if embedding_function_config is None else _config_param(embedding_function_config)
             passed = _stand_in(EmbeddingFunctionSpec(name=embedding_function, config=config))
@@ -273,7 +278,7 @@ def _record_routes(router: APIRouter, collections: _Collections) -> None:
 
     @router.post("/collections/{collection_id}/delete", summary="Collection.delete")
     def delete(collection_id: str, body: DeleteRecords) -> Response:
-        return _json({"deleted": collections.by_id(collection_id)._delete(**body.model_dump())})
+        return _json(collections.by_id(collection_id).delete(**body.model_dump()))
 
     @router.post("/collections/{collection_id}/get", summary="Collection.get")
     def get(collection_id: str, body: GetRecords) -> Response:
@@ -328,6 +333,19 @@ def create_app(
     @router.get("/version", summary="version")
     def version() -> Dict[str, str]:
         return {"version": __version__}
+
+    @router.get("/pre-flight-checks", summary="get_max_batch_size")
+    def pre_flight_checks() -> Dict[str, int]:
+        """The advised batch size: the request-body limit over the JSON size of a 1,536-dimension record."""
+        return {"max_batch_size": max(1, int(max_body_mb * 2**20) // wire.RECORD_BYTES)}
+
+    @router.post("/reset", summary="Client.reset")
+    def reset() -> Response:
+        """Delete every collection; refused (403) unless the server was started with --allow-reset."""
+        if not client.get_settings().allow_reset:
+            raise ResetDisabledError("this server refuses reset(): start it with vectordb serve --allow-reset")
+        collections.clear()
+        return _json(client.reset())
 
     @router.post("/compact", summary="Client.compact")
     def compact() -> Response:

@@ -16,7 +16,7 @@ Metadata = Dict[str, Any]
 OneOrManyIds = Union[str, List[str]]
 OneOrManyEmbeddings = Union[List[List[float]], List[float]]
 OneOrManyMetadatas = Union[Metadata, List[Optional[Metadata]]]
-OneOrManyDocuments = Union[str, List[str]]
+OneOrManyDocuments = Union[str, List[Optional[str]]]
 
 GET_INCLUDE = ["metadatas", "documents"]
 QUERY_INCLUDE = ["metadatas", "documents", "distances"]
@@ -85,6 +85,7 @@ class DeleteRecords(_Strict):
     ids: Optional[OneOrManyIds] = None
     where: Optional[Dict[str, Any]] = None
     where_document: Optional[Dict[str, Any]] = None
+    limit: Optional[int] = None
 
 
 class GetRecords(_Strict):
@@ -107,3 +108,4 @@ class QueryRecords(_Strict):
     where: Optional[Dict[str, Any]] = None
     where_document: Optional[Dict[str, Any]] = None
     include: Union[str, List[str]] = Field(default_factory=lambda: list(QUERY_INCLUDE))
+    ids: Optional[OneOrManyIds] = Field(None, description="Search only the records with these ids.")
