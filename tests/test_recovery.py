@@ -325,3 +325,42 @@ def test_the_tail_reads_the_same_through_arrow_or_rows(crashed, graph_paths, hel
         assert len(labels) == TAIL_NEW + len(UPDATED) - sum(d.startswith("t") for d in DELETED)
         assert len(got["ids"]) == BASE + TAIL_NEW - len(DELETED)
         assert_exact(col)
+
+
+def test_a_dropped_clients_insertion_stops_and_saves_nothing(tmp_path, monkeypatch):
+    """A write's insertion still running when its client is dropped (no close()) is abandoned: the
+    store opens again at once in the same process, and the abandoned graph is not saved over its files."""
+    from vectordb.index import hnsw
+
+    path = str(tmp_path / "db")
+    _base(path)
+    monkeypatch.setattr(manager_module, "JOB_CHUNK", 50)
+    monkeypatch.setattr(manager_module, "SAVE_MIN_CHANGES", 100)  # the write's job would save when done
+    real_add = hnsw.HnswIndex.add
+    chunks = []
+
+    def slow_on_the_worker(self, labels, vectors):
+        if threading.current_thread().name == "vectordb-index":
+            chunks.append(len(labels))
+            threading.Event().wait(0.02)
+        real_add(self, labels, vectors)
+
+    monkeypatch.setattr(hnsw.HnswIndex, "add", slow_on_the_worker)  # about 2 s for the whole write
+    client = vectordb.PersistentClient(path)
+    col = client.get_collection("docs")
+    collection_id = col.id
+    before = _saved_seq(path, collection_id)
+    rng = np.random.default_rng(3)
+    col.add(ids=[f"w{i}" for i in range(5000)], embeddings=rng.standard_normal((5000, DIM)).astype(np.float32),
+            metadatas=[{"group": i % 10} for i in range(5000)])
+    worker = next(t for t in threading.enumerate() if t.name == "vectordb-index")
+    del client, col
+    gc.collect()
+    worker.join(30)
+    assert not worker.is_alive() and len(chunks) < 100, "the abandoned insertion stopped early"
+    assert _saved_seq(path, collection_id) == before, "and saved nothing"
+    with vectordb.PersistentClient(path) as reopened:
+        col = reopened.get_collection("docs")
+        assert col.count() == BASE + 5000
+        assert_exact(col)
+        assert reopened.check().ok

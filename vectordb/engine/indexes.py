@@ -54,6 +54,8 @@ SAVE_MIN_CHANGES = 50_000
 SAVE_FRACTION = 0.5
 BACKGROUND_MIN = 64
 """Writes of fewer vectors are inserted on the calling thread: a thread would cost more than it saves."""
+JOB_CHUNK = 1024
+"""A write's insertion goes in chunks of this many vectors, so that a dropped engine's job stops soon."""
 
 
 IMPLEMENTATION = HnswIndex
@@ -83,8 +85,9 @@ class IndexManager:
         self._jobs_lock = threading.Lock()
         self._catchups: Dict[str, CatchUp] = {}
         """The catch-up of each collection whose index was opened with a tail (until taken in)."""
-        # A dropped engine's workers stop (at exit, close() does that for the engines still open).
-        weakref.finalize(self, stop_all, self._catchups).atexit = False
+        # A dropped engine's workers stop (at exit, close() does that for the engines still open):
+        # they would compete with a client that opens the store again, and save into its folder.
+        weakref.finalize(self, _abandon, self._jobs, self._catchups).atexit = False
 
     def _folder_of(self, collection_id: str) -> Optional[str]:
         return None if self.folder is None else os.path.join(self.folder, collection_id)
@@ -449,6 +452,13 @@ class IndexManager:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _abandon(jobs: Dict[str, "_IndexJob"], catchups: Dict[str, CatchUp]) -> None:
+    """Stop the background work of a manager that is gone (its engine was dropped without close())."""
+    for job in list(jobs.values()):
+        job.cancel()
+    stop_all(catchups)
+
+
 def _save_due(unsaved: int, count: int) -> bool:
     """Whether an index of ``count`` vectors with ``unsaved`` changes since its last save should be saved."""
     return unsaved >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * count)
@@ -472,6 +482,7 @@ class _IndexJob:
         self.saved = False
         self.error: Optional[BaseException] = None
         self.save_error: Optional[BaseException] = None
+        self.cancelled = False
         self.thread = threading.Thread(target=self._run, name="vectordb-index")
 
     def start(self, background: bool) -> None:
@@ -486,15 +497,22 @@ class _IndexJob:
         if self.thread.ident is not None:  # started on the worker thread
             self.thread.join()
 
+    def cancel(self) -> None:
+        """Stop after the chunk in progress, and save nothing (the manager is gone: a dropped engine)."""
+        self.cancelled = True
+
     def _run(self) -> None:
         try:
-            self.index.add(self.labels, self.vectors)
+            for start in range(0, len(self.labels), JOB_CHUNK):
+                if self.cancelled:
+                    return
+                self.index.add(self.labels[start: start + JOB_CHUNK], self.vectors[start: start + JOB_CHUNK])
         except BaseException as exc:  # taken in by the manager's wait(); an interrupt also goes on up
             self.error = exc
             if not isinstance(exc, Exception):
                 raise
             return
-        if self.save_to is None:
+        if self.save_to is None or self.cancelled:
             return
         try:
             self.index.save(self.save_to, self.row.seq, self.row.id)
