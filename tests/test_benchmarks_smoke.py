@@ -49,3 +49,24 @@ def test_harness_smoke(tmp_path: Path) -> None:
         assert len(embedding["round_ratios"]) == 5 and embedding["ratio"] > 0
         assert embedding["vectordb"]["texts_per_s"] > 0 and embedding["sentence-transformers"]["texts_per_s"] > 0
         assert "default EF" in proc.stdout
+
+
+def test_recovery_benchmark_smoke(tmp_path: Path) -> None:
+    """``python -m benchmarks.recovery``: every scenario measured, the kill lands, the tails are pending."""
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.recovery", "--n", "3000", "--dim", "16", "--batch", "500",
+         "--repeats", "1", "--out", str(out), "--tag", "smoke", "--code", str(REPO_ROOT)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "SIGKILL mid-ingest" in proc.stdout and "dropped, reopened in same process" in proc.stdout
+    report = json.loads((out / "recovery-n3000-smoke.json").read_text())
+    assert report["phases"]["killed"]["killed"]
+    assert report["saved_seq"]["killed"] == report["saved_seq"]["dropped"] == report["saved_seq"]["first_ingest"]
+    for name in ("clean", "killed", "dropped"):
+        figures = report["scenarios"][name]
+        assert figures["open_query_s"] > 0 and figures["recall_all"] >= 0.9
+    assert report["scenarios"]["clean"]["pending_after_first"] == 0
+    assert report["scenarios"]["dropped"]["tail"] == 3000 - 2000 > 0  # 1,500 + one batch saved, the rest not
+    assert report["scenarios"]["dropped"]["pending_after_first"] == report["scenarios"]["dropped"]["tail"]

@@ -1,11 +1,17 @@
 """Keeps each collection's index in step with the store: load, catch up, rebuild, save.
 
 The index of a collection is loaded on first use. A saved index covers the records
-up to its ``seq``; anything written after that is replayed from DuckDB (deleted
-labels from the tombstones, added or changed vectors from the records). A missing,
-corrupt or inconsistent index is rebuilt from the records. Saves are amortised: an
-index is written once the changes since its last save reach a share of its size,
-and on close.
+up to its ``seq``; deleted labels since then are removed from it at once (from the
+tombstones), and the records written since (the *tail*: after a crash, up to the
+changes between two saves) are read from DuckDB into a dense matrix and inserted on a
+worker thread (:mod:`vectordb.engine.catchup`); until they are in, queries search them
+exactly and merge them with the graph's results, so the first query does not wait for
+the replay. A missing, corrupt or inconsistent index is started afresh the same way,
+with every record as its tail. Saves are amortised: an index is written once the
+changes since its last save reach a share of its size, when a catch-up ends (if that
+is due, or if there was no usable saved index), and on close (a catch-up still running
+then is stopped, and the graph saved as covering the records it holds).
+
 
 Inserting a write's vectors into the graph is the costliest step of a write, so it
 runs in the background: a write returns once its records are committed to DuckDB
@@ -18,7 +24,8 @@ collection waits only for that collection's job (``wait(collection_id)``).
 Threads: the engine's locks (:mod:`vectordb.engine.locks`) keep the requests on one
 collection apart (a change excludes everything else on it, and reads load and wait for
 its index one at a time), so each collection's index, counters and job are touched by
-one thread at a time; a mutex of the manager guards only the table of jobs.
+one thread at a time; a mutex of the manager guards only the table of jobs. A catch-up
+(:class:`~vectordb.engine.catchup.CatchUp`) takes turns with its worker by itself.
 """
 
 from __future__ import annotations
@@ -27,15 +34,18 @@ import logging
 import os
 import shutil
 import threading
+import weakref
 from dataclasses import replace
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
+from vectordb.engine.catchup import CatchUp, covers, read_tail, stop_all
 from vectordb.errors import StorageError
 from vectordb.index import settings
 from vectordb.index.base import IndexParams, VectorIndex
 from vectordb.index.hnsw import HnswIndex
+from vectordb.index.tail import Tail
 from vectordb.persistence.store import CollectionRow, Store
 
 log = logging.getLogger("vectordb")
@@ -44,10 +54,15 @@ SAVE_MIN_CHANGES = 50_000
 SAVE_FRACTION = 0.5
 BACKGROUND_MIN = 64
 """Writes of fewer vectors are inserted on the calling thread: a thread would cost more than it saves."""
+JOB_CHUNK = 1024
+"""A write's insertion goes in chunks of this many vectors, so that a dropped engine's job stops soon."""
 
 
 IMPLEMENTATION = HnswIndex
 """The :class:`VectorIndex` class new and saved indexes are made with."""
+
+Searcher = Union[VectorIndex, CatchUp]
+"""What answers a collection's queries: its index, or the index and its pending tail."""
 
 
 def index_params(row: CollectionRow) -> IndexParams:
@@ -68,6 +83,11 @@ class IndexManager:
         self._jobs: Dict[str, _IndexJob] = {}
         """The background insertion of each collection that has one (its outcome not yet taken in)."""
         self._jobs_lock = threading.Lock()
+        self._catchups: Dict[str, CatchUp] = {}
+        """The catch-up of each collection whose index was opened with a tail (until taken in)."""
+        # A dropped engine's workers stop (at exit, close() does that for the engines still open):
+        # they would compete with a client that opens the store again, and save into its folder.
+        weakref.finalize(self, _abandon, self._jobs, self._catchups).atexit = False
 
     def _folder_of(self, collection_id: str) -> Optional[str]:
         return None if self.folder is None else os.path.join(self.folder, collection_id)
@@ -81,9 +101,21 @@ class IndexManager:
                 shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
 
     def wait(self, collection_id: Optional[str] = None) -> None:
-        """Let the collection's background index insertion (if one runs) finish, and take in its outcome.
+        """Let the collection's background index work (a write's insertion, a catch-up) finish, and take
+        in its outcome; without ``collection_id``, every collection's (for a check, or in tests)."""
+        self._join_jobs(collection_id)
+        for cid in list(self._catchups) if collection_id is None else [collection_id]:
+            self._end_catch_up(cid, finish=True)
 
-        Without ``collection_id``, every collection's (for a flush, a check, a close).
+    def pending(self, collection_id: str) -> int:
+        """How many of the collection's vectors are not in its graph yet (its catch-up's tail)."""
+        catchup = self._catchups.get(collection_id)
+        return 0 if catchup is None else catchup.pending
+
+    def _join_jobs(self, collection_id: Optional[str] = None) -> None:
+        """Let the collection's background insertion of a write (if one runs) finish, and take in its outcome.
+
+        Without ``collection_id``, every collection's (for a flush, a close).
         Other collections' insertions go on meanwhile.
         """
         with self._jobs_lock:
@@ -111,57 +143,156 @@ class IndexManager:
             log.warning("saving the index of %r failed (%s); it stays in memory and is saved later",
                         job.row.name, job.save_error)
         if job.saved:
-            self._saved(job.row)
+            self._saved(job.row.id, job.row.seq)
 
     def loaded(self, collection_id: str) -> Optional[VectorIndex]:
-        """The collection's index if it is in memory (after any background insertion), without loading it."""
-        self.wait(collection_id)
+        """The collection's index if it is in memory (after any background insertion of a write),
+        without loading it; it may still be catching up (its counts and settings are current)."""
+        self._join_jobs(collection_id)
+        self._end_catch_up(collection_id, finish=False)
         return self._indexes.get(collection_id)
 
     def get(self, row: CollectionRow) -> Optional[VectorIndex]:
-        """The collection's index, caught up with the store; None while it has no vectors."""
-        self.wait(row.id)
-        index = self._indexes.get(row.id)
-        if index is not None:
-            return index
-        if row.dimension is None:
+        """The collection's index, with every record in it; None while it has no vectors."""
+        index = self._load(row)
+        if row.id in self._catchups:
+            self._end_catch_up(row.id, finish=True)
+            index = self._indexes.get(row.id)
+            if index is None:  # the catch-up failed: build it here, from the records
+                index = self.rebuild(row)
+        return index
+
+    def searcher(self, row: CollectionRow) -> Optional[Searcher]:
+        """What answers the collection's queries now, without waiting for a catch-up; None while it has no vectors."""
+        if self._load(row) is None:
             return None
-        index = self._open(row)
-        self._attach(index, row.id)
+        return self._catchups.get(row.id) or self._indexes.get(row.id)
+
+    def _load(self, row: CollectionRow) -> Optional[VectorIndex]:
+        """The collection's index, loaded if needed (its tail possibly still pending)."""
+        self._join_jobs(row.id)
+        self._end_catch_up(row.id, finish=False)
+        index = self._indexes.get(row.id)
+        if index is None and row.dimension is not None:
+            index = self._open(row)
         return index
 
     def _attach(self, index: VectorIndex, collection_id: str) -> None:
         """Make ``index`` the collection's, able to fill its exact-search matrix from the store."""
-        store = self.store  # not self: the index must not keep its manager alive (no reference cycle)
-        index.matrix_source = lambda: store.vectors_since(collection_id, -1, chunk=8192)
+        # Weakly: the index (which a worker thread may hold) must keep neither its manager nor the
+        # store alive, so that a client dropped without close() is collected and frees the store lock.
+        store = weakref.ref(self.store)
+
+        def source() -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+            alive = store()
+            return iter(()) if alive is None else alive.vectors_since(collection_id, -1, chunk=8192)
+
+        index.matrix_source = source
         self._indexes[collection_id] = index
 
     def _open(self, row: CollectionRow) -> VectorIndex:
+        """Load the saved index, drop what was deleted since, and start catching up with the tail.
+
+        Without a usable saved index, an empty one is caught up with every record.
+        """
+        assert row.dimension is not None
         params = index_params(row)
         folder = self._folder_of(row.id)
         loaded = IMPLEMENTATION.load(folder, params, row.dimension, row.id) if folder else None
         labels = self.store.select_labels(row.id)
-        count = len(labels)
+        opened = None
         if loaded is not None:
             index, seq = loaded
             if seq <= row.seq:
-                replayed = self._catch_up(index, row.id, seq)
-                if np.array_equal(index.live_labels(), labels):
-                    self._saved_seq[row.id] = seq
-                    self._unsaved[row.id] = replayed
-                    if replayed:
-                        log.info("index of %s caught up with %d changes", row.name, replayed)
-                        self._indexes[row.id] = index
-                        self._save(row)
-                    return index
-            log.warning("index of collection %r disagrees with its records; rebuilding it", row.name)
-        elif folder is not None and count:
+                deleted = self.store.tombstones_since(row.id, seq)
+                index.remove(deleted)
+                tail = read_tail(self.store, row.id, row.dimension, seq)
+                if covers(index.live_labels(), tail.labels(), labels):
+                    opened = index, seq, tail, len(deleted)
+            if opened is None:
+                log.warning("index of collection %r disagrees with its records; rebuilding it", row.name)
+        elif folder is not None and len(labels):
             log.warning("collection %r has no usable saved index; rebuilding it from the records", row.name)
-        return self.rebuild(row)
+        if opened is None:
+            fresh = IMPLEMENTATION(params, row.dimension, capacity=max(len(labels), 16))
+            opened = fresh, -1, read_tail(self.store, row.id, row.dimension, -1), 0
+        index, seq, tail, removed = opened
+        self._attach(index, row.id)
+        self._saved_seq[row.id] = seq
+        self._unsaved[row.id] = removed + tail.count
+        if tail.count >= BACKGROUND_MIN:
+            log.info("index of %s: %d records to catch up with (in the background), %d deletions applied",
+                     row.name, tail.count, removed)
+            self._start_catch_up(row, index, tail, removed, fresh=seq < 0)
+            return index
+        while True:  # a few records: inserted here
+            head = tail.head(BACKGROUND_MIN)
+            if head is None:
+                break
+            index.add(*head)
+            tail.taken(head[0])
+        if self._unsaved[row.id]:
+            log.info("index of %s caught up with %d changes", row.name, self._unsaved[row.id])
+        if seq < 0 or _save_due(self._unsaved[row.id], index.count):
+            self._save(row)
+        return index
+
+    def _start_catch_up(self, row: CollectionRow, index: VectorIndex, tail: Tail, removed: int, fresh: bool) -> None:
+        """Hand ``tail`` to a worker that inserts it into ``index`` (started by the first use)."""
+        folder = None if self.read_only else self._folder_of(row.id)
+        collection_id = row.id
+
+        def save(seq: int) -> None:
+            assert folder is not None
+            index.save(folder, seq, collection_id)
+
+        def due(unsaved: int, count: int) -> bool:
+            return fresh or _save_due(unsaved, count)
+
+        self._catchups[row.id] = CatchUp(
+            index, tail, row.seq, removed + tail.count, save if folder is not None else None, due,
+            backlog_max=max(tail.count, SAVE_MIN_CHANGES),
+        )
+
+    def _end_catch_up(self, collection_id: str, finish: bool) -> None:
+        """Take in the outcome of the collection's catch-up once it has ended (with ``finish``:
+        after waiting for the whole tail to go in)."""
+        catchup = self._catchups.get(collection_id)
+        if catchup is None or not (finish or catchup.done):
+            return
+        catchup.finish()
+        del self._catchups[collection_id]
+        if catchup.error is not None:
+            log.error("catching up the index failed (%s); it will be rebuilt from the records", catchup.error)
+            self._forget(collection_id, catchup.graph)
+            return
+        if catchup.pending:  # stopped before the end: the graph lacks records; loaded again on next use
+            self._forget(collection_id, catchup.graph)
+            return
+        self._unsaved[collection_id] = catchup.unsaved
+        if catchup.save_error is not None:
+            log.warning("saving the caught-up index failed (%s); it stays in memory and is saved later",
+                        catchup.save_error)
+        if catchup.saved_seq is not None:
+            self._saved(collection_id, catchup.saved_seq)
+
+    def _stop_catch_up(self, collection_id: str) -> Optional[CatchUp]:
+        """Stop the collection's catch-up (its graph then lacks the pending tail); the stopped catch-up."""
+        catchup = self._catchups.pop(collection_id, None)
+        if catchup is not None:
+            catchup.stop()
+        return catchup
+
+    def _forget(self, collection_id: str, index: VectorIndex) -> None:
+        """Drop ``index`` from memory (if it is still the collection's): it is loaded again on next use."""
+        if self._indexes.get(collection_id) is index:
+            del self._indexes[collection_id]
+
 
     def rebuild(self, row: CollectionRow) -> VectorIndex:
         """Replace the collection's index by one built from its records (sized to them), and save it."""
-        self.wait(row.id)
+        self._join_jobs(row.id)
+        self._stop_catch_up(row.id)
         count = self.store.count(row.id)
         index = IMPLEMENTATION(index_params(row), row.dimension, capacity=max(count, 16))
         self._catch_up(index, row.id, -1)
@@ -205,10 +336,15 @@ class IndexManager:
         """
         index = self._indexes.get(row.id)
         if index is None and len(labels):
-            # Load (and catch up) before committing, so the new records are not replayed as well.
-            index = self.create(replace(row, dimension=dimension)) if row.dimension is None else self.get(row)
+            # Load (and read the tail) before committing, so the new records are not replayed as well.
+            index = self.create(replace(row, dimension=dimension)) if row.dimension is None else self._load(row)
         new_row = commit()
-        self.wait(row.id)
+        self._join_jobs(row.id)
+        catchup = self._catchups.get(row.id)
+        if catchup is not None:
+            if catchup.append(new_row.seq, labels, vectors):
+                return new_row  # the catch-up's worker inserts them after what it has pending
+            self._end_catch_up(row.id, finish=True)  # past inserting: let it end, then go on as usual
         if not len(labels) or index is None or self._indexes.get(row.id) is not index:
             return new_row  # no index to update: it is rebuilt from the records on next use
         unsaved = self._unsaved.get(row.id, 0) + len(labels)
@@ -223,6 +359,12 @@ class IndexManager:
 
     def remove(self, row: CollectionRow, labels: np.ndarray) -> None:
         """Apply a committed delete to the index (if it is loaded)."""
+        self._join_jobs(row.id)
+        catchup = self._catchups.get(row.id)
+        if catchup is not None:
+            if catchup.remove(row.seq, labels):
+                return
+            self._end_catch_up(row.id, finish=True)
         index = self.loaded(row.id)
         if index is not None:
             self._apply(row, lambda: index.remove(labels), len(labels))
@@ -258,20 +400,42 @@ class IndexManager:
         except (OSError, RuntimeError) as exc:  # hnswlib reports a failed write as RuntimeError
             log.warning("saving the index of %r failed (%s); it stays in memory and is saved later", row.name, exc)
             return
-        self._saved(row)
+        self._saved(row.id, row.seq)
 
-    def _saved(self, row: CollectionRow) -> None:
-        """The index was saved as of ``row.seq``: older tombstones are no longer needed."""
-        self._saved_seq[row.id] = row.seq
-        self._unsaved[row.id] = 0
+    def _saved(self, collection_id: str, seq: int) -> None:
+        """The index was saved as of ``seq``: older tombstones are no longer needed."""
+        self._saved_seq[collection_id] = seq
+        self._unsaved[collection_id] = 0
         try:
-            self.store.forget_tombstones(row.id, row.seq)
+            self.store.forget_tombstones(collection_id, seq)
         except StorageError as exc:  # kept tombstones only cost space; a later save drops them
-            log.warning("dropping the tombstones of %r that its saved index covers failed: %s", row.name, exc)
+            log.warning("dropping the tombstones that a saved index covers failed: %s", exc)
 
     def flush(self, rows: Dict[str, CollectionRow]) -> None:
-        """Save every index with unsaved changes (on close)."""
-        self.wait()
+        """Save every index with unsaved changes (on close).
+
+        A catch-up still running is stopped after its chunk in progress, and its graph saved
+        as covering the records written before the oldest one still pending (those after
+        are caught up with on the next open); the graph is then dropped from memory.
+        """
+        self._join_jobs()
+        for collection_id in list(self._catchups):
+            catchup = self._catchups[collection_id]
+            if catchup.done and not catchup.pending:
+                self._end_catch_up(collection_id, finish=True)
+                continue
+            self._stop_catch_up(collection_id)
+            row = rows.get(collection_id)
+            self._forget(collection_id, catchup.graph)
+            saved_seq = self._saved_seq.get(collection_id, -1)
+            if row is None or catchup.error is not None or not catchup.worth_saving(saved_seq, SAVE_MIN_CHANGES, SAVE_FRACTION):
+                continue
+            covered = catchup.covered_seq()
+            self._indexes[collection_id] = catchup.graph
+            try:
+                self._save(replace(row, seq=covered))
+            finally:
+                self._forget(collection_id, catchup.graph)
         for collection_id, unsaved in list(self._unsaved.items()):
             row = rows.get(collection_id)
             if unsaved and row is not None and collection_id in self._indexes:
@@ -279,12 +443,20 @@ class IndexManager:
 
     def drop(self, collection_id: str) -> None:
         """Forget a deleted collection's index and remove its files."""
-        self.wait(collection_id)
+        self._join_jobs(collection_id)
+        self._stop_catch_up(collection_id)
         self._indexes.pop(collection_id, None)
         self._unsaved.pop(collection_id, None)
         folder = self._folder_of(collection_id)
         if folder is not None and os.path.isdir(folder):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _abandon(jobs: Dict[str, "_IndexJob"], catchups: Dict[str, CatchUp]) -> None:
+    """Stop the background work of a manager that is gone (its engine was dropped without close())."""
+    for job in list(jobs.values()):
+        job.cancel()
+    stop_all(catchups)
 
 
 def _save_due(unsaved: int, count: int) -> bool:
@@ -310,6 +482,7 @@ class _IndexJob:
         self.saved = False
         self.error: Optional[BaseException] = None
         self.save_error: Optional[BaseException] = None
+        self.cancelled = False
         self.thread = threading.Thread(target=self._run, name="vectordb-index")
 
     def start(self, background: bool) -> None:
@@ -324,15 +497,22 @@ class _IndexJob:
         if self.thread.ident is not None:  # started on the worker thread
             self.thread.join()
 
+    def cancel(self) -> None:
+        """Stop after the chunk in progress, and save nothing (the manager is gone: a dropped engine)."""
+        self.cancelled = True
+
     def _run(self) -> None:
         try:
-            self.index.add(self.labels, self.vectors)
+            for start in range(0, len(self.labels), JOB_CHUNK):
+                if self.cancelled:
+                    return
+                self.index.add(self.labels[start: start + JOB_CHUNK], self.vectors[start: start + JOB_CHUNK])
         except BaseException as exc:  # taken in by the manager's wait(); an interrupt also goes on up
             self.error = exc
             if not isinstance(exc, Exception):
                 raise
             return
-        if self.save_to is None:
+        if self.save_to is None or self.cancelled:
             return
         try:
             self.index.save(self.save_to, self.row.seq, self.row.id)

@@ -478,8 +478,8 @@ class LocalBackend(Backend):
             row = self._row(collection_id, name)
             if row.dimension is not None and queries.shape[1] != row.dimension:
                 raise v.dimension_error("query_embeddings", queries.shape[1], row.dimension)
-            with lock.load:  # loaded (and caught up with its own collection's insertion) once
-                index = self._indexes.get(row)
+            with lock.load:  # loaded once; a catch-up after a crash goes on in the background
+                index = self._indexes.searcher(row)
             if ids is not None:
                 allowed: Optional[np.ndarray] = np.sort(self._select(row, ids, filter))
             else:

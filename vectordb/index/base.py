@@ -64,6 +64,9 @@ class VectorIndex(Protocol):
     def live_labels(self) -> np.ndarray:
         """Every live label, ascending (int64)."""
 
+    def holds(self, labels: np.ndarray) -> np.ndarray:
+        """Whether each of ``labels`` is live in the index (a boolean array)."""
+
     def search(self, queries: np.ndarray, k: int, allowed: Optional[np.ndarray] = None) -> SearchResult:
         """The k nearest live labels of each query row; ``allowed`` (ascending labels)
         restricts the candidates. k' = min(k, candidates) columns."""

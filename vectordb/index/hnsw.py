@@ -119,6 +119,14 @@ class HnswIndex:
         """Every live label, ascending."""
         return np.flatnonzero(self._alive)
 
+    def holds(self, labels: np.ndarray) -> np.ndarray:
+        """Whether each of ``labels`` is live in the index."""
+        labels = np.asarray(labels, dtype=np.int64)
+        out = np.zeros(len(labels), dtype=bool)
+        inside = (labels >= 0) & (labels < len(self._alive))
+        out[inside] = self._alive[labels[inside]]
+        return out
+
     def stored_vectors(self, labels: np.ndarray) -> np.ndarray:
         """The vectors hnswlib holds for ``labels`` (normalised for cosine); about 20 µs a vector."""
         labels = np.asarray(labels, dtype=np.int64)

@@ -317,7 +317,15 @@ class Store:
         return {**columns, **{f"list_{k}": v for k, v in items.items()}, "live": np.asarray(live["label"], dtype=np.int64)}
 
     def vectors_since(self, collection_id: str, seq: int, chunk: int = 50_000) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-        """``(labels, vectors)`` chunks of the records written after ``seq``.
+        """``(labels, vectors)`` chunks of the records written after ``seq`` (see :meth:`records_since`)."""
+        for labels, _, vectors in self.records_since(collection_id, seq, chunk):
+            yield labels, vectors
+
+    def records_since(
+        self, collection_id: str, seq: int, chunk: int = 50_000
+    ) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``(labels, seqs, vectors)`` chunks of the records written after ``seq``, ``seqs`` being
+        the write that last touched each (what a saved index lacks, and since when).
 
         DuckDB keeps every block it reads in its buffer pool until memory runs short, so a
         scan of all embeddings (to fill an index or the exact-search matrix) would leave a
@@ -336,20 +344,29 @@ class Store:
         except BaseException:
             self._scan_ended(con)
             raise
+        sql = "SELECT label, seq, embedding FROM records WHERE collection_id = ? AND seq > ?"
         try:
+            if _pyarrow() is not None:  # a third of the cost: the vectors come as one buffer per chunk
+                with guard():
+                    batches = iter(cursor.sql(sql, params=[collection_id, seq]).to_arrow_reader(chunk))
+                while True:
+                    with guard():
+                        batch = next(batches, None)
+                    if batch is None:
+                        return
+                    if batch.num_rows:
+                        yield _arrow_chunk(batch)
             with guard():
-                cursor.execute(
-                    "SELECT label, embedding FROM records WHERE collection_id = ? AND seq > ?",
-                    [collection_id, seq],
-                )
+                cursor.execute(sql, [collection_id, seq])
             while True:
                 with guard():
                     rows = cursor.fetchmany(chunk)
                 if not rows:
                     return
                 labels = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
-                yield labels, vectors
+                seqs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+                vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
+                yield labels, seqs, vectors
         finally:
             try:
                 cursor.close()
@@ -468,6 +485,33 @@ class Store:
                 self.con.unregister("_vectordb_batch")
             except duckdb.Error:
                 pass  # an aborted transaction refuses this; the original error is the one to raise
+
+
+USE_PYARROW = True
+"""Read embeddings through Arrow when pyarrow (an optional dependency) is installed."""
+
+
+def _pyarrow() -> Any:
+    """The pyarrow module, or None when it is not installed (or not to be used)."""
+    if not USE_PYARROW:
+        return None
+    try:
+        import pyarrow
+    except ImportError:
+        return None
+    return pyarrow
+
+
+def _arrow_chunk(batch: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(labels, seqs, vectors)`` of an Arrow record batch; the vectors are a view of its blob buffer."""
+    labels = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    seqs = np.asarray(batch.column(1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    blobs = batch.column(2)
+    _, offsets, values = blobs.buffers()
+    wide = str(blobs.type) == "large_binary"
+    ends = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[blobs.offset: blobs.offset + len(blobs) + 1]
+    data = np.frombuffer(values, dtype=np.uint8)[int(ends[0]): int(ends[-1])]
+    return labels, seqs, data.view("<f4").reshape(len(blobs), -1)
 
 
 class _Transaction:
