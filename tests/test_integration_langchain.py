@@ -142,7 +142,7 @@ def test_writing_an_id_again_replaces_the_record_and_bad_metadata_changes_nothin
     assert doc == Document(id="a", page_content="east", metadata={"kept": "y"})
     assert store.similarity_search_by_vector([1.0, 0.0], k=1)[0].id == "a"
     with pytest.raises(InvalidArgumentError, match=r"metadatas\[1\]\['tags'\]"):
-        store.add_texts(["north", "south"], metadatas=[{"a": 1}, {"tags": ["x", "y"]}], ids=["b", "c"])
+        store.add_texts(["north", "south"], metadatas=[{"a": 1}, {"tags": {"nested": "dict"}}], ids=["b", "c"])
     emb = store.embeddings
     before = len(emb.embedded)
     with pytest.raises(DuplicateIDError, match="'b'"):

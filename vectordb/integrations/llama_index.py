@@ -256,7 +256,7 @@ class VectorDBVectorStore(BasePydanticVectorStore):
         if mode == VectorStoreQueryMode.MMR and ids:
             threshold = query.mmr_threshold if query.mmr_threshold is not None else kwargs.get("mmr_threshold")
             _, chosen = get_top_k_mmr_embeddings(
-                list(query.query_embedding), embeddings, similarity_top_k=top_k,
+                list(query.query_embedding), [list(map(float, e)) for e in embeddings], similarity_top_k=top_k,
                 embedding_ids=list(range(len(ids))), mmr_threshold=threshold,
             )
         else:
