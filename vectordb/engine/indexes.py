@@ -503,10 +503,11 @@ class _IndexJob:
 
     def _run(self) -> None:
         try:
+            add = self.index.add  # bound once: the whole write goes in through the same method
             for start in range(0, len(self.labels), JOB_CHUNK):
                 if self.cancelled:
                     return
-                self.index.add(self.labels[start: start + JOB_CHUNK], self.vectors[start: start + JOB_CHUNK])
+                add(self.labels[start: start + JOB_CHUNK], self.vectors[start: start + JOB_CHUNK])
         except BaseException as exc:  # taken in by the manager's wait(); an interrupt also goes on up
             self.error = exc
             if not isinstance(exc, Exception):
