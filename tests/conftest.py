@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from typing import Any, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import numpy as np
 import pytest
@@ -57,6 +57,20 @@ def backend_client(
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture(scope="module")
+def clients(tmp_path_factory) -> Iterator[Callable[[str], vectordb.Client]]:
+    """One client per backend for a whole module, opened on first use (tests use collections of their own)."""
+    with contextlib.ExitStack() as stack:
+        opened: Dict[str, vectordb.Client] = {}
+
+        def get(backend: str) -> vectordb.Client:
+            if backend not in opened:
+                opened[backend] = stack.enter_context(backend_client(backend, str(tmp_path_factory.mktemp(backend))))
+            return opened[backend]
+
+        yield get
 
 
 @pytest.fixture(params=BACKENDS)

@@ -9,18 +9,17 @@ translation is checked operator by operator, and unsupported ones raise.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import uuid
 import zlib
-from typing import Callable, Dict, Iterator, List
+from typing import Iterator, List
 
 import numpy as np
 import pytest
 
 pytest.importorskip("llama_index.core")
 
-from conftest import BACKENDS, backend_client  # noqa: E402
+from conftest import BACKENDS  # noqa: E402
 from llama_index.core import Document, VectorStoreIndex  # noqa: E402
 from llama_index.core.embeddings import BaseEmbedding  # noqa: E402
 from llama_index.core.ingestion import IngestionPipeline  # noqa: E402
@@ -35,7 +34,6 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
     VectorStoreQueryMode,
 )
 
-import vectordb  # noqa: E402
 from vectordb.errors import InvalidArgumentError  # noqa: E402
 from vectordb.integrations.llama_index import VectorDBVectorStore, to_where  # noqa: E402
 
@@ -71,21 +69,6 @@ DOCS = [
     Document(id_="rain", text="Heavy rain and strong wind are forecast. Storms bring thunder over the coast.",
              metadata={"topic": "weather", "year": 2023}),
 ]
-
-
-@pytest.fixture(scope="module")
-def clients(tmp_path_factory) -> Iterator[Callable[[str], vectordb.Client]]:
-    """One client per backend for the whole module, opened on first use."""
-    with contextlib.ExitStack() as stack:
-        opened: Dict[str, vectordb.Client] = {}
-
-        def get(backend: str) -> vectordb.Client:
-            if backend not in opened:
-                folder = str(tmp_path_factory.mktemp(f"llama-{backend}"))
-                opened[backend] = stack.enter_context(backend_client(backend, folder))
-            return opened[backend]
-
-        yield get
 
 
 @pytest.fixture(params=BACKENDS)

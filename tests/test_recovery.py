@@ -228,7 +228,8 @@ def test_a_store_never_saved_is_caught_up_and_saved_in_the_background(tmp_path, 
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import gc, os, numpy as np, vectordb
         col = vectordb.PersistentClient({path!r}).create_collection("docs", embedding_function=None)
-        col.add(ids=[f"r{{i}}" for i in range(3000)], embeddings=np.random.default_rng(0).standard_normal((3000, {DIM})),
+        vectors = np.random.default_rng(0).standard_normal((3000, {DIM}))
+        col.add(ids=[f"r{{i}}" for i in range(3000)], embeddings=vectors,
                 metadatas=[{{"group": i % 10}} for i in range(3000)])
         del col
         gc.collect()

@@ -414,9 +414,10 @@ class IndexManager:
     def flush(self, rows: Dict[str, CollectionRow]) -> None:
         """Save every index with unsaved changes (on close).
 
-        A catch-up still running is stopped after its chunk in progress, and its graph saved
-        as covering the records written before the oldest one still pending (those after
-        are caught up with on the next open); the graph is then dropped from memory.
+        A catch-up still running is stopped after its chunk in progress, and its graph (if it
+        gained enough, see :meth:`CatchUp.worth_saving`) saved as covering the records written
+        before the oldest one still pending (those after are caught up with on the next
+        open); the graph is then dropped from memory.
         """
         self._join_jobs()
         for collection_id in list(self._catchups):
@@ -427,8 +428,8 @@ class IndexManager:
             self._stop_catch_up(collection_id)
             row = rows.get(collection_id)
             self._forget(collection_id, catchup.graph)
-            saved_seq = self._saved_seq.get(collection_id, -1)
-            if row is None or catchup.error is not None or not catchup.worth_saving(saved_seq, SAVE_MIN_CHANGES, SAVE_FRACTION):
+            worth = catchup.worth_saving(self._saved_seq.get(collection_id, -1), SAVE_MIN_CHANGES, SAVE_FRACTION)
+            if row is None or catchup.error is not None or not worth:
                 continue
             covered = catchup.covered_seq()
             self._indexes[collection_id] = catchup.graph
@@ -503,10 +504,11 @@ class _IndexJob:
 
     def _run(self) -> None:
         try:
+            add = self.index.add  # bound once: the whole write goes in through the same method
             for start in range(0, len(self.labels), JOB_CHUNK):
                 if self.cancelled:
                     return
-                self.index.add(self.labels[start: start + JOB_CHUNK], self.vectors[start: start + JOB_CHUNK])
+                add(self.labels[start: start + JOB_CHUNK], self.vectors[start: start + JOB_CHUNK])
         except BaseException as exc:  # taken in by the manager's wait(); an interrupt also goes on up
             self.error = exc
             if not isinstance(exc, Exception):

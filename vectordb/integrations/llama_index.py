@@ -256,7 +256,7 @@ class VectorDBVectorStore(BasePydanticVectorStore):
         if mode == VectorStoreQueryMode.MMR and ids:
             threshold = query.mmr_threshold if query.mmr_threshold is not None else kwargs.get("mmr_threshold")
             _, chosen = get_top_k_mmr_embeddings(
-                list(query.query_embedding), embeddings, similarity_top_k=top_k,
+                list(query.query_embedding), [list(map(float, e)) for e in embeddings], similarity_top_k=top_k,
                 embedding_ids=list(range(len(ids))), mmr_threshold=threshold,
             )
         else:
@@ -276,7 +276,7 @@ class VectorDBVectorStore(BasePydanticVectorStore):
             found = self._collection.query(
                 query_embeddings=[list(vector)], n_results=k, where=where, include=_RECORD_FIELDS + ["distances"]
             )
-            return (found["ids"][0], found["documents"][0], found["metadatas"][0], found["embeddings"][0].tolist(),
+            return (found["ids"][0], found["documents"][0], found["metadatas"][0], found["embeddings"][0],
                     found["distances"][0])
         # vectordb filters metadata, not ids: rank the given nodes exactly, here
         got = self._collection.get(ids=list(node_ids), where=where, include=_RECORD_FIELDS)
@@ -286,7 +286,7 @@ class VectorDBVectorStore(BasePydanticVectorStore):
                           np.asarray(got["embeddings"], dtype=np.float64))
         order = [int(i) for i in np.argsort(dist, kind="stable")[:k]]
         return ([got["ids"][i] for i in order], [got["documents"][i] for i in order],
-                [got["metadatas"][i] for i in order], [got["embeddings"][i].tolist() for i in order],
+                [got["metadatas"][i] for i in order], [got["embeddings"][i] for i in order],
                 [float(dist[i]) for i in order])
 
 
