@@ -202,3 +202,24 @@ class Backend(ABC):
         """The ``n_results`` nearest records to each query row, nearest first, among those
         matching ``filter`` and (when given) having one of ``ids``."""
         raise NotImplementedError
+
+    @abstractmethod
+    def text_query(
+        self,
+        collection_id: str,
+        name: str,
+        texts: List[str],
+        n_results: int,
+        filter: Any,
+        include: Sequence[str],
+        ids: Optional[List[str]] = None,
+    ) -> QueryResult:
+        """For each text, the ``n_results`` records ranking highest by BM25 (see
+        :mod:`vectordb.text.bm25`), best first, equal scores by ascending id, among those that
+        hold at least one of the text's terms (so fewer may come back), match ``filter`` and
+        (when given) have one of ``ids``; ``scores`` (higher is better) when ``include`` has
+        them, ``distances`` None. Hybrid search is built on this and :meth:`query` by the
+        collection (:mod:`vectordb.text.fusion`). Raises
+        :class:`vectordb.errors.TextSearchUnavailableError` when the collection (or the
+        backend) cannot rank by text."""
+        raise NotImplementedError

@@ -19,12 +19,15 @@ from vectordb import validation as v
 from vectordb.backend import Backend, CollectionInfo, Write
 from vectordb.configuration import changed_configuration, configuration_of
 from vectordb.embedding_functions.base import embed_texts, missing_function_error
-from vectordb.errors import InvalidArgumentError
+from vectordb.errors import InvalidArgumentError, TextSearchUnavailableError
 from vectordb.filters import parse_filter
+from vectordb.text import fusion
 from vectordb.types import CompactResult, DeleteResult, GetResult, QueryResult
 
 DEFAULT_GET_INCLUDE = ["metadatas", "documents"]
 DEFAULT_QUERY_INCLUDE = ["metadatas", "documents", "distances"]
+DEFAULT_TEXT_QUERY_INCLUDE = ["metadatas", "documents", "scores"]
+"""What ``query(mode="text" | "hybrid")`` includes unless told: ``scores`` instead of ``distances``."""
 
 
 class Collection:
@@ -196,6 +199,7 @@ class Collection:
         where_document: Any = None,
         include: Any = DEFAULT_QUERY_INCLUDE,
         ids: Any = None,
+        mode: str = "vector",
     ) -> QueryResult:
         """The ``n_results`` nearest records to each query, nearest first, one list per query.
 
@@ -203,7 +207,16 @@ class Collection:
         collection's function). Filters restrict the candidates, and so do ``ids`` (only
         those records are searched; ids not stored are left out); when few records match,
         they are searched exactly, so filtered queries keep their recall.
+
+        ``mode="text"`` ranks the documents by BM25 against ``query_texts`` instead;
+        ``mode="hybrid"`` fuses the vector and the BM25 rankings by reciprocal rank fusion
+        (the vectors: ``query_embeddings`` if given, else ``query_texts`` embedded). Both
+        return only documents holding a query term on the text side, with ``scores``
+        (higher is better) instead of ``distances``; see README "Hybrid search".
         """
+        mode = v.validate_mode(mode)
+        if mode != "vector":
+            return self._query_text(mode, query_embeddings, query_texts, n_results, where, where_document, include, ids)
         fields = v.validate_include(include, v.QUERY_INCLUDE)
         n_results = v.validate_positive_int(n_results, "n_results")
         if (query_embeddings is None) == (query_texts is None):
@@ -222,6 +235,57 @@ class Collection:
         if self._info.dimension is not None and queries.shape[1] != self._info.dimension:
             raise v.dimension_error(arg, queries.shape[1], self._info.dimension)
         result = self._backend.query(self.id, self.name, queries, n_results, parsed, fields, id_list)
+        result.setdefault("scores", None)
+        if result.get("embeddings") is not None:
+            result["embeddings"] = [_matrix(rows) for rows in result["embeddings"]]
+        return result
+
+    def _query_text(
+        self, mode: str, query_embeddings: Any, query_texts: Any, n_results: Any, where: Any, where_document: Any,
+        include: Any, ids: Any,
+    ) -> QueryResult:
+        """``query(mode="text" | "hybrid")``: checked here, ranked by the backend, fused by :mod:`vectordb.text.fusion`."""
+        if include is DEFAULT_QUERY_INCLUDE:
+            include = DEFAULT_TEXT_QUERY_INCLUDE
+        if isinstance(include, (list, tuple)) and "distances" in include:
+            raise InvalidArgumentError(f"include: 'distances' come with mode='vector'; mode={mode!r} results carry 'scores'")
+        fields = v.validate_include(include, v.TEXT_QUERY_INCLUDE)
+        n_results = v.validate_positive_int(n_results, "n_results")
+        if query_texts is None:
+            beside = " beside query_embeddings (they rank the vector side only)" if query_embeddings is not None else ""
+            raise InvalidArgumentError(f"query(mode={mode!r}): give query_texts (the text to rank by BM25){beside}")
+        if mode == "text" and query_embeddings is not None:
+            raise InvalidArgumentError("query(mode='text'): query_embeddings are not used; give query_texts only")
+        texts = v.as_list(query_texts, "query_texts", (str,))
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise InvalidArgumentError("query_texts: expected a string or a non-empty list of strings")
+        if (self.metadata or {}).get(v.TEXT_INDEX_KEY, True) is False:
+            raise TextSearchUnavailableError(
+                f"collection {self.name!r} has no text index (created with metadata {{{v.TEXT_INDEX_KEY!r}: False}}): "
+                f"mode={mode!r} needs one; query it with mode='vector'"
+            )
+        id_list = None if ids is None else v.validate_ids(ids, unique=False)
+        parsed = parse_filter(where, where_document)
+        if mode == "text":
+            result = self._backend.text_query(self.id, self.name, texts, n_results, parsed, fields, id_list)
+        else:
+            if query_embeddings is not None:
+                queries = v.validate_embeddings(query_embeddings, "query_embeddings")
+                if len(queries) != len(texts):
+                    raise InvalidArgumentError(
+                        f"query(mode='hybrid'): {len(queries)} query_embeddings for {len(texts)} query_texts (one each)")
+                arg = "query_embeddings"
+            else:
+                queries = embed_texts(self._require_function(), texts, query=True)
+                arg = "query_texts (embedded)"
+            if self._info.dimension is not None and queries.shape[1] != self._info.dimension:
+                raise v.dimension_error(arg, queries.shape[1], self._info.dimension)
+            depth = fusion.depth(n_results)
+            side = [f for f in fields if f != "scores"]
+            vector = self._backend.query(self.id, self.name, queries, depth, parsed, side + ["distances"], id_list)
+            text = self._backend.text_query(self.id, self.name, texts, depth, parsed, side + ["scores"], id_list)
+            result = fusion.fuse(vector, text, n_results, fields)
+        result["distances"] = None
         if result.get("embeddings") is not None:
             result["embeddings"] = [_matrix(rows) for rows in result["embeddings"]]
         return result

@@ -8,7 +8,8 @@ the command line can speak of the same error in the same words::
     ├── InvalidArgumentError (also ValueError)       400
     │   ├── DuplicateIDError                         400
     │   ├── InvalidDimensionError                    400
-    │   └── RefusedConfigError                       400
+    │   ├── RefusedConfigError                       400
+    │   └── TextSearchUnavailableError               400
     ├── CollectionNotFoundError (also ValueError)    404
     ├── CollectionExistsError (also ValueError)      409
     ├── EmbeddingFunctionConflictError (ValueError)  409
@@ -66,6 +67,13 @@ class InvalidDimensionError(InvalidArgumentError):
     """An embedding's dimension differs from the collection's."""
 
     code = "invalid_dimension"
+
+
+class TextSearchUnavailableError(InvalidArgumentError):
+    """``query(mode="text" | "hybrid")`` on a collection that cannot rank by text: its full-text
+    index is off (``metadata={"text:index": False}``), or its backend has no text ranking."""
+
+    code = "text_search_unavailable"
 
 
 class RefusedConfigError(InvalidArgumentError):
@@ -230,6 +238,7 @@ ERRORS_BY_CODE = {
         DuplicateIDError,
         InvalidDimensionError,
         RefusedConfigError,
+        TextSearchUnavailableError,
         CollectionNotFoundError,
         CollectionExistsError,
         EmbeddingFunctionConflictError,

@@ -223,6 +223,21 @@ class HttpBackend(Backend):
         return self._request("POST", self._records(collection_id) + "/query", body)
 
 
+    def text_query(
+        self,
+        collection_id: str,
+        name: str,
+        texts: List[str],
+        n_results: int,
+        filter: Optional[Filter],
+        include: Sequence[str],
+        ids: Optional[List[str]] = None,
+    ) -> QueryResult:
+        where, where_document = to_dicts(filter)
+        body = {"query_texts": texts, "mode": "text", "n_results": n_results, "where": where,
+                "where_document": where_document, "include": list(include), "ids": ids}
+        return self._request("POST", self._records(collection_id) + "/query", body)
+
 class HttpClient(Client):
     """A client of a ``vectordb serve`` server, with the API of :class:`vectordb.Client`.
 

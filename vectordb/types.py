@@ -32,7 +32,7 @@ Embeddings = List[Embedding]
 """What an embedding function returns: one vector (a list of floats or a 1-D array) per text."""
 Where = Dict[str, Any]
 WhereDocument = Dict[str, Any]
-IncludeField = Literal["embeddings", "metadatas", "documents", "distances"]
+IncludeField = Literal["embeddings", "metadatas", "documents", "distances", "scores"]
 Include = List[IncludeField]
 
 
@@ -53,11 +53,14 @@ class GetResult(TypedDict):
 class QueryResult(TypedDict):
     """What ``Collection.query`` returns: one inner list (or array) per query, nearest first.
 
-    ``embeddings`` holds one float64 array of shape (k, dimension) per query.
+    ``embeddings`` holds one float64 array of shape (k, dimension) per query. ``distances``
+    come with vector results (``mode="vector"``), ``scores`` (higher is better: BM25 for
+    ``mode="text"``, reciprocal rank fusion for ``mode="hybrid"``) with the others.
     """
 
     ids: List[List[ID]]
     distances: Optional[List[List[float]]]
+    scores: Optional[List[List[float]]]
     embeddings: Optional[List[np.ndarray]]
     metadatas: Optional[List[List[Optional[Dict[str, MetadataValue]]]]]
     documents: Optional[List[List[Optional[Document]]]]

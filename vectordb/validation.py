@@ -27,6 +27,14 @@ HNSW_INT_KEYS = ("hnsw:M", "hnsw:construction_ef", "hnsw:search_ef")
 """The ``hnsw:*`` collection settings and the values they take; what they mean for the index
 (defaults, which are fixed at build time) is in :mod:`vectordb.index.settings`, which the
 rest of the package reads them through (this module cannot import the index package)."""
+TEXT_INDEX_KEY = "text:index"
+TEXT_ANALYZER_KEY = "text:analyzer"
+TEXT_ANALYZERS = ("default", "english")
+"""The ``text:*`` collection settings, fixed at creation: whether the collection keeps a
+full-text (BM25) index (a bool, default True) and the analyzer it uses (see :mod:`vectordb.text.analyzer`)."""
+QUERY_MODES = ("vector", "text", "hybrid")
+TEXT_QUERY_INCLUDE = ("embeddings", "metadatas", "documents", "scores")
+"""What ``query(mode="text" | "hybrid")`` may include (``scores``, higher is better, instead of ``distances``)."""
 
 
 def _type_name(value: Any) -> str:
@@ -332,7 +340,31 @@ def validate_collection_metadata(metadata: Any) -> Optional[Dict[str, Any]]:
         raise InvalidArgumentError(
             f"metadata: unknown index setting {unknown[0]!r} (known: {HNSW_SPACE_KEY}, {', '.join(HNSW_INT_KEYS)})"
         )
+    _validate_text_settings(meta)
     return meta
+
+
+def _validate_text_settings(meta: Dict[str, Any]) -> None:
+    """The ``text:*`` keys: ``text:index`` a bool, ``text:analyzer`` a known name, no other."""
+    if TEXT_INDEX_KEY in meta and not isinstance(meta[TEXT_INDEX_KEY], bool):
+        raise InvalidArgumentError(f"metadata[{TEXT_INDEX_KEY!r}]: expected a bool, got {_short(meta[TEXT_INDEX_KEY])}")
+    if TEXT_ANALYZER_KEY in meta and meta[TEXT_ANALYZER_KEY] not in TEXT_ANALYZERS:
+        raise InvalidArgumentError(
+            f"metadata[{TEXT_ANALYZER_KEY!r}]: expected one of {', '.join(TEXT_ANALYZERS)}, "
+            f"got {_short(meta[TEXT_ANALYZER_KEY])}"
+        )
+    unknown = [k for k in meta if k.startswith("text:") and k not in (TEXT_INDEX_KEY, TEXT_ANALYZER_KEY)]
+    if unknown:
+        raise InvalidArgumentError(
+            f"metadata: unknown text setting {unknown[0]!r} (known: {TEXT_INDEX_KEY}, {TEXT_ANALYZER_KEY})"
+        )
+
+
+def validate_mode(mode: Any) -> str:
+    """A query mode: one of :data:`QUERY_MODES`."""
+    if not isinstance(mode, str) or mode not in QUERY_MODES:
+        raise InvalidArgumentError(f"mode: expected one of {', '.join(QUERY_MODES)}, got {_short(mode)}")
+    return mode
 
 
 def dimension_error(arg: str, got: int, expected: int) -> InvalidDimensionError:

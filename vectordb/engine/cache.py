@@ -68,6 +68,10 @@ class RecordCache:
         self._documents[labels] = None
         self._metadatas[labels] = None
 
+    def ids(self, labels: np.ndarray) -> List[str]:
+        """The ids of these labels, in order."""
+        return self._ids[np.asarray(labels, dtype=np.int64)].tolist()
+
     def rows(self, labels: Sequence[int]) -> List[Row]:
         """``(id, document, metadata)`` for each label (metadata decoded afresh for each caller)."""
         out = []

@@ -41,6 +41,7 @@ from vectordb.engine.check import check_store
 from vectordb.engine.derived import DerivedStructures
 from vectordb.engine.indexes import IndexManager, index_params
 from vectordb.engine.locks import CollectionLock, EngineLocks
+from vectordb.engine.textindexes import TextIndexes, text_enabled
 from vectordb.engine.writes import Plan, plan, texts_to_embed
 from vectordb.errors import (
     CollectionExistsError,
@@ -48,6 +49,7 @@ from vectordb.errors import (
     InvalidArgumentError,
     StorageError,
     StoreLockedError,
+    TextSearchUnavailableError,
     VectorDBError,
     collection_not_found,
 )
@@ -60,6 +62,7 @@ from vectordb.version import __version__
 log = logging.getLogger("vectordb")
 
 INDEX_SETTINGS = {key: settings.DEFAULTS[key] for key in settings.BUILD_KEYS}
+INDEX_SETTINGS.update({v.TEXT_INDEX_KEY: True, v.TEXT_ANALYZER_KEY: "default"})  # the text index is built with them
 """Collection metadata fixed once the collection exists (the index is built with it), with defaults."""
 MAX_BATCH_SIZE = 100_000
 """The batch size ``get_max_batch_size`` advises (no batch is refused: this size stays fast)."""
@@ -84,6 +87,7 @@ class LocalBackend(Backend):
             raise
         self._indexes = IndexManager(self._store, None if path is None else os.path.join(path, "index"), read_only)
         self._derived = DerivedStructures(self._store)
+        self._text = TextIndexes(self._store, None if path is None else os.path.join(path, "text"), read_only)
         self._rows: Dict[str, CollectionRow] = {}
         """Every collection's catalog row, kept in memory: this engine is the store's only writer."""
         self._closed = False
@@ -92,6 +96,7 @@ class LocalBackend(Backend):
             self._locks = EngineLocks(self._rows)
             if path is not None:
                 self._indexes.remove_orphans(set(self._rows))
+                self._text.remove_orphans(self._rows)
                 if not read_only:
                     maintenance.remove_leftovers(path)
         except BaseException:
@@ -122,7 +127,10 @@ class LocalBackend(Backend):
             self._closed = True
             try:
                 if not self.read_only:
-                    self._indexes.flush({row.id: row for row in self._store.collections()})
+                    try:
+                        self._indexes.flush({row.id: row for row in self._store.collections()})
+                    finally:
+                        self._text.flush()
             finally:
                 try:
                     self._store.close()
@@ -162,6 +170,7 @@ class LocalBackend(Backend):
                 self._check_writable()
             self._check_open()
             report = check_store(self._store, self._indexes, repair)
+            self._text.check(self._store.collections(), report, repair)
             if report.repairs:  # they may have rewritten what the rows and caches were loaded from
                 self._rows.clear()
                 self._derived.clear()
@@ -204,6 +213,8 @@ class LocalBackend(Backend):
                         log.info("collection %r has %d deleted index slots for %d live vectors; compacting",
                                  row.name, index.deleted, index.count)
                     rebuilt += maintenance.rebuild_index(self._indexes, row) is not None
+                    if not due_only:  # the text index has no deleted slots: only compact() rebuilds it
+                        self._text.rebuild(row)
             except CollectionNotFoundError:
                 if not missing_ok:
                     raise
@@ -301,6 +312,7 @@ class LocalBackend(Backend):
                         continue  # renamed while this thread waited: look the name up again
                     self._store.delete_collection(row.id)
                     self._indexes.drop(row.id)
+                    self._text.drop(row.id)
                     self._rows.pop(row.id, None)
                     self._derived.drop(row.id)
                     self._locks.remove(row.id)
@@ -410,6 +422,7 @@ class LocalBackend(Backend):
         )
         self._rows[new_row.id] = new_row
         self._derived.written(new_row.id, batch)
+        self._text.written(new_row, batch.labels, batch.documents)
         return new_row
 
     def delete(
@@ -424,6 +437,7 @@ class LocalBackend(Backend):
             new_row = self._store.delete(row, labels)
             self._rows[new_row.id] = new_row
             self._derived.deleted(new_row.id, labels)
+            self._text.deleted(new_row, labels)
             self._indexes.remove(new_row, labels)
             due = maintenance.compaction_due(self._indexes.loaded(row.id))
         if due:  # once the collection's lock is let go: the compaction takes the locks it needs
@@ -498,6 +512,45 @@ class LocalBackend(Backend):
             metadatas=[[r[2] for r in rs] for rs in rows] if "metadatas" in include else None,
             documents=[[r[1] for r in rs] for rs in rows] if "documents" in include else None,
             included=list(include),
+            scores=None,
+        )
+
+    def text_query(
+        self,
+        collection_id: str,
+        name: str,
+        texts: List[str],
+        n_results: int,
+        filter: Optional[Filter],
+        include: Sequence[str],
+        ids: Optional[List[str]] = None,
+    ) -> QueryResult:
+        lock = self._lock(collection_id, name)
+        with lock.read:
+            row = self._row(collection_id, name)
+            if not text_enabled(row):
+                raise TextSearchUnavailableError(
+                    f"collection {row.name!r} has no text index (it was created with metadata "
+                    f"{{{v.TEXT_INDEX_KEY!r}: False}}): query it with mode='vector'"
+                )
+            with lock.load:  # loaded (caught up, or built from the documents) once
+                index = self._text.get(row)
+            if ids is not None:
+                allowed: Optional[np.ndarray] = np.sort(self._select(row, ids, filter))
+            else:
+                allowed = None if filter is None else self._matching(row, filter)
+            cache = self._derived.records(row)
+            ranked = [index.search(text, n_results, allowed, cache.ids) for text in texts]
+            wanted = "embeddings" in include
+            rows = [self._read(row, labels, wanted) for labels, _ in ranked]
+        return QueryResult(
+            ids=[[r[0] for r in rs] for rs in rows],
+            distances=None,
+            embeddings=[_vectors(rs) for rs in rows] if wanted else None,
+            metadatas=[[r[2] for r in rs] for rs in rows] if "metadatas" in include else None,
+            documents=[[r[1] for r in rs] for rs in rows] if "documents" in include else None,
+            included=list(include),
+            scores=[[float(s) for s in scores] for _, scores in ranked] if "scores" in include else None,
         )
 
     def _read(self, row: CollectionRow, labels: np.ndarray, embeddings: bool) -> List[Tuple]:

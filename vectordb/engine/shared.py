@@ -135,3 +135,4 @@ class SharedEngine(Backend):
     count = _forward("count")
     get = _forward("get")
     query = _forward("query")
+    text_query = _forward("text_query")

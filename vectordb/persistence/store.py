@@ -316,6 +316,21 @@ class Store:
         live = self.con.execute("SELECT label FROM records WHERE collection_id = ?", [collection_id]).fetchnumpy()
         return {**columns, **{f"list_{k}": v for k, v in items.items()}, "live": np.asarray(live["label"], dtype=np.int64)}
 
+    @_guarded("reading documents")
+    def documents_since(self, collection_id: str, seq: int) -> Tuple[np.ndarray, List[Optional[str]]]:
+        """``(labels, documents)`` of the records written after ``seq`` (all: ``seq`` -1), for the text index."""
+        columns = self.con.execute(
+            "SELECT label, document FROM records WHERE collection_id = ? AND seq > ? ORDER BY label",
+            [collection_id, seq],
+        ).fetchnumpy()
+        return np.asarray(columns["label"], dtype=np.int64), _unmask(columns["document"]).tolist()
+
+    @_guarded("counting documents")
+    def count_documents(self, collection_id: str) -> int:
+        """How many of the collection's records have a document."""
+        return int(self.con.execute(
+            "SELECT count(document) FROM records WHERE collection_id = ?", [collection_id]).fetchone()[0])
+
     def vectors_since(self, collection_id: str, seq: int, chunk: int = 50_000) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
         """``(labels, vectors)`` chunks of the records written after ``seq`` (see :meth:`records_since`)."""
         for labels, _, vectors in self.records_since(collection_id, seq, chunk):

@@ -34,6 +34,7 @@ from vectordb.collection import Collection
 from vectordb.embedding_functions.base import UnavailableEmbeddingFunction, describe
 from vectordb.errors import InvalidArgumentError, ResetDisabledError, VectorDBError, collection_not_found
 from vectordb.server.middleware import BearerAuth, BodyLimit
+from vectordb.validation import TEXT_QUERY_INCLUDE
 from vectordb.server.schemas import (
     CheckStore,
     CollectionModel,
@@ -286,7 +287,10 @@ def _record_routes(router: APIRouter, collections: _Collections) -> None:
 
     @router.post("/collections/{collection_id}/query", summary="Collection.query")
     def query(collection_id: str, body: QueryRecords) -> Response:
-        return _json(collections.by_id(collection_id).query(**body.model_dump()))
+        args = body.model_dump()
+        if args["mode"] != "vector" and "include" not in body.model_fields_set:
+            args["include"] = list(TEXT_QUERY_INCLUDE)  # scores, not distances, unless asked otherwise
+        return _json(collections.by_id(collection_id).query(**args))
 
     @router.post("/collections/{collection_id}/compact", summary="Collection.compact")
     def compact(collection_id: str) -> Response:

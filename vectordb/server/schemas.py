@@ -109,3 +109,5 @@ class QueryRecords(_Strict):
     where_document: Optional[Dict[str, Any]] = None
     include: Union[str, List[str]] = Field(default_factory=lambda: list(QUERY_INCLUDE))
     ids: Optional[OneOrManyIds] = Field(None, description="Search only the records with these ids.")
+    mode: str = Field("vector", description='"vector", "text" (BM25 over query_texts) or "hybrid" '
+                      "(query_embeddings and query_texts, fused by reciprocal rank fusion).")

@@ -1,0 +1,265 @@
+"""Keeps each collection's full-text (BM25) index in step with the store: load, catch up, save, check.
+
+The text index (:class:`vectordb.text.bm25.TextIndex`) is derived from the records'
+documents like the vector index is from their embeddings: DuckDB stays the only
+source of truth. Its life cycle:
+
+- **loaded on first use** (a text or hybrid query): from ``<store>/text/<id>.npz``
+  (:mod:`vectordb.text.textfile`), which covers the record log up to its ``seq``, then
+  caught up exactly without tombstones: documents no longer in the store are taken out
+  (deleted since), and every record written after ``seq`` (new or changed since) is
+  read from DuckDB and indexed again. A missing, damaged, hostile or inconsistent file
+  (its document count then disagrees with the store) is replaced by an index built
+  from every document;
+- **kept in step**: every committed write and delete of this engine (the store's only
+  writer) is applied at once, under the collection's write lock, so a query always sees
+  every acknowledged write; until the index is loaded, writes leave it alone (the
+  catch-up picks them up);
+- **saved** atomically once the changes since the last save reach a share of its size
+  (as the vector index), after a build from the records, on close, and by ``compact()``
+  (which rebuilds it); a store in memory or opened read-only never saves;
+- **checked** by :meth:`TextIndexes.check` (``client.check()``): the saved file (caught
+  up as an open would) and the index in memory are compared, term by term, with the
+  documents analysed afresh; ``repair=True`` rebuilds and saves.
+
+A kill at any moment loses nothing: the file on disk is the old or the new one, and
+whatever the file lacks is in DuckDB with a later ``seq``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Dict, Iterable, Optional
+
+import numpy as np
+
+from vectordb.persistence.store import CollectionRow, Store
+from vectordb.text import textfile
+from vectordb.text.analyzer import analyzer
+from vectordb.text.bm25 import TextIndex
+from vectordb.types import CheckReport, Problem
+from vectordb.validation import TEXT_ANALYZER_KEY, TEXT_INDEX_KEY
+
+log = logging.getLogger("vectordb")
+
+SAVE_MIN_CHANGES = 50_000
+SAVE_FRACTION = 0.5
+
+
+def text_enabled(row: CollectionRow) -> bool:
+    """Whether the collection keeps a text index (``text:index``, default True)."""
+    return bool((row.metadata or {}).get(TEXT_INDEX_KEY, True))
+
+
+def analyzer_name(row: CollectionRow) -> str:
+    """The collection's analyzer (``text:analyzer``, default ``default``)."""
+    return str((row.metadata or {}).get(TEXT_ANALYZER_KEY, "default"))
+
+
+class TextIndexes:
+    """The text indexes of one store, and their files under ``<path>/text/``."""
+
+    def __init__(self, store: Store, folder: Optional[str], read_only: bool = False) -> None:
+        self.store = store
+        self.folder = folder
+        self.read_only = read_only
+        self._indexes: Dict[str, TextIndex] = {}
+        self._seq: Dict[str, int] = {}
+        """The record-log position each index in memory reflects."""
+        self._unsaved: Dict[str, int] = {}
+        self._loading = threading.Lock()
+
+    def path_of(self, collection_id: str) -> Optional[str]:
+        """The file of a collection's saved text index (None for a store in memory)."""
+        return None if self.folder is None else os.path.join(self.folder, collection_id + ".npz")
+
+    def remove_orphans(self, known_ids: Iterable[str]) -> None:
+        """Delete the files of collections no longer in the catalog (and temporary files)."""
+        if self.folder is None or self.read_only or not os.path.isdir(self.folder):
+            return
+        keep = {cid + ".npz" for cid in known_ids}
+        for name in os.listdir(self.folder):
+            if name not in keep:
+                try:
+                    os.remove(os.path.join(self.folder, name))
+                except OSError:
+                    pass  # removed again on a later open
+
+    # -- the life cycle ----------------------------------------------------------
+
+    def loaded(self, collection_id: str) -> Optional[TextIndex]:
+        """The collection's index if it is in memory."""
+        return self._indexes.get(collection_id)
+
+    def get(self, row: CollectionRow) -> TextIndex:
+        """The collection's index, loaded and caught up (or built) on first use; the caller
+        holds the collection's read lock, so no write runs meanwhile."""
+        index = self._indexes.get(row.id)
+        if index is None:
+            with self._loading:
+                index = self._indexes.get(row.id)
+                if index is None:
+                    index = self._open(row)
+        return index
+
+    def _open(self, row: CollectionRow) -> TextIndex:
+        path = self.path_of(row.id)
+        chosen = analyzer(analyzer_name(row))
+        loaded = textfile.load(path, chosen, row.id) if path is not None else None
+        index: Optional[TextIndex] = None
+        changes = 0
+        if loaded is not None and loaded[1] <= row.seq:
+            index, seq = loaded
+            gone = np.setdiff1d(index.live_labels(), self.store.select_labels(row.id), assume_unique=True)
+            index.remove(gone)
+            labels, documents = self.store.documents_since(row.id, seq)
+            index.put(labels, documents)
+            changes = len(gone) + len(labels)
+            if index.count != self.store.count_documents(row.id):
+                log.warning("text index of collection %r disagrees with its records; rebuilding it", row.name)
+                index = None
+        elif loaded is not None:
+            log.warning("text index of collection %r is later than its records; rebuilding it", row.name)
+        if index is None:
+            index = self.build(row)
+            changes = -1
+        self._indexes[row.id] = index
+        self._seq[row.id] = row.seq
+        self._unsaved[row.id] = max(changes, 0)
+        if changes < 0 or _save_due(changes, index.count):
+            self._save(row.id, index)
+        return index
+
+    def build(self, row: CollectionRow) -> TextIndex:
+        """A new index of every document of the collection, read from the store."""
+        index = TextIndex(analyzer(analyzer_name(row)))
+        labels, documents = self.store.documents_since(row.id, -1)
+        for start in range(0, len(labels), 10_000):
+            index.put(labels[start: start + 10_000], documents[start: start + 10_000])
+        return index
+
+    def rebuild(self, row: CollectionRow) -> None:
+        """Replace the collection's index by one built from its records, and save it (``compact()``)."""
+        if not text_enabled(row):
+            return
+        index = self.build(row)
+        self._indexes[row.id] = index
+        self._seq[row.id] = row.seq
+        self._unsaved[row.id] = 0
+        self._save(row.id, index)
+
+    def written(self, row: CollectionRow, labels: np.ndarray, documents: list) -> None:
+        """Apply a committed write (``row`` is the collection after it) to the loaded index."""
+        index = self._indexes.get(row.id)
+        if index is not None:
+            self._apply(row, lambda: index.put(labels, documents), len(labels))
+
+    def deleted(self, row: CollectionRow, labels: np.ndarray) -> None:
+        """Apply a committed delete (``row`` is the collection after it) to the loaded index."""
+        index = self._indexes.get(row.id)
+        if index is not None:
+            self._apply(row, lambda: index.remove(labels), len(labels))
+
+    def _apply(self, row: CollectionRow, change, n: int) -> None:
+        try:
+            change()
+        except Exception:  # the index is a cache: forget it, it is caught up or rebuilt on next use
+            log.exception("text index update of %r failed; it will be rebuilt from the records", row.name)
+            self.forget(row.id)
+            return
+        self._seq[row.id] = row.seq
+        unsaved = self._unsaved[row.id] = self._unsaved.get(row.id, 0) + n
+        if _save_due(unsaved, self._indexes[row.id].count):
+            self._save(row.id, self._indexes[row.id])
+
+    def _save(self, collection_id: str, index: TextIndex) -> None:
+        """Save the index as of the position it reflects; a failure (a full disk) is only logged."""
+        path = self.path_of(collection_id)
+        if path is None or self.read_only:
+            return
+        try:
+            textfile.save(index, path, self._seq[collection_id], collection_id)
+        except OSError as exc:
+            log.warning("saving the text index of %s failed (%s); it is caught up from the records later",
+                        collection_id, exc)
+            return
+        self._unsaved[collection_id] = 0
+
+    def flush(self) -> None:
+        """Save every index with unsaved changes (on close)."""
+        for collection_id, index in list(self._indexes.items()):
+            if self._unsaved.get(collection_id):
+                self._save(collection_id, index)
+
+    def forget(self, collection_id: str) -> None:
+        """Drop a collection's index from memory (loaded again on next use)."""
+        self._indexes.pop(collection_id, None)
+        self._unsaved.pop(collection_id, None)
+        self._seq.pop(collection_id, None)
+
+    def drop(self, collection_id: str) -> None:
+        """Forget a deleted collection's index and remove its file."""
+        self.forget(collection_id)
+        path = self.path_of(collection_id)
+        if path is not None and not self.read_only and os.path.exists(path):
+            os.remove(path)
+
+    def clear(self) -> None:
+        """Forget every index (after a repair rewrote rows)."""
+        for collection_id in list(self._indexes):
+            self.forget(collection_id)
+
+    # -- checking -----------------------------------------------------------------
+
+    def check(self, rows: Iterable[CollectionRow], report: CheckReport, repair: bool) -> None:
+        """Compare each collection's saved and in-memory text index with its documents analysed
+        afresh; add what disagrees to ``report`` (and with ``repair``, rebuild and save)."""
+        for row in rows:
+            if not text_enabled(row):
+                continue
+            expected = self.build(row)
+            path = self.path_of(row.id)
+            problems = []
+            if path is not None and os.path.exists(path):
+                loaded = textfile.load(path, expected.analyzer, row.id)
+                if loaded is None:
+                    report_note = "the saved text index is unusable (a damaged file); it is rebuilt when first used"
+                    report.notes.append(Problem(row.name, report_note, repaired=repair))
+                    if repair:
+                        self.rebuild(row)
+                elif loaded[1] > row.seq:
+                    problems.append(f"the saved text index is of seq {loaded[1]}, later than the store's {row.seq}")
+                else:
+                    saved, seq = loaded
+                    saved.remove(np.setdiff1d(saved.live_labels(), self.store.select_labels(row.id)))
+                    saved.put(*self.store.documents_since(row.id, seq))
+                    differs = difference(saved, expected)
+                    if differs:
+                        problems.append(f"the saved text index (caught up) {differs}")
+            live = self._indexes.get(row.id)
+            if live is not None:
+                differs = difference(live, expected)
+                if differs:
+                    problems.append(f"the text index in memory {differs}")
+            for what in problems:
+                report.problems.append(Problem(row.name, what, repaired=repair))
+            if problems and repair:
+                self.rebuild(row)
+
+
+def difference(index: TextIndex, expected: TextIndex) -> Optional[str]:
+    """How ``index`` differs from ``expected`` (documents, their lengths and term counts), or None."""
+    mine, theirs = index.live_labels(), expected.live_labels()
+    if not np.array_equal(mine, theirs):
+        missing, extra = np.setdiff1d(theirs, mine).size, np.setdiff1d(mine, theirs).size
+        return f"lacks {missing} documents and holds {extra} of no record"
+    wrong = sum(1 for a, b in zip(index.documents(), expected.documents()) if a != b)
+    if wrong or index.total_length != expected.total_length:
+        return f"disagrees with {wrong} documents' terms"
+    return None
+
+
+def _save_due(unsaved: int, count: int) -> bool:
+    return unsaved >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * count)

@@ -1,0 +1,267 @@
+"""The in-memory inverted index of one collection's documents and its exact BM25 ranking.
+
+Scores are Lucene 8+'s BM25, computed exactly (no lossy length encoding, no deleted
+documents lingering until a merge)::
+
+    score(d, q) = Σ_{t in q} idf(t) · tf / (tf + k1 · (1 − b + b · dl / avgdl))
+    idf(t)      = ln(1 + (N − n_t + 0.5) / (n_t + 0.5)),   k1 = 1.2, b = 0.75
+
+``tf`` is the count of ``t`` in ``d``, ``dl`` the exact number of terms of ``d``; ``N``
+(the documents), ``avgdl`` and ``n_t`` (the documents holding ``t``) are kept live over
+the indexed documents, which are exactly the collection's live records that have a
+document (an empty document counts, with length 0). A term repeated in the query counts
+once per occurrence. Filters never change the statistics: they only restrict which
+documents are returned.
+
+Layout: a vocabulary (term → id), per term a posting list (labels, term counts and
+document lengths as numpy arrays, so a query is a few vectorised operations per
+query term), per document its term ids and counts (to take it out again), and the live
+counters. A write appends its postings as pending chunks and marks removed labels;
+a term's list is settled (chunks joined, removed labels dropped) when a query or a later
+write needs it, under a mutex, so concurrent reads see whole lists.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+from vectordb.text.analyzer import Analyzer
+
+K1 = 1.2
+B = 0.75
+
+IdsOf = Callable[[np.ndarray], Sequence[str]]
+"""The record ids of some labels (for ordering equal scores by ascending id)."""
+
+
+class _Postings:
+    """One term's posting list: settled arrays, pending chunks, labels to drop."""
+
+    __slots__ = ("labels", "tfs", "dls", "pending", "removed")
+
+    def __init__(self) -> None:
+        self.labels = np.empty(0, dtype=np.int64)
+        self.tfs = np.empty(0, dtype=np.float64)
+        self.dls = np.empty(0, dtype=np.float64)
+        self.pending: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.removed: Optional[Set[int]] = None
+
+    def settle(self) -> None:
+        """Join the pending chunks and drop the removed labels (the caller holds the index's mutex)."""
+        if self.pending:
+            parts = [(self.labels, self.tfs, self.dls)] + self.pending
+            self.labels = np.concatenate([p[0] for p in parts])
+            self.tfs = np.concatenate([p[1] for p in parts])
+            self.dls = np.concatenate([p[2] for p in parts])
+            self.pending = []
+        if self.removed:
+            keep = ~np.isin(self.labels, np.fromiter(self.removed, dtype=np.int64, count=len(self.removed)))
+            self.labels, self.tfs, self.dls = self.labels[keep], self.tfs[keep], self.dls[keep]
+        self.removed = None
+
+
+class TextIndex:
+    """The BM25 index of one collection's documents, by record label."""
+
+    def __init__(self, analyzer: Analyzer) -> None:
+        self.analyzer = analyzer
+        self._vocab: Dict[str, int] = {}
+        self._terms: List[str] = []
+        self._postings: List[_Postings] = []
+        self._df = np.zeros(0, dtype=np.int64)
+        self._docs: Dict[int, Tuple[np.ndarray, int]] = {}
+        """label -> (2×m array of its term ids (ascending) and their counts, its length)."""
+        self.total_length = 0
+        self._mutex = threading.Lock()
+
+    # -- statistics -----------------------------------------------------------
+
+    @property
+    def count(self) -> int:
+        """N: how many documents are indexed."""
+        return len(self._docs)
+
+    @property
+    def avgdl(self) -> float:
+        """The mean document length in terms (0 without documents)."""
+        return self.total_length / len(self._docs) if self._docs else 0.0
+
+    def document_frequency(self, term: str) -> int:
+        """n_t: how many indexed documents hold ``term`` (an analysed term)."""
+        tid = self._vocab.get(term)
+        return 0 if tid is None else int(self._df[tid])
+
+    def live_labels(self) -> np.ndarray:
+        """The labels of the indexed documents, ascending."""
+        return np.sort(np.fromiter(self._docs, dtype=np.int64, count=len(self._docs)))
+
+    def terms_of(self, label: int) -> Dict[str, int]:
+        """The terms of an indexed document and their counts (empty if it is not indexed)."""
+        found = self._docs.get(int(label))
+        if found is None:
+            return {}
+        return {self._terms[t]: int(c) for t, c in zip(found[0][0].tolist(), found[0][1].tolist())}
+
+    # -- changes --------------------------------------------------------------
+
+    def put(self, labels: np.ndarray, documents: Sequence[Optional[str]]) -> None:
+        """Index (or re-index) these records' documents; a None document takes the record out."""
+        labels = np.asarray(labels, dtype=np.int64)
+        self.remove(labels)
+        keep = [i for i, d in enumerate(documents) if d is not None]
+        if not keep:
+            return
+        terms = self.analyzer.terms
+        token_lists = [terms(documents[i]) for i in keep]
+        self.add_terms(labels[keep], token_lists)
+
+    def add_terms(self, labels: np.ndarray, token_lists: List[List[str]]) -> None:
+        """Index documents given as analysed terms, for labels not indexed now."""
+        n = len(token_lists)
+        lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=n)
+        vocab = self._vocab
+        flat: List[str] = [tok for toks in token_lists for tok in toks]
+        new = [tok for tok in dict.fromkeys(flat) if tok not in vocab]
+        if new:
+            start = len(self._terms)
+            vocab.update(zip(new, range(start, start + len(new))))
+            self._terms.extend(new)
+            self._postings.extend(_Postings() for _ in new)
+            grown = np.zeros(max(len(self._terms), 2 * len(self._df)), dtype=np.int64)
+            grown[: len(self._df)] = self._df
+            self._df = grown
+        tids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
+        docs = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        keys, tfs = np.unique(tids * n + docs, return_counts=True)  # sorted by term, then document
+        self.add_rows(labels, lengths, keys // n, keys % n, tfs.astype(np.int64))
+
+    def add_rows(
+        self, labels: np.ndarray, lengths: np.ndarray, row_terms: np.ndarray, row_docs: np.ndarray, tfs: np.ndarray
+    ) -> None:
+        """Index documents given as rows ``(term id, document position, count)``, sorted by term
+        then document (positions index ``labels`` and ``lengths``), for labels not indexed now."""
+        n = len(labels)
+        per_doc = np.bincount(row_docs, minlength=n)
+        doc_ends = np.cumsum(per_doc)
+        by_doc = np.lexsort((row_terms, row_docs))
+        pairs = np.stack([row_terms[by_doc], tfs[by_doc]])
+        for label, s, e, length in zip(labels.tolist(), (doc_ends - per_doc).tolist(), doc_ends.tolist(),
+                                       lengths.tolist()):
+            self._docs[label] = (pairs[:, s:e], length)
+        self.total_length += int(lengths.sum())
+        self._df[: len(self._terms)] += np.bincount(row_terms, minlength=len(self._terms))
+        row_labels = labels[row_docs]
+        row_tfs = tfs.astype(np.float64)
+        row_dls = lengths[row_docs].astype(np.float64)
+        bounds = np.flatnonzero(np.diff(row_terms)) + 1
+        group_starts = np.concatenate([[0], bounds]).astype(np.int64).tolist()
+        group_ends = np.concatenate([bounds, [len(row_terms)]]).astype(np.int64).tolist()
+        if not len(row_terms):
+            return
+        with self._mutex:
+            for s, e in zip(group_starts, group_ends):
+                posting = self._postings[int(row_terms[s])]
+                if posting.removed:  # a label being re-indexed may still be in the settled list
+                    posting.settle()
+                posting.pending.append((row_labels[s:e], row_tfs[s:e], row_dls[s:e]))
+
+    def set_vocabulary(self, terms: List[str]) -> None:
+        """Start an empty index with these distinct terms as ids 0, 1, ... (for loading a file)."""
+        assert not self._terms
+        self._terms = list(terms)
+        self._vocab = {t: i for i, t in enumerate(self._terms)}
+        self._postings = [_Postings() for _ in self._terms]
+        self._df = np.zeros(len(self._terms), dtype=np.int64)
+
+    def remove(self, labels: np.ndarray) -> None:
+        """Take these records' documents out (labels not indexed are ignored)."""
+        gone = [(label, self._docs.pop(label)) for label in np.asarray(labels, dtype=np.int64).tolist()
+                if label in self._docs]
+        if not gone:
+            return
+        with self._mutex:
+            for label, (pairs, length) in gone:
+                self.total_length -= length
+                term_ids = pairs[0]
+                self._df[term_ids] -= 1
+                for tid in term_ids.tolist():
+                    posting = self._postings[tid]
+                    if posting.removed is None:
+                        posting.removed = {label}
+                    else:
+                        posting.removed.add(label)
+
+    # -- ranking --------------------------------------------------------------
+
+    def query_terms(self, text: str) -> List[Tuple[int, int]]:
+        """``(term id, occurrences)`` of the query's terms that some document holds, in query order."""
+        out = []
+        for term, occurrences in Counter(self.analyzer.terms(text)).items():
+            tid = self._vocab.get(term)
+            if tid is not None and self._df[tid] > 0:
+                out.append((tid, occurrences))
+        return out
+
+    def _settled(self, tid: int) -> _Postings:
+        posting = self._postings[tid]
+        if posting.pending or posting.removed:
+            with self._mutex:
+                posting.settle()
+        return posting
+
+    def scores(self, text: str) -> Tuple[np.ndarray, np.ndarray]:
+        """``(labels ascending, scores)`` of every document holding at least one query term."""
+        terms = self.query_terms(text)
+        if not terms:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        n, avgdl = float(len(self._docs)), self.avgdl
+        if len(terms) == 1:
+            tid, occurrences = terms[0]
+            posting = self._settled(tid)
+            order = np.argsort(posting.labels, kind="stable")
+            return posting.labels[order], _term_scores(posting, self._df[tid], n, avgdl, occurrences)[order]
+        top = max(p.labels.max() for p in (self._settled(t) for t, _ in terms) if len(p.labels)) + 1
+        total = np.zeros(int(top), dtype=np.float64)
+        touched = []
+        for tid, occurrences in terms:
+            posting = self._settled(tid)
+            total[posting.labels] += _term_scores(posting, self._df[tid], n, avgdl, occurrences)
+            touched.append(posting.labels)
+        labels = np.unique(np.concatenate(touched))
+        return labels, total[labels]
+
+    def search(self, text: str, k: int, allowed: Optional[np.ndarray], ids_of: IdsOf) -> Tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best ``(labels, scores)``, best first, equal scores by ascending id, among
+        the documents holding a query term (and, when given, whose labels are in sorted ``allowed``)."""
+        labels, scores = self.scores(text)
+        if allowed is not None and len(labels):
+            labels_in = np.isin(labels, allowed, assume_unique=True)
+            labels, scores = labels[labels_in], scores[labels_in]
+        if len(labels) > k:
+            threshold = np.partition(scores, len(scores) - k)[len(scores) - k]
+            chosen = scores >= threshold  # every document tied with the k-th comes along, ordered by id below
+            labels, scores = labels[chosen], scores[chosen]
+        ids = ids_of(labels)
+        order = sorted(range(len(labels)), key=lambda i: (-scores[i], ids[i]))[:k]
+        return labels[order], scores[order]
+
+    # -- whole-index views (saving, checking) ---------------------------------
+
+    def documents(self) -> Iterator[Tuple[int, int, List[str], List[int]]]:
+        """``(label, length, terms, counts)`` of every indexed document, by ascending label."""
+        for label in self.live_labels().tolist():
+            pairs, length = self._docs[label]
+            yield label, length, [self._terms[t] for t in pairs[0].tolist()], pairs[1].tolist()
+
+
+def _term_scores(posting: _Postings, df: int, n: float, avgdl: float, occurrences: int) -> np.ndarray:
+    """One query term's BM25 contribution to each document of its posting list."""
+    idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    tfs = posting.tfs
+    scores = idf * tfs / (tfs + K1 * (1.0 - B + B * posting.dls / avgdl))
+    return scores * occurrences if occurrences != 1 else scores

@@ -1,0 +1,68 @@
+"""Hybrid results: a vector ranking and a BM25 ranking fused by reciprocal rank fusion.
+
+Backend-independent: any backend that answers :meth:`Backend.query
+<vectordb.backend.Backend.query>` and :meth:`Backend.text_query
+<vectordb.backend.Backend.text_query>` gets hybrid search from :func:`fuse`. Each side is
+asked for its top :func:`depth` candidates (``max(100, n_results)``); each ranking is
+ordered afresh with equal values by ascending id (nearest first for distances, highest
+first for BM25 scores), ranks count from 1, and a record's fused score is::
+
+    score(d) = Σ_i 1 / (60 + rank_i(d))     over the rankings in which d appears
+
+The ``n_results`` best fused scores come back, equal scores by ascending id, with the
+fields of each record taken from whichever side returned it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence, Tuple
+
+from vectordb.types import QueryResult
+
+RRF_K = 60
+MIN_DEPTH = 100
+
+
+def depth(n_results: int) -> int:
+    """How many candidates each side of a hybrid query contributes."""
+    return max(MIN_DEPTH, n_results)
+
+
+def ranks(ids: Sequence[str], values: Sequence[float], higher_first: bool) -> Dict[str, int]:
+    """Rank (from 1) of each id, ordered by value (highest first when ``higher_first``), ties by id."""
+    sign = -1.0 if higher_first else 1.0
+    order = sorted(range(len(ids)), key=lambda i: (sign * values[i], ids[i]))
+    return {ids[i]: rank for rank, i in enumerate(order, start=1)}
+
+
+def rrf(rankings: Sequence[Dict[str, int]], n_results: int) -> List[Tuple[str, float]]:
+    """The ``n_results`` best ``(id, fused score)``, best first, equal scores by ascending id."""
+    fused: Dict[str, float] = {}
+    for ranking in rankings:
+        for record_id, rank in ranking.items():
+            fused[record_id] = fused.get(record_id, 0.0) + 1.0 / (RRF_K + rank)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:n_results]
+
+
+def fuse(vector: QueryResult, text: QueryResult, n_results: int, include: Sequence[str]) -> QueryResult:
+    """One hybrid result per query from the vector result (with ``distances``) and the text
+    result (with ``scores``) of the same queries, holding the fields in ``include``."""
+    out: Dict[str, Any] = {"ids": [], "distances": None, "scores": [] if "scores" in include else None}
+    fields = [f for f in ("embeddings", "metadatas", "documents") if f in include]
+    for field in ("embeddings", "metadatas", "documents"):
+        out[field] = [] if field in fields else None
+    for q in range(len(vector["ids"])):
+        v_ids, t_ids = list(vector["ids"][q]), list(text["ids"][q])
+        chosen = rrf([ranks(v_ids, list(vector["distances"][q]), higher_first=False),
+                      ranks(t_ids, list(text["scores"][q]), higher_first=True)], n_results)
+        where: Dict[str, Tuple[QueryResult, int]] = {}
+        for side, side_ids in ((text, t_ids), (vector, v_ids)):
+            for j, record_id in enumerate(side_ids):
+                where[record_id] = (side, j)
+        out["ids"].append([record_id for record_id, _ in chosen])
+        if out["scores"] is not None:
+            out["scores"].append([score for _, score in chosen])
+        for field in fields:
+            out[field].append([where[record_id][0][field][q][where[record_id][1]] for record_id, _ in chosen])
+    out["included"] = list(include)
+    return QueryResult(**out)  # type: ignore[typeddict-item]
