@@ -235,7 +235,6 @@ class Collection:
         if self._info.dimension is not None and queries.shape[1] != self._info.dimension:
             raise v.dimension_error(arg, queries.shape[1], self._info.dimension)
         result = self._backend.query(self.id, self.name, queries, n_results, parsed, fields, id_list)
-        result.setdefault("scores", None)
         if result.get("embeddings") is not None:
             result["embeddings"] = [_matrix(rows) for rows in result["embeddings"]]
         return result

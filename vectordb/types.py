@@ -54,8 +54,9 @@ class QueryResult(TypedDict):
     """What ``Collection.query`` returns: one inner list (or array) per query, nearest first.
 
     ``embeddings`` holds one float64 array of shape (k, dimension) per query. ``distances``
-    come with vector results (``mode="vector"``), ``scores`` (higher is better: BM25 for
-    ``mode="text"``, reciprocal rank fusion for ``mode="hybrid"``) with the others.
+    come with vector results (``mode="vector"``, which have no ``scores`` key, as in Chroma);
+    ``scores`` (higher is better: BM25 for ``mode="text"``, reciprocal rank fusion for
+    ``mode="hybrid"``) with the others, whose ``distances`` are None.
     """
 
     ids: List[List[ID]]

@@ -512,7 +512,6 @@ class LocalBackend(Backend):
             metadatas=[[r[2] for r in rs] for rs in rows] if "metadatas" in include else None,
             documents=[[r[1] for r in rs] for rs in rows] if "documents" in include else None,
             included=list(include),
-            scores=None,
         )
 
     def text_query(
