@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=5, help="how many results (default: 5)")
     p.add_argument("--where", help="metadata filter as JSON")
     p.add_argument("--where-document", help="document filter as JSON")
+    p.add_argument("--mode", choices=["vector", "text", "hybrid"], default="vector",
+                   help="vector (default), text (BM25 over the documents) or hybrid (both, fused)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=c.cmd_query)
 

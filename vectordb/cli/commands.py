@@ -88,22 +88,27 @@ def cmd_peek(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     """Nearest neighbours of a text (embedded with the collection's function) or of a vector."""
-    if (args.text is None) == (args.embedding is None):
+    mode = getattr(args, "mode", "vector")
+    if mode == "vector" and (args.text is None) == (args.embedding is None):
         raise InvalidArgumentError("query: give a text or --embedding (one of them)")
+    if mode != "vector" and args.text is None:
+        raise InvalidArgumentError(f"query --mode {mode}: give the query text")
     with _open(args.path) as client:
         result = client.get_collection(args.name).query(
             query_embeddings=None if args.embedding is None else _parse_json(args.embedding, "--embedding"),
-            query_texts=args.text,
+            query_texts=None if mode == "vector" and args.embedding is not None else args.text,
             n_results=args.n,
             where=_parse_json(args.where, "--where"),
             where_document=_parse_json(args.where_document, "--where-document"),
+            mode=mode,
         )
     if args.json:
         print_json({k: result[k][0] if isinstance(result[k], list) and k != "included" else result[k] for k in result})
     else:
+        value, header = ("distances", "DISTANCE") if mode == "vector" else ("scores", "SCORE")
         rows = [[rank, i, f"{d:.4f}", shorten(doc), shorten(m)] for rank, (i, d, doc, m) in enumerate(
-            zip(result["ids"][0], result["distances"][0], result["documents"][0], result["metadatas"][0]), 1)]
-        print_table(["#", "ID", "DISTANCE", "DOCUMENT", "METADATA"], rows)
+            zip(result["ids"][0], result[value][0], result["documents"][0], result["metadatas"][0]), 1)]
+        print_table(["#", "ID", header, "DOCUMENT", "METADATA"], rows)
     return 0
 
 

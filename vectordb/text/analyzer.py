@@ -22,12 +22,31 @@ from vectordb.errors import InvalidArgumentError, MissingDependencyError
 from vectordb.validation import TEXT_ANALYZERS
 
 _TERM = re.compile(r"[^\W_]+")
-"""A run of Unicode letters and digits (``\\w`` without the underscore)."""
+"""A run of Unicode letters and digits (``\\w`` without the underscore): the terms, as a pattern."""
+
+
+class _Separators(dict):
+    """``str.translate`` table: every character that is not a letter or digit becomes a space.
+
+    Filled lazily, one entry per distinct character met (at most ``_TABLE_MAX`` kept), so
+    splitting a text is one C-level translate and one ``split``: about twice as fast as
+    ``_TERM.findall``, with the same terms.
+    """
+
+    def __missing__(self, code: int) -> int:
+        mapped = code if chr(code).isalnum() else 32
+        if len(self) < _TABLE_MAX:
+            self[code] = mapped
+        return mapped
+
+
+_TABLE_MAX = 1 << 16
+_SEPARATORS = _Separators()
 
 
 def default_terms(text: str) -> List[str]:
     """The terms of ``text`` for the ``default`` analyzer, in order (repeats kept)."""
-    return _TERM.findall(text.lower())
+    return text.lower().translate(_SEPARATORS).split()
 
 
 class Analyzer:
@@ -52,7 +71,7 @@ def _english() -> Analyzer:
         stemmer = getattr(local, "stemmer", None)
         if stemmer is None:
             stemmer = local.stemmer = Stemmer.Stemmer("english")
-        return stemmer.stemWords(_TERM.findall(text.lower()))
+        return stemmer.stemWords(default_terms(text))
 
     return Analyzer("english", terms)
 

@@ -227,12 +227,10 @@ class TextIndex:
             return posting.labels[order], _term_scores(posting, self._df[tid], n, avgdl, occurrences)[order]
         top = max(p.labels.max() for p in (self._settled(t) for t, _ in terms) if len(p.labels)) + 1
         total = np.zeros(int(top), dtype=np.float64)
-        touched = []
         for tid, occurrences in terms:
             posting = self._settled(tid)
-            total[posting.labels] += _term_scores(posting, self._df[tid], n, avgdl, occurrences)
-            touched.append(posting.labels)
-        labels = np.unique(np.concatenate(touched))
+            total[posting.labels] += _term_scores(posting, self._df[tid], n, avgdl, occurrences)  # labels distinct
+        labels = np.flatnonzero(total)  # every term's contribution is > 0 (idf > 0, tf ≥ 1)
         return labels, total[labels]
 
     def search(self, text: str, k: int, allowed: Optional[np.ndarray], ids_of: IdsOf) -> Tuple[np.ndarray, np.ndarray]:
@@ -244,7 +242,13 @@ class TextIndex:
             labels, scores = labels[labels_in], scores[labels_in]
         if len(labels) > k:
             threshold = np.partition(scores, len(scores) - k)[len(scores) - k]
-            chosen = scores >= threshold  # every document tied with the k-th comes along, ordered by id below
+            above = np.flatnonzero(scores > threshold)
+            tied = np.flatnonzero(scores == threshold)
+            need = k - len(above)
+            if len(tied) > need:  # the documents tied with the k-th: those with the smallest ids
+                tied_ids = np.asarray(ids_of(labels[tied]), dtype=str)
+                tied = tied[np.argsort(tied_ids, kind="stable")[:need]]
+            chosen = np.concatenate([above, tied])
             labels, scores = labels[chosen], scores[chosen]
         ids = ids_of(labels)
         order = sorted(range(len(labels)), key=lambda i: (-scores[i], ids[i]))[:k]
