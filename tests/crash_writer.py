@@ -22,6 +22,7 @@ import numpy as np
 import vectordb
 from vectordb.engine import indexes as manager
 from vectordb.engine import maintenance
+from vectordb.engine import textindexes
 
 DIM = 8
 POOL = 240
@@ -50,8 +51,10 @@ def main(path: str, log_path: str, seed: int, first_call: int) -> None:
     manager.SAVE_MIN_CHANGES = 40
     manager.BACKGROUND_MIN = 10  # writes of 10-30 vectors go to the worker thread, smaller ones stay inline
     maintenance.AUTO_COMPACT_MIN_DELETED = 30
+    textindexes.SAVE_MIN_CHANGES, textindexes.SAVE_FRACTION = 20, 0.05  # the text index is saved every few calls
     rng = random.Random(seed)
     collection = collection_of(vectordb.PersistentClient(path))
+    collection.query(query_texts="r1", mode="text")  # the text index is loaded: every write then updates it
     print("ready", flush=True)
     with open(log_path, "a") as log:
         call = first_call

@@ -23,6 +23,7 @@ import vectordb
 
 sys.path.insert(0, os.path.dirname(__file__))
 import crash_writer
+from test_text_index import oracle
 
 SOAK = os.environ.get("VECTORDB_SOAK") == "1"
 CYCLES = 80 if SOAK else 10
@@ -67,6 +68,7 @@ def stored_state(path: str) -> Tuple[Model, dict]:
             np.testing.assert_allclose(emb, crash_writer.vector(call, record_id), rtol=0, atol=0)
             model[record_id] = call
         check_queries(collection, got)
+        check_text_queries(collection, got)
         report = client.check()
         assert report.ok, str(report)
     return model, got
@@ -89,12 +91,26 @@ def check_queries(collection, got: dict) -> None:
             assert set(result["ids"][q]) <= set(got["ids"])
 
 
+def check_text_queries(collection, got: dict) -> None:
+    """Text queries after the kill rank exactly as BM25 over the stored documents: no stale or missing terms."""
+    docs = dict(zip(got["ids"], got["documents"]))
+    rng = np.random.default_rng(len(docs))
+    picks = [got["documents"][i] for i in rng.integers(0, len(docs), 3)] if docs else []
+    queries = ["r1", "r7 r19 r230", "r3 0 1 2"] + [doc.replace("@", " ") for doc in picks]
+    for text in queries:
+        result = collection.query(query_texts=text, mode="text", n_results=10)
+        want = oracle(docs, text)[:10]
+        assert result["ids"][0] == [i for i, _ in want], f"text query {text!r}"
+        np.testing.assert_allclose(result["scores"][0], [s for _, s in want], rtol=1e-5, err_msg=text)
+
+
 def run_writer(store: str, log: str, seed: int, first_call: int, kill_after: float) -> None:
     """Start the writer, let it work ``kill_after`` seconds past its start-up, then SIGKILL it."""
     proc = subprocess.Popen(
         [sys.executable, WRITER, store, log, str(seed), str(first_call)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))},
+    )  # this checkout's vectordb, not an installed one
     try:
         line = proc.stdout.readline()
         assert line.strip() == b"ready", proc.stderr.read().decode()[-3000:]
@@ -151,6 +167,7 @@ def test_recovery_rebuilds_index_from_database_alone(tmp_path):
     run_writer(store, log, 7, 0, kill_after=1.0)
     before, got = stored_state(store)
     shutil.rmtree(os.path.join(store, "index"))
+    shutil.rmtree(os.path.join(store, "text"))
     after, got_after = stored_state(store)
     assert after == before and got_after["ids"] == got["ids"]
 

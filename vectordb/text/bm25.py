@@ -257,10 +257,12 @@ class TextIndex:
     # -- whole-index views (saving, checking) ---------------------------------
 
     def documents(self) -> Iterator[Tuple[int, int, List[str], List[int]]]:
-        """``(label, length, terms, counts)`` of every indexed document, by ascending label."""
+        """``(label, length, terms, counts)`` of every indexed document, by ascending label, its
+        terms in alphabetical order (the same whatever order the vocabulary grew in)."""
         for label in self.live_labels().tolist():
             pairs, length = self._docs[label]
-            yield label, length, [self._terms[t] for t in pairs[0].tolist()], pairs[1].tolist()
+            named = sorted(zip([self._terms[t] for t in pairs[0].tolist()], pairs[1].tolist()))
+            yield label, length, [t for t, _ in named], [c for _, c in named]
 
 
 def _term_scores(posting: _Postings, df: int, n: float, avgdl: float, occurrences: int) -> np.ndarray:
