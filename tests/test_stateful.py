@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from conftest import backend_client
+from test_text_index import oracle
 from vectordb.engine import indexes as manager
 
 DIM = 3
@@ -26,7 +27,9 @@ vector_st = st.tuples(*[st.integers(-4, 4).map(float) for _ in range(DIM)])
 value_st = st.one_of(st.integers(0, 3), st.sampled_from(["x", "y", "ü"]), st.booleans())
 meta_st = st.one_of(st.none(), st.dictionaries(st.sampled_from(["k", "s"]), value_st, max_size=2))
 patch_st = st.one_of(st.none(), st.dictionaries(st.sampled_from(["k", "s"]), st.one_of(st.none(), value_st), max_size=2))
-doc_st = st.one_of(st.none(), st.sampled_from(["alpha", "beta", "gamma"]))
+doc_st = st.one_of(st.none(), st.sampled_from(["alpha", "beta", "gamma", "alpha beta", "Beta beta gamma!",
+                                               "gamma alpha alpha delta", ""]))
+text_st = st.lists(st.sampled_from(["alpha", "beta", "gamma", "delta", "omega"]), min_size=1, max_size=3).map(" ".join)
 
 
 def _merge(old: Optional[Dict[str, Any]], new: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
@@ -133,6 +136,14 @@ class VectorDBMachine(RuleBasedStateMachine):
         np.testing.assert_allclose(result["distances"][0], np.sort(exact)[:k], atol=1e-4)
         for record_id, distance in zip(result["ids"][0], result["distances"][0]):
             assert abs(exact[ids.index(record_id)] - distance) < 1e-4
+
+    @rule(text=text_st, k=st.integers(1, 12))
+    def text_query(self, text: str, k: int) -> None:
+        """BM25 over the model's live documents (tests/test_text_index.py's oracle), ties by id."""
+        result = self.col.query(query_texts=[text], n_results=k, mode="text", include=["scores"])
+        want = oracle({i: r[2] for i, r in self.model.items()}, text)[:k]
+        assert result["ids"][0] == [i for i, _ in want]
+        np.testing.assert_allclose(result["scores"][0], [score for _, score in want], rtol=1e-5)
 
     @invariant()
     def count_agrees(self) -> None:

@@ -240,3 +240,28 @@ def test_file_from_another_collection_or_analyzer_is_not_used(tmp_path):
         two = client.get_collection("two", embedding_function=None)
         assert two.query(query_texts="banana", mode="text")["ids"] == [["a"]]
         assert two.query(query_texts="apple", mode="text")["ids"] == [[]]
+
+
+def test_check_reports_and_repairs_a_stale_text_index(tmp_path):
+    """A document changed behind the engine's back (straight in DuckDB, seq unchanged): the saved
+    text index no longer matches it; check() says so, repair=True rebuilds it."""
+    import duckdb
+
+    path = str(tmp_path / "db")
+    with vectordb.PersistentClient(path) as client:
+        col = client.create_collection("stale", embedding_function=None)
+        fill(col, {"a": "old words", "b": "other words"})
+        col.query(query_texts="words", mode="text")  # builds and saves the text index
+    con = duckdb.connect(os.path.join(path, "vectordb.duckdb"))
+    con.execute("UPDATE records SET document = 'fresh words' WHERE id = 'a'")
+    con.close()
+    with vectordb.PersistentClient(path) as client:
+        report = client.check()
+        assert not report.ok and any("saved text index" in p.what for p in report.problems), str(report)
+        col = client.get_collection("stale", embedding_function=None)
+        assert col.query(query_texts="old", mode="text")["ids"] == [["a"]]  # stale: the file's terms
+        report = client.check(repair=True)
+        assert report.ok and report.repairs, str(report)
+        assert col.query(query_texts="old", mode="text")["ids"] == [[]]
+        assert col.query(query_texts="fresh", mode="text")["ids"] == [["a"]]
+        assert client.check().ok
