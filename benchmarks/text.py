@@ -1,0 +1,125 @@
+"""Full-text and hybrid search benchmark: ``python -m benchmarks.text --n 100000``.
+
+In one run, on the harness's data (:func:`benchmarks.data.make_dataset`: vectors and
+short documents over a 120-word vocabulary):
+
+- ingest rate with the text index on (loaded first, so every write updates it) and off;
+- query p50/p99 of ``mode="vector"``, ``"text"`` and ``"hybrid"`` (n_results=10,
+  default includes), the text queries being 1-3 words drawn from the vocabulary;
+- the text index's memory (traced while it is built) and its file on disk.
+
+Prints a table and writes ``benchmarks/results/text-n<N>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+import vectordb
+from benchmarks import data
+from vectordb.text.analyzer import analyzer
+from vectordb.text.bm25 import TextIndex
+
+BATCH = 1000
+
+
+def _ingest(client: vectordb.Client, name: str, ds: data.Dataset, text_on: bool) -> float:
+    """Records per second for adding the whole dataset in batches (the text index loaded first when on)."""
+    col = client.create_collection(name, metadata={"text:index": text_on}, embedding_function=None)
+    if text_on:
+        col.query(query_texts="warm", mode="text")  # the index is in memory: every write updates it
+    ids = [f"r{i}" for i in range(len(ds.documents))]
+    start = time.perf_counter()
+    for s in range(0, len(ids), BATCH):
+        col.add(ids=ids[s:s + BATCH], embeddings=ds.vectors[s:s + BATCH],
+                metadatas=ds.metadatas[s:s + BATCH], documents=ds.documents[s:s + BATCH])
+    col.count()
+    return len(ids) / (time.perf_counter() - start)
+
+
+def _latencies(fn, queries: List) -> Dict[str, float]:
+    for q in queries[:5]:
+        fn(q)
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        fn(q)
+        times.append(time.perf_counter() - t)
+    return {"p50_ms": float(np.percentile(times, 50) * 1e3), "p99_ms": float(np.percentile(times, 99) * 1e3)}
+
+
+def run(n: int, dim: int, n_queries: int, seed: int) -> Dict:
+    ds = data.make_dataset(n, dim, n_queries, seed)
+    rng = np.random.default_rng(seed)
+    texts = [" ".join(rng.choice(data.VOCAB, rng.integers(1, 4))) for _ in range(n_queries)]
+    folder = tempfile.mkdtemp(prefix="vectordb-text-bench-")
+    result: Dict = {"n": n, "dim": dim, "queries": n_queries}
+    with vectordb.PersistentClient(os.path.join(folder, "db")) as client:
+        off = _ingest(client, "text-off", ds, text_on=False)
+        on = _ingest(client, "text-on", ds, text_on=True)
+        result["ingest_text_off_per_s"], result["ingest_text_on_per_s"] = off, on
+        col = client.get_collection("text-on", embedding_function=None)
+        pairs = list(zip(ds.queries, texts))
+        result["vector"] = _latencies(lambda p: col.query(query_embeddings=[p[0]], n_results=10), pairs)
+        result["text"] = _latencies(lambda p: col.query(query_texts=[p[1]], n_results=10, mode="text"), pairs)
+        result["hybrid"] = _latencies(lambda p: col.query(query_embeddings=[p[0]], query_texts=[p[1]],
+                                                          n_results=10, mode="hybrid"), pairs)
+        text_id = col.id
+    disk = os.path.getsize(os.path.join(folder, "db", "text", text_id + ".npz"))
+    tracemalloc.start()
+    index = TextIndex(analyzer("default"))
+    for s in range(0, n, 10_000):
+        index.put(np.arange(s, min(n, s + 10_000)), ds.documents[s: s + 10_000])
+    memory = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    result["text_index_memory_mb"], result["text_index_disk_mb"] = memory / 2**20, disk / 2**20
+    result["ratios"] = {
+        "ingest_on_over_off": on / off,
+        "hybrid_p50_over_vector_p50": result["hybrid"]["p50_ms"] / result["vector"]["p50_ms"],
+    }
+    return result
+
+
+def table(r: Dict) -> str:
+    rows = [
+        ("ingest, text index off (rec/s)", f"{r['ingest_text_off_per_s']:,.0f}", ""),
+        ("ingest, text index on (rec/s)", f"{r['ingest_text_on_per_s']:,.0f}",
+         f"{r['ratios']['ingest_on_over_off']:.2f}x off (target >= 0.8x)"),
+        ("vector query p50 / p99 (ms)", f"{r['vector']['p50_ms']:.3f} / {r['vector']['p99_ms']:.3f}", ""),
+        ("text query p50 / p99 (ms)", f"{r['text']['p50_ms']:.3f} / {r['text']['p99_ms']:.3f}", "target p50 <= 5 ms"),
+        ("hybrid query p50 / p99 (ms)", f"{r['hybrid']['p50_ms']:.3f} / {r['hybrid']['p99_ms']:.3f}",
+         f"{r['ratios']['hybrid_p50_over_vector_p50']:.2f}x vector (target <= 2x)"),
+        ("text index memory (MiB)", f"{r['text_index_memory_mb']:.1f}", ""),
+        ("text index on disk (MiB)", f"{r['text_index_disk_mb']:.1f}", ""),
+    ]
+    width = max(len(a) for a, _, _ in rows)
+    return "\n".join(f"{a:<{width}}  {b:>20}  {c}" for a, b, c in [(f"n = {r['n']:,}", "", "")] + rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args()
+    result = run(args.n, args.dim, args.queries, args.seed)
+    print(table(result))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"text-n{args.n}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
