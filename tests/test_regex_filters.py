@@ -145,6 +145,13 @@ def test_bad_patterns_raise_and_change_nothing(fresh, where_document, match):
     assert snapshot(fresh) == before
 
 
+@pytest.mark.parametrize("op", ["$regex", "$not_regex"])
+def test_regex_is_for_documents_only(col, op):
+    """``where`` (metadata) has no regex operator: it is refused, not read as another operator."""
+    with pytest.raises(InvalidArgumentError, match=rf"where\['n'\]: unknown operator '\{op}'"):
+        col.get(where={"n": {op: "1"}})
+
+
 def test_server_checks_raw_patterns_too(clients):
     """The server parses what it is sent with the same parser: a raw bad pattern is a 400 naming it."""
     col = clients("http").get_or_create_collection("regex-raw", embedding_function=None)

@@ -36,9 +36,10 @@ Scalar = Union[str, int, float, bool]
 
 COMPARE_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 _LIST_OPS = ("$in", "$nin")
-_DOC_OPS = ("$contains", "$not_contains", "$regex", "$not_regex")
-_REGEX_OPS = ("$regex", "$not_regex")
-_OPERATORS = COMPARE_OPS + _LIST_OPS + _DOC_OPS
+_CONTAINS_OPS = ("$contains", "$not_contains")  # on a metadata list, or on the document
+_REGEX_OPS = ("$regex", "$not_regex")  # on the document only
+_DOC_OPS = _CONTAINS_OPS + _REGEX_OPS
+_OPERATORS = COMPARE_OPS + _LIST_OPS + _CONTAINS_OPS
 _LOGIC = ("$and", "$or")
 
 
@@ -229,7 +230,7 @@ def _field(key: str, condition: Any, path: str) -> Node:
     if op in _LIST_OPS:
         return Member(key, _list_operand(operand, where), negated=op == "$nin")
     value = validate_metadata_value(operand, where)
-    if op in _DOC_OPS:
+    if op in _CONTAINS_OPS:
         return Contains(key, value, negated=op == "$not_contains")
     if op not in ("$eq", "$ne") and isinstance(value, (str, bool)):
         raise InvalidArgumentError(f"{where}: expected an int or float, got {type(value).__name__}")
