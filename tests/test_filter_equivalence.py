@@ -7,7 +7,10 @@ floats) after random writes and deletes, and random filters (every operator,
 ``$contains`` / ``$not_contains`` on list values and scalars, ``$in`` lists past the
 index's ``np.isin`` threshold, nested ``$and`` / ``$or``), the labels are the same
 whenever the index answers, and it declines only where float64 cannot compare exactly. Then big
-``$in`` / ``$nin`` lists (20k values) on both paths against a Python answer.
+``$in`` / ``$nin`` lists (20k values) on both paths against a Python answer. Last, document
+filters: ``$contains`` / ``$regex`` and their negations, nested, over random documents (case
+pairs, non-ASCII letters, newlines, no document) after random updates and deletes, answered
+by the store's SQL (DuckDB's RE2) and by :func:`document_matches` (google-re2), equally.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from vectordb.filters import And, Filter, Node, Or, parse_where, to_sql
+from vectordb.filters import And, Filter, Node, Or, document_matches, parse_where, parse_where_document, to_sql
 from vectordb.index.metadata import EXACT, MAX_KEYS, MetadataIndex
 
 KEYS = ["a", "b", "c", "d"]
@@ -222,5 +225,71 @@ def test_big_list_through_sql_only_collection(shared_memory_client):
         assert set(col.get(where={"s": {"$nin": values}}, include=[])["ids"]) == rest
         got = col.query(query_embeddings=[[1.0]], n_results=3, where={"n": {"$in": list(range(1, 2 * BIG_LIST, 2))}})
         assert got["ids"] == [["r1", "r3", "r5"]]
+    finally:
+        shared_memory_client.delete_collection(col.name)
+
+
+# -- document filters: SQL (DuckDB's regexp_matches) and document_matches (google-re2) ----
+
+TEXT = ["a", "b", "A", "é", "É", "ß", "k", "\u212a", " ", "\n", "1", "."]  # \u212a: KELVIN SIGN, folds to k
+ATOMS = ["a", "b", "A", "é", "É", "ß", "k", "K", " ", "1", "\\.", ".", "[ab]", "[^a]", "[a-z]", "\\w", "\\W", "\\d",
+         "\\s", "\\b", "\\pL", "\\p{Lu}", "[[:upper:]]", "(a|é)", "(?:b|$)", "^", "$", "\\n"]
+atom = st.tuples(st.sampled_from(ATOMS), st.sampled_from(["", "", "*", "+", "?", "{1,2}"])).map(
+    lambda t: t[0] + t[1] if t[0] not in ("^", "$", "\\b") else t[0]  # no quantified anchors
+)
+pattern = st.tuples(
+    st.sampled_from(["", "", "(?i)", "(?s)", "(?m)", "(?is)"]),
+    st.lists(st.lists(atom, min_size=0, max_size=4).map("".join), min_size=1, max_size=2).map("|".join),
+).map("".join)
+doc_leaf = st.one_of(
+    st.tuples(st.sampled_from(["$regex", "$not_regex"]), pattern).map(lambda t: {t[0]: t[1]}),
+    st.tuples(st.sampled_from(["$regex", "$not_regex"]), pattern).map(lambda t: {t[0]: t[1]}),
+    st.tuples(st.sampled_from(["$contains", "$not_contains"]), st.text(TEXT, min_size=1, max_size=2)).map(
+        lambda t: {t[0]: t[1]}
+    ),
+)
+document_dicts = st.recursive(
+    doc_leaf,
+    lambda inner: st.tuples(st.sampled_from(["$and", "$or"]), st.lists(inner, min_size=2, max_size=3)).map(
+        lambda t: {t[0]: t[1]}
+    ),
+    max_leaves=6,
+)
+document = st.one_of(st.none(), st.text(TEXT, max_size=8))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    docs=st.lists(st.tuples(st.integers(0, 11), document), min_size=3, max_size=12),
+    updates=st.lists(st.tuples(st.integers(0, 9), st.text(TEXT, max_size=8)), max_size=3),
+    deleted=st.lists(st.integers(0, 9), max_size=2),
+    filters=st.lists(document_dicts, min_size=1, max_size=6),
+)
+@example(  # case folding, dot and newlines, anchors, an empty match on a record without a document
+    docs=[(0, "a\nb"), (1, "\u212a"), (2, "ß"), (3, None), (4, ""), (5, "ÉA")],
+    updates=[(4, "k")], deleted=[], filters=[{"$regex": "(?i)k"}, {"$regex": "a.b"}, {"$regex": "(?s)a.b"},
+    {"$regex": "^b"}, {"$regex": "(?m)^b$"}, {"$not_regex": ""}, {"$regex": "(?i)SS"}, {"$regex": "\\p{Lu}\\pL$"},
+    {"$regex": "(?i)éa"}, {"$and": [{"$regex": "\\w"}, {"$not_contains": "A"}]}],
+)
+def test_document_filters_agree(shared_memory_client, docs, updates, deleted, filters):
+    col = shared_memory_client.create_collection(f"doc{next(_names)}", embedding_function=None)
+    try:
+        by_id = {f"r{i}": doc for i, doc in docs}
+        col.add(ids=list(by_id), embeddings=[[1.0, 0.0]] * len(by_id), documents=list(by_id.values()))
+        for i, text in updates:
+            if f"r{i}" in by_id:
+                col.update(ids=f"r{i}", documents=text, embeddings=[[0.0, 1.0]])
+        gone = sorted({f"r{i}" for i in deleted if f"r{i}" in by_id})
+        if gone:
+            col.delete(ids=gone)
+        got = col.get(include=["documents"])
+        store = col._backend._store
+        labels = store.labels_of(col.id, got["ids"])
+        stored = {labels[i]: d for i, d in zip(got["ids"], got["documents"])}
+        for where_document in filters:
+            for node in _subtrees(parse_where_document(where_document)):
+                expected = sorted(label for label, d in stored.items() if document_matches(node, d))
+                in_sql = sorted(store.select_labels(col.id, to_sql(Filter(None, node), col.id)).tolist())
+                assert in_sql == expected, (where_document, node, stored)
     finally:
         shared_memory_client.delete_collection(col.name)

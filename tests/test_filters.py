@@ -169,7 +169,7 @@ def test_malformed_where(col, where, match):
     "where_document, match",
     [
         ({"$contains": 1}, r"where_document\['\$contains'\]: expected a string, got int"),
-        ({"$regex": "x"}, r"where_document: unknown operator '\$regex'"),
+        ({"$iregex": "x"}, r"where_document: unknown operator '\$iregex'"),
         ({"$contains": "a", "$not_contains": "b"}, r"where_document: expected a dict with exactly one operator"),
         ({"$and": [{"$contains": "a"}]}, r"where_document\['\$and'\]: expected a list of at least two"),
         ({"$or": [{"$contains": "a"}, {"$like": "b"}]}, r"where_document\['\$or'\]\[1\]: unknown operator '\$like'"),
@@ -423,7 +423,8 @@ def test_errors_about_huge_values_stay_short(col):
     ),
     lambda inner: st.builds(lambda op, xs: {op: xs}, st.sampled_from(["$and", "$or"]), st.lists(inner, min_size=2, max_size=3)),
     max_leaves=8,
-), document=st.one_of(st.none(), st.builds(lambda op, t: {op: t}, st.sampled_from(["$contains", "$not_contains"]), st.text(min_size=1, max_size=4))))
+), document=st.one_of(st.none(), st.builds(lambda op, t: {op: t}, st.sampled_from(["$contains", "$not_contains"]), st.text(min_size=1, max_size=4)),
+                      st.builds(lambda op, t: {op: t}, st.sampled_from(["$regex", "$not_regex"]), st.sampled_from(["a.", "^x", "(?i)é+$", ""]))))
 def test_a_parsed_filter_written_back_as_dicts_parses_to_the_same_tree(where, document):
     parsed = parse_filter(where, document)
     assert parse_filter(*to_dicts(parsed)) == parsed

@@ -15,7 +15,7 @@ from conftest import BACKENDS, backend_client
 from vectordb.errors import InvalidArgumentError, VectorDBError
 
 ODD_STRINGS = ["", " ", "\x00", "\ud800", "a\udfffb", "\u202e\u0301", "🦆" * 3, "x" * 70_000, "$eq", "'; DROP TABLE records; --"]
-FILTER_KEYS = ["$and", "$or", "$eq", "$ne", "$gt", "$in", "$nin", "$contains", "$not_contains", "$bogus", "k", "", "\x00"]
+FILTER_KEYS = ["$and", "$or", "$eq", "$ne", "$gt", "$in", "$nin", "$contains", "$not_contains", "$regex", "$not_regex", "$bogus", "k", "", "\x00"]
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(min_value=2**63, max_value=2**70),

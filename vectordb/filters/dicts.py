@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from vectordb.filters.tree import And, Compare, Contains, DocContains, Filter, Member, Node, Or
+from vectordb.filters.tree import And, Compare, Contains, DocContains, DocRegex, Filter, Member, Node, Or
 
 
 def node_dict(node: Node) -> Dict[str, Any]:
@@ -22,6 +22,8 @@ def node_dict(node: Node) -> Dict[str, Any]:
         return {node.key: {"$not_contains" if node.negated else "$contains": node.value}}
     if isinstance(node, DocContains):
         return {"$not_contains" if node.negated else "$contains": node.text}
+    if isinstance(node, DocRegex):
+        return {"$not_regex" if node.negated else "$regex": node.pattern}
     word = "$and" if isinstance(node, And) else "$or"
     assert isinstance(node, (And, Or))
     return {word: [node_dict(child) for child in node.children]}

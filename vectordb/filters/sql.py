@@ -10,14 +10,16 @@ match records lacking the key; ``$contains`` / ``$not_contains`` read the
 parameter and test membership with ``IN (SELECT unnest(?))``, which DuckDB runs as a
 hash join: linear in the number of values (one OR term per value was quadratic).
 Numbers compare numerically whether stored as int or float; an int asked is compared
-exactly with stored ints (BIGINT), and as a DOUBLE with stored floats.
+exactly with stored ints (BIGINT), and as a DOUBLE with stored floats. ``$regex`` runs
+DuckDB's ``regexp_matches`` (RE2, a search anywhere in the document) with the pattern as
+a parameter; a record without a document matches no pattern.
 """
 
 from __future__ import annotations
 
 from typing import Any, List, Sequence, Tuple
 
-from vectordb.filters.tree import And, Compare, Contains, DocContains, Filter, Member, Node, Or, Scalar, kind
+from vectordb.filters.tree import And, Compare, Contains, DocContains, DocRegex, Filter, Member, Node, Or, Scalar, kind
 
 Params = List[Any]
 SQL = Tuple[str, Params]
@@ -41,6 +43,10 @@ def _node(node: Node, collection_id: str) -> SQL:
         if node.negated:
             return "(r.document IS NULL OR NOT contains(r.document, ?))", [node.text]
         return "(r.document IS NOT NULL AND contains(r.document, ?))", [node.text]
+    if isinstance(node, DocRegex):
+        if node.negated:
+            return "(r.document IS NULL OR NOT regexp_matches(r.document, ?))", [node.pattern]
+        return "(r.document IS NOT NULL AND regexp_matches(r.document, ?))", [node.pattern]
     table = _METADATA
     if isinstance(node, Compare):
         test, params = _typed_test(_SQL_OP[node.op], node.value)

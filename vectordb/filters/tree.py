@@ -2,7 +2,7 @@
 
 A user's filter is a dict (Chroma's syntax). :func:`parse_filter` checks it once, in
 full, and turns it into a small tree of frozen nodes (:class:`Compare`, :class:`Member`,
-:class:`Contains`, :class:`And`, :class:`Or`, :class:`DocContains`) held by a :class:`Filter`. Everything
+:class:`Contains`, :class:`And`, :class:`Or`, :class:`DocContains`, :class:`DocRegex`) held by a :class:`Filter`. Everything
 that runs a filter takes the tree: :func:`vectordb.filters.sql.to_sql` writes it as
 SQL, :meth:`vectordb.index.metadata.MetadataIndex.evaluate` answers it in numpy. Neither
 validates again; a tree built by the parser is known good (values are plain Python
@@ -16,7 +16,8 @@ list of values of one kind (str, bool or number); ``$contains`` / ``$not_contain
 metadata key take one value and ask whether the key's list value holds it. Semantics
 (``$ne`` / ``$nin`` / ``$not_contains`` also match records lacking the key, ints and
 floats compare numerically, a list value equals no scalar) are the interpreters'. Errors name the offending part by its path, e.g.
-``where['$and'][1]['year']['$gt']``.
+``where['$and'][1]['year']['$gt']``. ``where_document`` ``$regex`` / ``$not_regex`` patterns
+are checked here against the dialect and cost bound of :mod:`vectordb.filters.regex`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 from vectordb.errors import InvalidArgumentError
+from vectordb.filters.regex import check_pattern
 from vectordb.validation import check_text, validate_metadata_value
 
 MAX_DEPTH = 64  # the most levels of $and / $or nesting one filter may have
@@ -34,8 +36,10 @@ Scalar = Union[str, int, float, bool]
 
 COMPARE_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 _LIST_OPS = ("$in", "$nin")
-_DOC_OPS = ("$contains", "$not_contains")
-_OPERATORS = COMPARE_OPS + _LIST_OPS + _DOC_OPS
+_CONTAINS_OPS = ("$contains", "$not_contains")  # on a metadata list, or on the document
+_REGEX_OPS = ("$regex", "$not_regex")  # on the document only
+_DOC_OPS = _CONTAINS_OPS + _REGEX_OPS
+_OPERATORS = COMPARE_OPS + _LIST_OPS + _CONTAINS_OPS
 _LOGIC = ("$and", "$or")
 
 
@@ -95,7 +99,18 @@ class DocContains:
     negated: bool = False
 
 
-Node = Union[Compare, Member, Contains, And, Or, DocContains]
+@dataclass(frozen=True)
+class DocRegex:
+    """The RE2 ``pattern`` matches somewhere in the document (``$regex``); with ``negated``, it
+    does not (``$not_regex``). A record without a document matches no pattern, not even one
+    that matches the empty string, so ``$not_regex`` matches it, as ``$not_contains`` does.
+    The parser has checked the pattern (:func:`vectordb.filters.regex.check_pattern`)."""
+
+    pattern: str
+    negated: bool = False
+
+
+Node = Union[Compare, Member, Contains, And, Or, DocContains, DocRegex]
 
 
 @dataclass(frozen=True)
@@ -185,8 +200,10 @@ def _document(where_document: Any, path: str, depth: int) -> Node:
     if op not in _DOC_OPS:
         raise InvalidArgumentError(f"{path}: unknown operator {_short(op)} (expected one of {', '.join(_DOC_OPS + _LOGIC)})")
     if not isinstance(value, str):
-        raise InvalidArgumentError(f"{path}[{op!r}]: expected a string, got {type(value).__name__}")
+        raise InvalidArgumentError(f"{path}[{op!r}]: expected a string, got {type(value).__name__} {_short(value)}")
     check_text(value, f"{path}[{op!r}]")
+    if op in _REGEX_OPS:
+        return DocRegex(check_pattern(value, f"{path}[{op!r}]"), negated=op == "$not_regex")
     return DocContains(value, negated=op == "$not_contains")
 
 
@@ -213,7 +230,7 @@ def _field(key: str, condition: Any, path: str) -> Node:
     if op in _LIST_OPS:
         return Member(key, _list_operand(operand, where), negated=op == "$nin")
     value = validate_metadata_value(operand, where)
-    if op in _DOC_OPS:
+    if op in _CONTAINS_OPS:
         return Contains(key, value, negated=op == "$not_contains")
     if op not in ("$eq", "$ne") and isinstance(value, (str, bool)):
         raise InvalidArgumentError(f"{where}: expected an int or float, got {type(value).__name__}")
