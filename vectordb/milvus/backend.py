@@ -87,6 +87,7 @@ class MilvusBackend(Records, Backend):
         self._lock = threading.Lock()
         self._last_seq = 0
         self._loaded: set = set()
+        self._write_locks: Dict[str, threading.Lock] = {}
         self._known: Dict[str, CollectionInfo] = {}  # collections whose dimension is fixed (it never changes)
         kwargs: Dict[str, Any] = {"uri": uri, "token": token or ""}
         if db_name:
@@ -171,6 +172,11 @@ class MilvusBackend(Records, Backend):
             return False
         finally:
             quiet.setLevel(level)
+
+    def write_lock(self, collection_id: str) -> threading.Lock:
+        """The lock that runs this process's writes of one collection one at a time (each reads, then writes)."""
+        with self._lock:
+            return self._write_locks.setdefault(collection_id, threading.Lock())
 
     def next_seq(self, n: int) -> int:
         """The first of ``n`` new insertion-order numbers (nanoseconds, increasing in this process)."""

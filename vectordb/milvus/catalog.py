@@ -27,6 +27,19 @@ def data_name(collection_id: str) -> str:
     return DATA_PREFIX + collection_id.replace("-", "")
 
 
+def create(backend: Any, name: str, schema: Any, index: Any) -> None:
+    """Make a Milvus collection with its index, and load it.
+
+    pymilvus's ``create_collection(index_params=...)`` polls the index state every 0.5 s
+    (a second per collection on Milvus Lite); an index on an empty collection has nothing
+    to build, so it is asked for without the wait, and the load waits for what it needs.
+    """
+    client = backend.client
+    backend.call(client.create_collection, name, schema=schema, consistency_level="Strong")
+    backend.call(client.create_index, name, index, sync=False)
+    backend.call(client.load_collection, name)
+
+
 def is_data_name(name: str) -> bool:
     """Whether a Milvus collection's name is of the form :func:`data_name` gives."""
     return name.startswith(DATA_PREFIX) and len(name) == len(DATA_PREFIX) + 32
@@ -37,6 +50,7 @@ class Catalog:
     and sends expressions as templates or rendered, as the server takes them)."""
 
     def __init__(self, backend: Any) -> None:
+        self._backend = backend
         self._client = backend.client
         self._call = backend.call
         self._query = backend.query_rows
@@ -57,8 +71,7 @@ class Catalog:
         index = self._client.prepare_index_params()
         index.add_index(field_name="vec", index_type="FLAT", metric_type="L2")
         try:
-            self._call(self._client.create_collection, CATALOG, schema=schema, index_params=index,
-                       consistency_level="Strong")
+            create(self._backend, CATALOG, schema, index)
         except Exception:
             if not self._call(self._client.has_collection, CATALOG):  # not a race with another client
                 raise

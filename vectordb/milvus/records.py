@@ -18,11 +18,11 @@ from vectordb import validation as v
 from vectordb.backend import CollectionInfo, Embed, Write
 from vectordb.embedding_functions.base import missing_function_error
 from vectordb.engine.writes import plan, texts_to_embed
-from vectordb.errors import InvalidArgumentError
+from vectordb.errors import InvalidArgumentError, VectorDBError
 from vectordb.filters import Filter
 from vectordb.index import settings
 from vectordb.milvus import expressions as x
-from vectordb.milvus.catalog import data_name
+from vectordb.milvus.catalog import create, data_name
 from vectordb.milvus.matching import matching
 from vectordb.types import GetResult, QueryResult
 
@@ -52,9 +52,17 @@ def create_data_collection(backend: Any, name: str, dimension: int, metadata: Op
     schema.add_field("metadata", DataType.JSON, nullable=True)
     index = client.prepare_index_params()
     index.add_index(field_name="vec", index_type="FLAT", metric_type=_METRICS[settings.metric_of(metadata)])
-    if backend.call(client.has_collection, name):
-        return  # made meanwhile by another client's first write
-    backend.call(client.create_collection, name, schema=schema, index_params=index, consistency_level="Strong")
+    if not backend.call(client.has_collection, name):
+        try:
+            create(backend, name, schema, index)
+        except VectorDBError:
+            if not backend.call(client.has_collection, name):
+                raise
+    # made meanwhile by another client's first write, perhaps: its dimension is the one
+    fields = backend.call(client.describe_collection, name)["fields"]
+    stored = next(int(f["params"]["dim"]) for f in fields if f["name"] == "vec")
+    if stored != dimension:
+        raise v.dimension_error("embeddings", dimension, stored)
 
 
 def _to_distance(metric: str, score: float) -> float:
@@ -127,9 +135,13 @@ class Records:
     # -- writes -------------------------------------------------------------
 
     def write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
+        _check_sizes(write)
+        with self.write_lock(collection_id):  # type: ignore[attr-defined]
+            return self._write(collection_id, name, write, embed)
+
+    def _write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
         from vectordb.milvus.backend import MissingData
 
-        _check_sizes(write)
         info = self.resolve(collection_id, name)  # type: ignore[attr-defined]
         existing: Dict[str, int] = {}
         stored: Dict[int, Tuple] = {}
@@ -189,7 +201,8 @@ class Records:
                                **self.filter_args(x.one_of("id", chosen[start:start + ID_BATCH])))  # type: ignore[attr-defined]
             return len(chosen)
 
-        return self._with_data(collection_id, name, run, 0)
+        with self.write_lock(collection_id):  # type: ignore[attr-defined]
+            return self._with_data(collection_id, name, run, 0)
 
     # -- reads --------------------------------------------------------------
 
