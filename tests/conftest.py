@@ -25,16 +25,17 @@ BACKENDS = ["memory", "disk", "http", "milvus"]
 
 
 class _MilvusLite:
-    """One Milvus Lite file for the whole test session (starting one costs ~0.5 s); each
-    client gets a fresh Milvus database in it, so tests never see each other's collections."""
+    """One Milvus Lite file for the whole test session (starting one costs ~0.5 s). Each
+    test folder gets a Milvus database of its own in it, so tests never see each other's
+    collections, and a client opened again on the same folder sees what it left there."""
 
     def __init__(self) -> None:
         self.uri = ""
         self.admin: Any = None
-        self.made = 0
+        self.databases: Dict[str, str] = {}
 
-    def database(self) -> str:
-        """The file's uri, with a new empty database made in it; returns the database's name."""
+    def database(self, folder: str) -> str:
+        """The name of ``folder``'s database in the session's file (made on first use)."""
         if self.admin is None:
             import atexit
             import shutil
@@ -42,22 +43,14 @@ class _MilvusLite:
 
             from pymilvus import MilvusClient as Admin
 
-            folder = tempfile.mkdtemp(prefix="vectordb-milvus-")
-            atexit.register(shutil.rmtree, folder, True)
-            self.uri = os.path.join(folder, "milvus.db")
+            session = tempfile.mkdtemp(prefix="vectordb-milvus-")
+            atexit.register(shutil.rmtree, session, True)
+            self.uri = os.path.join(session, "milvus.db")
             self.admin = Admin(self.uri)
-        self.made += 1
-        name = f"t{self.made}"
-        self.admin.create_database(name)
-        return name
-
-    def drop(self, name: str) -> None:
-        """Drop a test's database and everything in it (keeps the session's file small)."""
-        self.admin.use_database(name)
-        for collection in self.admin.list_collections():
-            self.admin.drop_collection(collection)
-        self.admin.use_database("default")
-        self.admin.drop_database(name)
+        if folder not in self.databases:
+            self.databases[folder] = f"t{len(self.databases)}"
+            self.admin.create_database(self.databases[folder])
+        return self.databases[folder]
 
 
 MILVUS_LITE = _MilvusLite()
@@ -91,12 +84,9 @@ def backend_client(
             served.close()
         return
     elif backend == "milvus":
-        database = MILVUS_LITE.database()
-        try:
-            with vectordb.MilvusClient(MILVUS_LITE.uri, db_name=database, settings=settings) as c:
-                yield c
-        finally:
-            MILVUS_LITE.drop(database)
+        database = MILVUS_LITE.database(os.path.abspath(folder))
+        with vectordb.MilvusClient(MILVUS_LITE.uri, db_name=database, settings=settings) as c:
+            yield c
         return
     else:
         raise ValueError(f"unknown backend {backend!r}")

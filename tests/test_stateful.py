@@ -162,9 +162,15 @@ class HttpMachine(VectorDBMachine):
     BACKEND = "http"
 
 
+class MilvusMachine(VectorDBMachine):
+    BACKEND = "milvus"
+
+
 MemoryMachine.TestCase.settings = settings(  # fewer examples: an HTTP step costs a few requests
     max_examples=10, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck)
 )
 HttpMachine.TestCase.settings = MemoryMachine.TestCase.settings
+MilvusMachine.TestCase.settings = MemoryMachine.TestCase.settings
 TestVectorDBInMemory = MemoryMachine.TestCase
 TestVectorDBOverHttp = HttpMachine.TestCase
+TestVectorDBOnMilvus = MilvusMachine.TestCase
