@@ -28,8 +28,7 @@ EPILOGS = {
     "check": "Example: vectordb check --path ./db --repair",
     "compact": "Example: vectordb compact notes --path ./db",
     "demo": "Example: vectordb demo --path ./demo_db",
-    "copy": "Example: vectordb copy --from ./db --to milvus://127.0.0.1:19530 notes  "
-            "(stores: a folder, milvus://HOST:PORT, milvus-lite:PATH)",
+    "copy": "Example: vectordb copy --from ./db --to milvus://127.0.0.1:19530 notes",
 }
 
 

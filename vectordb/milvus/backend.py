@@ -41,8 +41,8 @@ from vectordb.errors import (
     collection_not_found,
 )
 from vectordb.milvus import expressions as x
-from vectordb.milvus.catalog import CATALOG, Catalog, data_name, is_data_name
-from vectordb.milvus.records import Records
+from vectordb.milvus.catalog import CATALOG, Catalog, MissingData, data_name, is_data_name
+from vectordb.milvus.records import Records, create_data_collection
 from vectordb.types import CheckReport, CompactResult, Problem
 from vectordb.version import __version__
 
@@ -53,10 +53,6 @@ MAX_BATCH_SIZE = 10_000
 CONSISTENCY = "Strong"
 """The consistency level of every request: a read sees every write acknowledged before it."""
 _NOT_FOUND, _UNAVAILABLE, _NOT_LOADED = 100, 2, 101
-
-
-class MissingData(Exception):
-    """A Milvus collection does not exist (internal: the caller decides what that means)."""
 
 
 class MilvusBackend(Records, Backend):
@@ -336,8 +332,6 @@ class MilvusBackend(Records, Backend):
 
     def fix_dimension(self, info: CollectionInfo, dimension: int) -> CollectionInfo:
         """Record the dimension of a collection's first write, and make its data collection."""
-        from vectordb.milvus.records import create_data_collection
-
         create_data_collection(self, data_name(info.id), dimension, info.metadata)
         current = self.collection(info.id, info.name)  # a rename meanwhile is kept
         updated = CollectionInfo(current.id, current.name, current.metadata, dimension,

@@ -22,6 +22,10 @@ CATALOG = "vectordb_catalog"
 DATA_PREFIX = "vdb_"
 
 
+class MissingData(Exception):
+    """A Milvus collection does not exist (internal: the caller decides what that means)."""
+
+
 def data_name(collection_id: str) -> str:
     """The Milvus collection holding the records of the collection with this id."""
     return DATA_PREFIX + collection_id.replace("-", "")

@@ -22,7 +22,7 @@ from vectordb.errors import InvalidArgumentError, VectorDBError
 from vectordb.filters import Filter
 from vectordb.index import settings
 from vectordb.milvus import expressions as x
-from vectordb.milvus.catalog import create, data_name
+from vectordb.milvus.catalog import MissingData, create, data_name
 from vectordb.milvus.matching import matching
 from vectordb.types import GetResult, QueryResult
 
@@ -125,8 +125,6 @@ class Records:
         info = self.resolve(collection_id, name)  # type: ignore[attr-defined]
         if info.dimension is None:
             return empty
-        from vectordb.milvus.backend import MissingData
-
         try:
             return action(info)
         except MissingData:
@@ -140,8 +138,6 @@ class Records:
             return self._write(collection_id, name, write, embed)
 
     def _write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
-        from vectordb.milvus.backend import MissingData
-
         info = self.resolve(collection_id, name)  # type: ignore[attr-defined]
         existing: Dict[str, int] = {}
         stored: Dict[int, Tuple] = {}
