@@ -114,7 +114,8 @@ def _pass_cell(results: List[Dict[str, Any]]) -> str:
 def table_rows(report: Dict[str, Any]) -> List[List[str]]:
     """The table as rows of cells, header first."""
     systems = report["systems"]
-    names = [SUBJECT] + [b for b in BASELINES if b in systems] if SUBJECT in systems else list(systems)
+    others = [s for s in systems if s != SUBJECT and s not in BASELINES]  # e.g. vectordb-milvus: a column, no ratio
+    names = [SUBJECT] + [b for b in BASELINES if b in systems] + others if SUBJECT in systems else list(systems)
     ratios = [b for b in BASELINES if b in systems and SUBJECT in systems]
     header = ["metric"] + names + [f"vdb/{SHORT[b]}" for b in ratios] + ["target (vectordb)", "pass"]
     judged = evaluate(report)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from types import ModuleType
 
-NAMES = ("vectordb", "hnswlib", "chromadb")
+NAMES = ("vectordb", "vectordb-milvus", "hnswlib", "chromadb")
 
 
 def load(name: str) -> ModuleType:
     """The runner module of system ``name``."""
     if name == "vectordb":
         from benchmarks import sys_vectordb as module
+    elif name == "vectordb-milvus":
+        from benchmarks import sys_vectordb_milvus as module
     elif name == "hnswlib":
         from benchmarks import sys_hnswlib as module
     elif name == "chromadb":

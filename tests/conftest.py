@@ -20,8 +20,40 @@ import pytest
 import vectordb
 
 
-BACKENDS = ["memory", "disk", "http"]
+BACKENDS = ["memory", "disk", "http", "milvus"]
 """Every backend the shared API tests run on."""
+
+
+class _MilvusLite:
+    """One Milvus Lite file for the whole test session (starting one costs ~0.5 s). Each
+    test folder gets a Milvus database of its own in it, so tests never see each other's
+    collections, and a client opened again on the same folder sees what it left there."""
+
+    def __init__(self) -> None:
+        self.uri = ""
+        self.admin: Any = None
+        self.databases: Dict[str, str] = {}
+
+    def database(self, folder: str) -> str:
+        """The name of ``folder``'s database in the session's file (made on first use)."""
+        if self.admin is None:
+            import atexit
+            import shutil
+            import tempfile
+
+            from pymilvus import MilvusClient as Admin
+
+            session = tempfile.mkdtemp(prefix="vectordb-milvus-")
+            atexit.register(shutil.rmtree, session, True)
+            self.uri = os.path.join(session, "milvus.db")
+            self.admin = Admin(self.uri)
+        if folder not in self.databases:
+            self.databases[folder] = f"t{len(self.databases)}"
+            self.admin.create_database(self.databases[folder])
+        return self.databases[folder]
+
+
+MILVUS_LITE = _MilvusLite()
 
 
 @contextlib.contextmanager
@@ -50,6 +82,11 @@ def backend_client(
                     yield c
         finally:
             served.close()
+        return
+    elif backend == "milvus":
+        database = MILVUS_LITE.database(os.path.abspath(folder))
+        with vectordb.MilvusClient(MILVUS_LITE.uri, db_name=database, settings=settings) as c:
+            yield c
         return
     else:
         raise ValueError(f"unknown backend {backend!r}")

@@ -153,3 +153,20 @@ def test_cli_text_and_hybrid_modes(tmp_path, capsys):
     assert cli.main(["query", "notes", "--path", path, "--mode", "text"]) != 0
     assert "give the query text" in capsys.readouterr().err
     assert embed_text("x")  # the helper's function is the collection's (persisted by name)
+
+
+def test_text_and_hybrid_on_milvus_are_a_typed_refusal_that_changes_nothing(clients):
+    """Milvus keeps no BM25 index: mode='text'/'hybrid' raise TextSearchUnavailableError
+    naming the server; vector queries on the same collection still answer."""
+    from vectordb.errors import TextSearchUnavailableError
+
+    client = clients("milvus")
+    col = client.create_collection("hybrid-milvus", embedding_function=None)
+    col.add(ids=["a", "b"], embeddings=vectors(2), documents=["ERR_1042 on save", "all fine"])
+    with pytest.raises(TextSearchUnavailableError, match="not available on Milvus"):
+        col.query(query_texts=["ERR_1042"], n_results=1, mode="text")
+    with pytest.raises(TextSearchUnavailableError, match="not available on Milvus"):
+        col.query(query_texts=["ERR_1042"], query_embeddings=vectors(1), n_results=1, mode="hybrid")
+    assert col.count() == 2
+    assert col.query(query_embeddings=vectors(2)[:1], n_results=1, include=[])["ids"] == [["a"]]
+    client.delete_collection("hybrid-milvus")

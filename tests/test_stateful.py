@@ -137,6 +137,7 @@ class VectorDBMachine(RuleBasedStateMachine):
         for record_id, distance in zip(result["ids"][0], result["distances"][0]):
             assert abs(exact[ids.index(record_id)] - distance) < 1e-4
 
+    @precondition(lambda self: self.BACKEND != "milvus")  # Milvus has no BM25 index (README: Scaling out)
     @rule(text=text_st, k=st.integers(1, 12))
     def text_query(self, text: str, k: int) -> None:
         """BM25 over the model's live documents (tests/test_text_index.py's oracle), ties by id."""
@@ -173,9 +174,15 @@ class HttpMachine(VectorDBMachine):
     BACKEND = "http"
 
 
+class MilvusMachine(VectorDBMachine):
+    BACKEND = "milvus"
+
+
 MemoryMachine.TestCase.settings = settings(  # fewer examples: an HTTP step costs a few requests
     max_examples=10, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck)
 )
 HttpMachine.TestCase.settings = MemoryMachine.TestCase.settings
+MilvusMachine.TestCase.settings = MemoryMachine.TestCase.settings
 TestVectorDBInMemory = MemoryMachine.TestCase
 TestVectorDBOverHttp = HttpMachine.TestCase
+TestVectorDBOnMilvus = MilvusMachine.TestCase

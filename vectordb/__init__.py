@@ -17,6 +17,7 @@ from vectordb.collection import Collection
 from vectordb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings
 from vectordb.embedding_functions import EmbeddingFunction
 from vectordb.http_backend import HttpClient
+from vectordb.milvus import MilvusClient
 from vectordb.types import (
     DeleteResult,
     Documents,
@@ -48,6 +49,7 @@ __all__ = [
     "Include",
     "Metadata",
     "Metadatas",
+    "MilvusClient",
     "PersistentClient",
     "QueryResult",
     "Settings",

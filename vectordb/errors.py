@@ -22,6 +22,7 @@ the command line can speak of the same error in the same words::
     │   └── ResetDisabledError                       403
     ├── ServerUnreachableError (also ConnectionError) 503
     ├── OutcomeUnknownError (also ConnectionError)   504
+    ├── BackendError (the engine behind a client)    502
     ├── MissingDependencyError (also ImportError)    500
     └── EmbeddingError                               502
 
@@ -193,6 +194,14 @@ class OutcomeUnknownError(VectorDBError, ConnectionError):
     http_status = 504
 
 
+class BackendError(VectorDBError):
+    """The engine a client stores in (a Milvus server, say) refused or failed a request, or
+    its data is not what vectordb left there; the message names the engine's address."""
+
+    code = "backend_error"
+    http_status = 502
+
+
 class MissingDependencyError(VectorDBError, ImportError):
     """An optional package is not installed; the message names the extra to install."""
 
@@ -250,6 +259,7 @@ ERRORS_BY_CODE = {
         UnauthorizedError,
         ResetDisabledError,
         EmbeddingError,
+        BackendError,
     )
 }
 """Maps each stable ``code`` to its class, so a client can re-raise a server's error."""

@@ -28,6 +28,7 @@ EPILOGS = {
     "check": "Example: vectordb check --path ./db --repair",
     "compact": "Example: vectordb compact notes --path ./db",
     "demo": "Example: vectordb demo --path ./demo_db",
+    "copy": "Example: vectordb copy --from ./db --to milvus://127.0.0.1:19530 notes",
 }
 
 
@@ -125,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="one collection (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=c.cmd_compact)
+
+    p = _add(sub, "copy", "Copy collections (records, metadata, embedding function) between stores; "
+             "rerun to finish an interrupted copy.", path=False)
+    p.add_argument("--from", dest="source", required=True, help="a store folder, milvus://HOST:PORT or milvus-lite:PATH")
+    p.add_argument("--to", dest="target", required=True, help="a store folder, milvus://HOST:PORT or milvus-lite:PATH")
+    p.add_argument("names", nargs="*", metavar="NAME", help="collections to copy (default: all)")
+    p.add_argument("--batch-size", type=int, default=1000, help="records per write (default: 1000)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=c.cmd_copy)
 
     p = _add(sub, "demo", "Run the demo.", path=False)
     p.add_argument("--path", default="./demo_db", help="folder for the demo's store (default ./demo_db)")

@@ -265,3 +265,16 @@ def cmd_compact(args: argparse.Namespace) -> int:
         print(f"compacted: {result.bytes_before} -> {result.bytes_after} bytes on disk, "
               f"{result.indexes_rebuilt} indexes rebuilt")
     return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    """Copy collections between stores (see :mod:`vectordb.cli.copy`)."""
+    from vectordb.cli.copy import copy_collections, open_store
+
+    with open_store(args.source, must_exist=True) as source, open_store(args.target) as target:
+        summary = copy_collections(source, target, args.names, args.batch_size, args.no_progress)
+    if args.json:
+        print_json(summary)
+    else:
+        print_table(["collection", "records"], [[s["name"], s["records"]] for s in summary])
+    return 0

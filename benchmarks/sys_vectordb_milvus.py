@@ -1,0 +1,41 @@
+"""vectordb's public API over Milvus (``vectordb.MilvusClient`` on a Milvus Lite file in the store's folder).
+
+The same calls as :mod:`benchmarks.sys_vectordb`; only the client differs, which is the
+point: the figures show what moving an app from ``PersistentClient`` to ``MilvusClient``
+costs on one machine (Milvus Lite searches exactly: a FLAT index).
+"""
+
+from __future__ import annotations
+
+import os
+
+from benchmarks import sys_vectordb
+from benchmarks.sys_vectordb import COLLECTION, COLLECTION_METADATA, import_library
+
+LITE_FILE = "milvus.db"
+
+
+def _client(path: str):
+    vectordb = import_library()
+    os.makedirs(path, exist_ok=True)
+    return vectordb.MilvusClient(os.path.join(path, LITE_FILE))
+
+
+class Store(sys_vectordb.Store):
+    """A ``MilvusClient`` and its ``bench`` collection (cosine)."""
+
+    @classmethod
+    def create(cls, path: str, dim: int, capacity: int) -> "Store":
+        client = _client(path)
+        col = client.create_collection(COLLECTION, metadata=COLLECTION_METADATA, embedding_function=None)
+        return cls(path, client, col)
+
+    @classmethod
+    def open(cls, path: str, dim: int) -> "Store":
+        client = _client(path)
+        return cls(path, client, client.get_collection(COLLECTION, embedding_function=None))
+
+    def prepare(self) -> None:
+        if self.closed:
+            reopened = Store.open(self.path, 0)
+            self.client, self.collection, self.closed = reopened.client, reopened.collection, False

@@ -1,0 +1,48 @@
+"""vectordb over Milvus: the same Client and Collection API, stored in Milvus Lite, a server or a cluster.
+
+``MilvusClient(uri)`` is the ordinary :class:`vectordb.Client` over a
+:class:`vectordb.milvus.backend.MilvusBackend`; pymilvus is imported only when one is
+made (``pip install "vectordb[milvus]"``). The package owns the Milvus layout (the
+catalog, one Milvus collection per vectordb collection), the expressions sent to
+Milvus and the exact checking of their answers; see each module's docstring.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from vectordb.client import Client
+from vectordb.config import Settings, check_settings
+
+
+class MilvusClient(Client):
+    """A client whose collections live in Milvus, with the API of :class:`vectordb.Client`.
+
+    Args:
+        uri: a Milvus Lite file (``"./milvus.db"``: made if missing, served in this
+            process) or a Milvus server or cluster (``"http://host:19530"``).
+        token: Milvus's token (``"user:password"`` or an API key), if the server wants one.
+        db_name: the Milvus database to use (the server's default when None).
+        settings: as for :class:`vectordb.Client` (``Settings(allow_reset=True)`` allows ``reset()``).
+
+    Every request uses consistency level "Strong": a read sees every acknowledged write.
+
+    Raises:
+        MissingDependencyError: pymilvus is not installed.
+        ServerUnreachableError: the server cannot be reached.
+    """
+
+    def __init__(self, uri: str, token: Optional[str] = None, db_name: Optional[str] = None,
+                 settings: Optional[Settings] = None) -> None:
+        from vectordb.milvus.backend import MilvusBackend
+
+        check_settings(settings)
+        super().__init__(settings, backend=MilvusBackend(uri, token, db_name))
+
+    @property
+    def uri(self) -> str:
+        """The Milvus Lite file or server this client stores in."""
+        return self._backend.uri  # type: ignore[attr-defined]
+
+
+__all__ = ["MilvusClient"]

@@ -1,0 +1,123 @@
+"""The catalog of a Milvus-backed store: one small Milvus collection naming every vectordb collection.
+
+vectordb allows collection names Milvus does not (``my-coll``, dots, any Unicode), so a
+collection's records live in a Milvus collection named by its id (:func:`data_name`:
+``vdb_<uuid hex>``), and the catalog (``vectordb_catalog``) maps ids to what vectordb
+knows of them: the name, the metadata, the embedding function's name and config, the
+dimension (None until the first write), and the creation time that orders them. A
+rename is a catalog update; nothing is moved. Each row is written whole (upsert by id).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Dict, List, Optional
+
+from vectordb.backend import CollectionInfo
+from vectordb.milvus import expressions as x
+
+CATALOG = "vectordb_catalog"
+"""The Milvus collection holding the catalog."""
+DATA_PREFIX = "vdb_"
+
+
+class MissingData(Exception):
+    """A Milvus collection does not exist (internal: the caller decides what that means)."""
+
+
+def data_name(collection_id: str) -> str:
+    """The Milvus collection holding the records of the collection with this id."""
+    return DATA_PREFIX + collection_id.replace("-", "")
+
+
+def create(backend: Any, name: str, schema: Any, index: Any) -> None:
+    """Make a Milvus collection with its index, and load it.
+
+    pymilvus's ``create_collection(index_params=...)`` polls the index state every 0.5 s
+    (a second per collection on Milvus Lite); an index on an empty collection has nothing
+    to build, so it is asked for without the wait, and the load waits for what it needs.
+    """
+    client = backend.client
+    backend.call(client.create_collection, name, schema=schema, consistency_level="Strong")
+    backend.call(client.create_index, name, index, sync=False)
+    backend.call(client.load_collection, name)
+
+
+def is_data_name(name: str) -> bool:
+    """Whether a Milvus collection's name is of the form :func:`data_name` gives."""
+    return name.startswith(DATA_PREFIX) and len(name) == len(DATA_PREFIX) + 32
+
+
+class Catalog:
+    """The catalog collection, read and written through its backend (which maps Milvus's errors,
+    and sends expressions as templates or rendered, as the server takes them)."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+        self._client = backend.client
+        self._call = backend.call
+        self._query = backend.query_rows
+        self._delete = backend.delete_where
+        self._ensure()
+
+    def _ensure(self) -> None:
+        from pymilvus import DataType
+
+        if self._call(self._client.has_collection, CATALOG):
+            self._call(self._client.load_collection, CATALOG)
+            return
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("created", DataType.INT64)
+        schema.add_field("info", DataType.VARCHAR, max_length=65535)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
+        index = self._client.prepare_index_params()
+        index.add_index(field_name="vec", index_type="FLAT", metric_type="L2")
+        try:
+            create(self._backend, CATALOG, schema, index)
+        except Exception:
+            if not self._call(self._client.has_collection, CATALOG):  # not a race with another client
+                raise
+            self._call(self._client.load_collection, CATALOG)
+
+    def rows(self) -> List[CollectionInfo]:
+        """Every collection, in creation order."""
+        found = self._query(CATALOG, ("created >= {p0}", {"p0": 0}), ["id", "created", "info"])
+        found.sort(key=lambda r: (r["created"], r["id"]))
+        return [_info(r) for r in found]
+
+    def by_name(self, name: str) -> Optional[CollectionInfo]:
+        """The collection called ``name`` (compared in Python: names never enter an expression)."""
+        return next((info for info in self.rows() if info.name == name), None)
+
+    def by_id(self, collection_id: str) -> Optional[CollectionInfo]:
+        """The collection with this id, or None."""
+        found = self._query(CATALOG, x.one_of("id", [collection_id]), ["id", "created", "info"])
+        return _info(found[0]) if found else None
+
+    def created(self, collection_id: str) -> int:
+        """When the collection was created (its catalog order), or -1 if it is gone."""
+        found = self._query(CATALOG, x.one_of("id", [collection_id]), ["created"])
+        return int(found[0]["created"]) if found else -1
+
+    def put(self, info: CollectionInfo, created: Optional[int] = None) -> None:
+        """Write ``info``'s row (a new one with ``created`` now, or replacing the stored one)."""
+        if created is None:
+            created = self.created(info.id)
+            if created < 0:
+                created = time.time_ns()
+        body = {"name": info.name, "metadata": info.metadata, "dimension": info.dimension,
+                "ef_name": info.ef_name, "ef_config": info.ef_config}
+        row = {"id": info.id, "created": created, "info": json.dumps(body), "vec": [0.0, 0.0]}
+        self._call(self._client.upsert, CATALOG, [row])
+
+    def remove(self, collection_id: str) -> None:
+        """Remove the collection's row."""
+        self._delete(CATALOG, x.one_of("id", [collection_id]))
+
+
+def _info(row: Dict[str, Any]) -> CollectionInfo:
+    body = json.loads(row["info"])
+    return CollectionInfo(str(row["id"]), body["name"], body["metadata"], body["dimension"],
+                          body["ef_name"], body["ef_config"])
