@@ -56,6 +56,7 @@ from vectordb.errors import (
 from vectordb.filters import Filter, to_sql
 from vectordb.index import settings
 from vectordb.persistence.store import CollectionRow, Store
+from vectordb.text import fusion
 from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
 from vectordb.version import __version__
 
@@ -539,7 +540,7 @@ class LocalBackend(Backend):
             else:
                 allowed = None if filter is None else self._matching(row, filter)
             cache = self._derived.records(row)
-            ranked = [index.search(text, n_results, allowed, cache.ids) for text in texts]
+            ranked = [index.search(text, n_results, allowed, cache) for text in texts]
             wanted = "embeddings" in include
             rows = [self._read(row, labels, wanted) for labels, _ in ranked]
         return QueryResult(
@@ -550,6 +551,58 @@ class LocalBackend(Backend):
             documents=[[r[1] for r in rs] for rs in rows] if "documents" in include else None,
             included=list(include),
             scores=[[float(s) for s in scores] for _, scores in ranked] if "scores" in include else None,
+        )
+
+    def hybrid_query(
+        self,
+        collection_id: str,
+        name: str,
+        queries: np.ndarray,
+        texts: List[str],
+        n_results: int,
+        filter: Optional[Filter],
+        include: Sequence[str],
+        ids: Optional[List[str]] = None,
+    ) -> QueryResult:
+        """Both rankings as labels only, fused (:func:`vectordb.text.fusion.fuse_labels`), then the
+        fields of the fused records read: all under the collection's read lock, so a concurrent
+        write or delete is wholly before or after the query."""
+        lock = self._lock(collection_id, name)
+        with lock.read:
+            row = self._row(collection_id, name)
+            if row.dimension is not None and queries.shape[1] != row.dimension:
+                raise v.dimension_error("query_embeddings", queries.shape[1], row.dimension)
+            if not text_enabled(row):
+                raise TextSearchUnavailableError(
+                    f"collection {row.name!r} has no text index (it was created with metadata "
+                    f"{{{v.TEXT_INDEX_KEY!r}: False}}): query it with mode='vector'"
+                )
+            with lock.load:
+                vectors = self._indexes.searcher(row)
+                text_index = self._text.get(row)
+            if ids is not None:
+                allowed: Optional[np.ndarray] = np.sort(self._select(row, ids, filter))
+            else:
+                allowed = None if filter is None else self._matching(row, filter)
+            depth = fusion.depth(n_results)
+            if vectors is None:
+                labels = np.empty((len(queries), 0), dtype=np.int64)
+                distances = np.empty((len(queries), 0), dtype=np.float32)
+            else:
+                labels, distances = vectors.search(queries, depth, allowed)
+            cache = self._derived.records(row)
+            fused = [fusion.fuse_labels((labels[q], distances[q]), text_index.search(text, depth, allowed, cache),
+                                        n_results, cache) for q, text in enumerate(texts)]
+            wanted = "embeddings" in include
+            rows = [self._read(row, chosen, wanted) for chosen, _ in fused]
+        return QueryResult(
+            ids=[[r[0] for r in rs] for rs in rows],
+            distances=None,
+            embeddings=[_vectors(rs) for rs in rows] if wanted else None,
+            metadatas=[[r[2] for r in rs] for rs in rows] if "metadatas" in include else None,
+            documents=[[r[1] for r in rs] for rs in rows] if "documents" in include else None,
+            included=list(include),
+            scores=[[float(s) for s in scores] for _, scores in fused] if "scores" in include else None,
         )
 
     def _read(self, row: CollectionRow, labels: np.ndarray, embeddings: bool) -> List[Tuple]:
