@@ -65,3 +65,20 @@ def test_smallest_ids_inside_one_shared_key():
     labels = np.random.default_rng(2).permutation(200)
     chosen = topk.smallest_ids(labels, 17, order)
     assert sorted(ids[labels[c]] for c in chosen) == sorted(ids)[:17]
+
+
+@pytest.mark.parametrize("higher_first", [True, False])
+def test_ranked_keeps_a_ranking_and_reorders_anything_else(higher_first):
+    rng = np.random.default_rng(4)
+    ids = tricky_ids(rng, 120)
+    order = Order(ids)
+    labels = rng.permutation(len(ids))
+    values = rng.choice([1.0, 2.0, 2.5], len(ids))
+    sign = -1 if higher_first else 1
+    want = sorted(range(len(labels)), key=lambda i: (sign * values[i], ids[labels[i]]))
+    ranked_labels, ranked_values = labels[want], values[want]
+    assert topk.ranked(ranked_labels, ranked_values, order, higher_first).tolist() == list(range(len(labels)))
+    backwards = topk.ranked(ranked_labels[::-1], ranked_values[::-1], order, higher_first)
+    assert ranked_labels[::-1][backwards].tolist() == ranked_labels.tolist()
+    distinct = np.arange(len(labels), dtype=np.float64) * sign  # strictly in order: the no-tie fast path
+    assert topk.ranked(labels, distinct, order, higher_first).tolist() == list(range(len(labels)))

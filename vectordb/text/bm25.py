@@ -238,12 +238,23 @@ class TextIndex:
         return labels[order], scores[order]
 
     def candidates(self, text: str) -> Tuple[np.ndarray, np.ndarray]:
-        """``(labels, scores)``, in no particular order, of every document holding a query term.
+        """``(labels, scores)``, in no particular order, of every document holding a query term."""
+        return self._ranked_candidates(text, None, None)
+
+    def _ranked_candidates(
+        self, text: str, k: Optional[int], allowed: Optional[np.ndarray]
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """``(labels, scores)`` of the documents holding a query term (and in ``allowed``):
+        all of them, or (given ``k``) a subset that surely holds the ``k`` best, ties included.
 
         One term: its posting list scored. Several: each list's scores added into a dense
-        (reused, zeroed) array by label, and the distinct labels picked out of the
-        concatenated lists (each label's last occurrence, found by scattering positions),
-        so no step scans or allocates an array over every label of the collection."""
+        (reused, zeroed) array by label, and read back at every posting of the
+        concatenated lists, so a document holding t of the T query terms appears t times.
+        For the ``k`` best, the entries below the (k·T)-th highest entry score are dropped
+        first: at least k distinct documents score at or above it, so none of the ``k`` best
+        is lost. The remaining entries are made distinct by scattering their positions
+        (each label's last occurrence wins). No step sorts, or scans or allocates an array
+        over every label of the collection."""
         terms = self.query_terms(text)
         if not terms:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
@@ -251,25 +262,37 @@ class TextIndex:
         postings = [(self._settled(tid), tid, occurrences) for tid, occurrences in terms]
         if len(postings) == 1:
             posting, tid, occurrences = postings[0]
-            return posting.labels, _term_scores(posting, self._df[tid], n, avgdl, occurrences)
+            labels, scores = posting.labels, _term_scores(posting, self._df[tid], n, avgdl, occurrences)
+            if allowed is not None:
+                labels_in = np.isin(labels, allowed)
+                labels, scores = labels[labels_in], scores[labels_in]
+            return labels, scores
         bound = max(int(p.labels.max()) for p, _, _ in postings if len(p.labels)) + 1
         total, position = self._take_scratch(bound)
         try:
             for posting, tid, occurrences in postings:
                 total[posting.labels] += _term_scores(posting, self._df[tid], n, avgdl, occurrences)  # labels distinct
             every = np.concatenate([p.labels for p, _, _ in postings])
+            scores = total[every]
+            for posting, _, _ in postings:
+                total[posting.labels] = 0.0
+            if allowed is not None:
+                labels_in = np.isin(every, allowed)
+                every, scores = every[labels_in], scores[labels_in]
+            cut = None if k is None else k * len(postings)
+            if cut is not None and len(every) > cut:
+                above = scores >= np.partition(scores, len(scores) - cut)[len(scores) - cut]
+                every, scores = every[above], scores[above]
             steps = np.arange(len(every))
             position[every] = steps
-            labels = every[position[every] == steps]
-            scores = total[labels]
-            total[labels] = 0.0
+            distinct = position[every] == steps
         except BaseException:
             total = None  # possibly not all zero: not given back
             raise
         finally:
             if total is not None:
                 self._give_scratch(total, position)
-        return labels, scores
+        return every[distinct], scores[distinct]
 
     def _take_scratch(self, bound: int) -> Tuple[np.ndarray, np.ndarray]:
         """A zeroed float array and an int array of at least ``bound`` entries, this query's
@@ -290,10 +313,7 @@ class TextIndex:
     def search(self, text: str, k: int, allowed: Optional[np.ndarray], order: IdOrder) -> Tuple[np.ndarray, np.ndarray]:
         """The ``k`` best ``(labels, scores)``, best first, equal scores by ascending id, among
         the documents holding a query term (and, when given, whose labels are in sorted ``allowed``)."""
-        labels, scores = self.candidates(text)
-        if allowed is not None and len(labels):
-            labels_in = np.isin(labels, allowed)
-            labels, scores = labels[labels_in], scores[labels_in]
+        labels, scores = self._ranked_candidates(text, k, allowed)
         chosen = topk.best(labels, scores, k, order, higher_first=True)
         return labels[chosen], scores[chosen]
 

@@ -59,10 +59,13 @@ def best(labels: np.ndarray, values: np.ndarray, k: int, order: IdOrder, higher_
     """Positions of the ``k`` best ``values`` (highest or lowest first), equal values by
     ascending id, in rank order; ``labels`` are distinct."""
     if len(labels) > k:
-        signed = -values if higher_first else values
-        threshold = np.partition(signed, k - 1)[k - 1]
-        inside = np.flatnonzero(signed < threshold)
-        tied = np.flatnonzero(signed == threshold)
+        if higher_first:
+            threshold = np.partition(values, len(values) - k)[len(values) - k]
+            inside = np.flatnonzero(values > threshold)
+        else:
+            threshold = np.partition(values, k - 1)[k - 1]
+            inside = np.flatnonzero(values < threshold)
+        tied = np.flatnonzero(values == threshold)
         tied = tied[smallest_ids(labels[tied], k - len(inside), order)]
         chosen = np.concatenate([inside, tied])
     else:
@@ -75,7 +78,7 @@ def ranked(labels: np.ndarray, values: np.ndarray, order: IdOrder, higher_first:
     if len(labels) < 2:
         return np.arange(len(labels))
     signed = -values if higher_first else values
-    steps = np.diff(signed)
+    steps = signed[1:] - signed[:-1]
     if (steps > 0).all():  # already in order, no equal values (the usual nearest-first list)
         return np.arange(len(labels))
     keys = order.id_keys(labels)
@@ -84,7 +87,8 @@ def ranked(labels: np.ndarray, values: np.ndarray, order: IdOrder, higher_first:
         if (keys[1:][equal] > keys[:-1][equal]).all():
             return np.arange(len(labels))
     perm = np.lexsort((keys, signed))
-    same = (np.diff(signed[perm]) == 0) & (np.diff(keys[perm]) == 0)
+    ordered_values, ordered_keys = signed[perm], keys[perm]
+    same = (ordered_values[1:] == ordered_values[:-1]) & (ordered_keys[1:] == ordered_keys[:-1])
     if same.any():  # equal values and equal keys: the full ids decide
         ids = order.ids(labels)
         perm = np.asarray(sorted(range(len(labels)), key=lambda i: (signed[i], ids[i])), dtype=np.int64)
