@@ -85,8 +85,11 @@ class RecordCache:
         """The order keys of these labels' ids (:func:`vectordb.text.topk.id_keys`), in order."""
         return self._keys[np.asarray(labels, dtype=np.int64)]
 
-    def rows(self, labels: Sequence[int]) -> List[Row]:
-        """``(id, document, metadata)`` for each label (metadata decoded afresh for each caller)."""
+    def rows(self, labels: Sequence[int], metadatas: bool = True) -> List[Row]:
+        """``(id, document, metadata)`` for each label (metadata decoded afresh for each caller;
+        None for every row unless ``metadatas``: decoding is most of the cost of a row)."""
+        if not metadatas:
+            return [(self._ids[label], self._documents[label], None) for label in labels]
         out = []
         for label in labels:
             metadata = self._metadatas[label]

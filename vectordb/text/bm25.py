@@ -270,8 +270,12 @@ class TextIndex:
         bound = max(int(p.labels.max()) for p, _, _ in postings if len(p.labels)) + 1
         total, position = self._take_scratch(bound)
         try:
-            for posting, tid, occurrences in postings:
-                total[posting.labels] += _term_scores(posting, self._df[tid], n, avgdl, occurrences)  # labels distinct
+            for i, (posting, tid, occurrences) in enumerate(postings):
+                scored = _term_scores(posting, self._df[tid], n, avgdl, occurrences)
+                if i == 0:
+                    total[posting.labels] = scored  # 0.0 + x is x: the sum is the same
+                else:
+                    total[posting.labels] += scored  # a list's labels are distinct
             every = np.concatenate([p.labels for p, _, _ in postings])
             scores = total[every]
             for posting, _, _ in postings:

@@ -89,10 +89,21 @@ def fuse_labels(
     every = np.concatenate([v_labels, t_labels]).astype(np.int64)
     if not len(every):
         return every, np.empty(0, dtype=np.float64)
-    contributions = np.concatenate([1.0 / (RRF_K + np.arange(1, len(v_labels) + 1, dtype=np.float64)),
-                                    1.0 / (RRF_K + np.arange(1, len(t_labels) + 1, dtype=np.float64))])
-    labels, where = np.unique(every, return_inverse=True)
-    fused = np.zeros(len(labels), dtype=np.float64)
-    np.add.at(fused, where, contributions)  # at most two terms per label: the sum is the same in any order
+    contributions = np.concatenate([_reciprocals(len(v_labels)), _reciprocals(len(t_labels))])
+    by_label = np.argsort(every, kind="stable")  # a label's vector entry stays before its text entry
+    every, contributions = every[by_label], contributions[by_label]
+    starts = np.flatnonzero(np.concatenate([[True], every[1:] != every[:-1]]))
+    labels = every[starts]
+    fused = np.add.reduceat(contributions, starts)  # at most two terms per label: the same sum in any order
     chosen = topk.best(labels, fused, n_results, order, higher_first=True)
     return labels[chosen], fused[chosen]
+
+
+_RECIPROCALS = 1.0 / (RRF_K + np.arange(1, MIN_DEPTH + 1, dtype=np.float64))
+
+
+def _reciprocals(n: int) -> np.ndarray:
+    """``1 / (60 + rank)`` for ranks 1..n."""
+    if n <= len(_RECIPROCALS):
+        return _RECIPROCALS[:n]
+    return 1.0 / (RRF_K + np.arange(1, n + 1, dtype=np.float64))
