@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from vectordb.text import fusion
 from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
 
 Embed = Callable[[List[str]], np.ndarray]
@@ -223,3 +224,27 @@ class Backend(ABC):
         :class:`vectordb.errors.TextSearchUnavailableError` when the collection (or the
         backend) cannot rank by text."""
         raise NotImplementedError
+
+    def hybrid_query(
+        self,
+        collection_id: str,
+        name: str,
+        queries: np.ndarray,
+        texts: List[str],
+        n_results: int,
+        filter: Any,
+        include: Sequence[str],
+        ids: Optional[List[str]] = None,
+    ) -> QueryResult:
+        """For each pair of query row and text, the ``n_results`` best records of the reciprocal
+        rank fusion of the vector ranking and the BM25 ranking, each cut at
+        :func:`vectordb.text.fusion.depth` (see :mod:`vectordb.text.fusion`), with ``scores``.
+
+        This default asks :meth:`query` and :meth:`text_query` for their candidates with the
+        fields in ``include`` and fuses them; a backend that can rank without reading rows
+        (the local engine) overrides it to read only the fused records' fields."""
+        depth = fusion.depth(n_results)
+        side = [f for f in include if f != "scores"]
+        vector = self.query(collection_id, name, queries, depth, filter, side + ["distances"], ids)
+        text = self.text_query(collection_id, name, texts, depth, filter, side + ["scores"], ids)
+        return fusion.fuse(vector, text, n_results, include)

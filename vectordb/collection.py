@@ -21,7 +21,6 @@ from vectordb.configuration import changed_configuration, configuration_of
 from vectordb.embedding_functions.base import embed_texts, missing_function_error
 from vectordb.errors import InvalidArgumentError, TextSearchUnavailableError
 from vectordb.filters import parse_filter
-from vectordb.text import fusion
 from vectordb.types import CompactResult, DeleteResult, GetResult, QueryResult
 
 DEFAULT_GET_INCLUDE = ["metadatas", "documents"]
@@ -243,7 +242,7 @@ class Collection:
         self, mode: str, query_embeddings: Any, query_texts: Any, n_results: Any, where: Any, where_document: Any,
         include: Any, ids: Any,
     ) -> QueryResult:
-        """``query(mode="text" | "hybrid")``: checked here, ranked by the backend, fused by :mod:`vectordb.text.fusion`."""
+        """``query(mode="text" | "hybrid")``: checked here, ranked and fused by the backend (:mod:`vectordb.text.fusion`)."""
         if include is DEFAULT_QUERY_INCLUDE:
             include = DEFAULT_TEXT_QUERY_INCLUDE
         if isinstance(include, (list, tuple)) and "distances" in include:
@@ -279,11 +278,7 @@ class Collection:
                 arg = "query_texts (embedded)"
             if self._info.dimension is not None and queries.shape[1] != self._info.dimension:
                 raise v.dimension_error(arg, queries.shape[1], self._info.dimension)
-            depth = fusion.depth(n_results)
-            side = [f for f in fields if f != "scores"]
-            vector = self._backend.query(self.id, self.name, queries, depth, parsed, side + ["distances"], id_list)
-            text = self._backend.text_query(self.id, self.name, texts, depth, parsed, side + ["scores"], id_list)
-            result = fusion.fuse(vector, text, n_results, fields)
+            result = self._backend.hybrid_query(self.id, self.name, queries, texts, n_results, parsed, fields, id_list)
         result["distances"] = None
         if result.get("embeddings") is not None:
             result["embeddings"] = [_matrix(rows) for rows in result["embeddings"]]

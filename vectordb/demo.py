@@ -1,9 +1,13 @@
 """The README's main job: a persisted store of Python's own documentation, searched by meaning.
 
 It builds (or reopens) a store of the docstrings of the standard library's public
-functions and classes, embedded with the default model (all-MiniLM-L6-v2), and
-answers a few questions in plain words. Run it twice: the second run reopens the
-folder and answers at once, without embedding anything again.
+functions and classes (each document is ``"<qualified name>: <first paragraph>"``),
+embedded with the default model (all-MiniLM-L6-v2), and answers a few questions in
+plain words. Then it asks for an exact name, ``iterparse``, by vector search alone and by
+hybrid search side by side: the embedding of a bare identifier lands near unrelated
+records, BM25 matches the name itself, and the fused ranking puts it first. Run it
+twice: the second run reopens the folder and answers at once, without embedding
+anything again.
 
     python -m vectordb demo --path ./demo_db
 """
@@ -36,9 +40,14 @@ QUESTIONS = (
     "wait for several tasks and collect their results",
 )
 
+IDENTIFIER = "iterparse"
+"""An exact name that vector search alone gets wrong (all-MiniLM-L6-v2 ranks ``shelve.Pickler``
+first) and hybrid search gets right (``xml.etree.ElementTree.iterparse``)."""
+
 
 def stdlib_docstrings(modules: Sequence[str] = MODULES) -> Iterator[Tuple[str, str, Dict[str, str]]]:
-    """``(id, first paragraph of the docstring, metadata)`` for each public documented callable."""
+    """``(id, document, metadata)`` for each public documented callable: the document is its
+    qualified name and the first paragraph of its docstring, so the name can be searched by text."""
     seen = set()
     for module_name in modules:
         try:
@@ -57,7 +66,7 @@ def stdlib_docstrings(modules: Sequence[str] = MODULES) -> Iterator[Tuple[str, s
                 continue
             seen.add(key)
             kind = "class" if inspect.isclass(obj) else "function"
-            yield key, paragraph[:500], {"module": module_name, "kind": kind}
+            yield key, f"{key}: {paragraph[:500]}", {"module": module_name, "kind": kind}
 
 
 def main(
@@ -65,12 +74,19 @@ def main(
     questions: Sequence[str] = QUESTIONS,
     n_results: int = 3,
     modules: Sequence[str] = MODULES,
+    identifier: str = IDENTIFIER,
 ) -> None:
-    """Build or reopen the demo store at ``path`` (None: in memory) and print the answers to ``questions``."""
+    """Build or reopen the demo store at ``path`` (None: in memory), print the answers to
+    ``questions``, then the vector-only and hybrid answers to ``identifier`` side by side."""
     import vectordb
 
     client = vectordb.PersistentClient(path=path) if path else vectordb.Client()
     collection = client.get_or_create_collection("python-docs", metadata={"hnsw:space": "cosine"})
+    first = collection.get(limit=1)
+    if first["ids"] and not (first["documents"][0] or "").startswith(first["ids"][0] + ":"):
+        print("The store holds documents without their names (an older demo): building it again")
+        client.delete_collection("python-docs")
+        collection = client.create_collection("python-docs", metadata={"hnsw:space": "cosine"})
     if collection.count() == 0:
         records = list(stdlib_docstrings(modules))
         started = time.perf_counter()
@@ -96,6 +112,11 @@ def main(
     print("\n? a queue that threads can share   (only classes)")
     for rid, document in zip(classes["ids"][0], classes["documents"][0]):
         print(f"  {rid:<40} {_clip(document)}")
+    vector = collection.query(query_texts=[identifier], n_results=n_results)
+    hybrid = collection.query(query_texts=[identifier], n_results=n_results, mode="hybrid")
+    print(f"\n? {identifier}   (an exact name: vector search alone | hybrid search, BM25 fused in)")
+    for vector_id, hybrid_id in zip(vector["ids"][0], hybrid["ids"][0]):
+        print(f"  vector {vector_id:<34} | hybrid {hybrid_id}")
     client.close()
 
 

@@ -238,6 +238,23 @@ class HttpBackend(Backend):
                 "where_document": where_document, "include": list(include), "ids": ids}
         return self._request("POST", self._records(collection_id) + "/query", body)
 
+    def hybrid_query(
+        self,
+        collection_id: str,
+        name: str,
+        queries: np.ndarray,
+        texts: List[str],
+        n_results: int,
+        filter: Optional[Filter],
+        include: Sequence[str],
+        ids: Optional[List[str]] = None,
+    ) -> QueryResult:
+        """One request: the server ranks, fuses and reads only the fused records' fields."""
+        where, where_document = to_dicts(filter)
+        body = {"query_embeddings": queries, "query_texts": texts, "mode": "hybrid", "n_results": n_results,
+                "where": where, "where_document": where_document, "include": list(include), "ids": ids}
+        return self._request("POST", self._records(collection_id) + "/query", body)
+
 class HttpClient(Client):
     """A client of a ``vectordb serve`` server, with the API of :class:`vectordb.Client`.
 

@@ -5,7 +5,9 @@ cost of the whole nearest-neighbour search. Query results are therefore assemble
 this cache: object arrays indexed by label, loaded from the store with one scan on
 first use and kept current by every committed write and delete of this client (the only
 writer of the store). It is derived data, like the index: dropping it loses nothing.
-Embeddings are not cached; asking for them reads the store.
+Embeddings are not cached; asking for them reads the store. Each id's order key
+(:func:`vectordb.text.topk.id_keys`) is kept beside it, so rankings order equal scores by
+id without comparing strings.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from vectordb.text.topk import id_keys
 
 Row = Tuple[str, Optional[str], Optional[Dict[str, Any]]]
 
@@ -26,6 +30,7 @@ class RecordCache:
         self._ids = np.full(size, None, dtype=object)
         self._documents = np.full(size, None, dtype=object)
         self._metadatas = np.full(size, None, dtype=object)
+        self._keys = np.zeros(size, dtype=np.uint64)
 
     @classmethod
     def load(cls, columns: Dict[str, np.ndarray], capacity: int) -> "RecordCache":
@@ -43,6 +48,9 @@ class RecordCache:
             new = np.full(size, None, dtype=object)
             new[: len(old)] = old
             setattr(self, name, new)
+        keys = np.zeros(size, dtype=np.uint64)
+        keys[: len(self._keys)] = self._keys
+        self._keys = keys
 
     def put(
         self,
@@ -59,6 +67,7 @@ class RecordCache:
         self._ids[labels] = _objects(ids)
         self._documents[labels] = _objects(documents)
         self._metadatas[labels] = _objects(metadata_json)
+        self._keys[labels] = id_keys(ids)
 
     def drop(self, labels: np.ndarray) -> None:
         """Forget deleted rows."""
@@ -72,8 +81,15 @@ class RecordCache:
         """The ids of these labels, in order."""
         return self._ids[np.asarray(labels, dtype=np.int64)].tolist()
 
-    def rows(self, labels: Sequence[int]) -> List[Row]:
-        """``(id, document, metadata)`` for each label (metadata decoded afresh for each caller)."""
+    def id_keys(self, labels: np.ndarray) -> np.ndarray:
+        """The order keys of these labels' ids (:func:`vectordb.text.topk.id_keys`), in order."""
+        return self._keys[np.asarray(labels, dtype=np.int64)]
+
+    def rows(self, labels: Sequence[int], metadatas: bool = True) -> List[Row]:
+        """``(id, document, metadata)`` for each label (metadata decoded afresh for each caller;
+        None for every row unless ``metadatas``: decoding is most of the cost of a row)."""
+        if not metadatas:
+            return [(self._ids[label], self._documents[label], None) for label in labels]
         out = []
         for label in labels:
             metadata = self._metadatas[label]

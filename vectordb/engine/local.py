@@ -56,6 +56,7 @@ from vectordb.errors import (
 from vectordb.filters import Filter, to_sql
 from vectordb.index import settings
 from vectordb.persistence.store import CollectionRow, Store
+from vectordb.text import fusion
 from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
 from vectordb.version import __version__
 
@@ -494,17 +495,14 @@ class LocalBackend(Backend):
                 raise v.dimension_error("query_embeddings", queries.shape[1], row.dimension)
             with lock.load:  # loaded once; a catch-up after a crash goes on in the background
                 index = self._indexes.searcher(row)
-            if ids is not None:
-                allowed: Optional[np.ndarray] = np.sort(self._select(row, ids, filter))
-            else:
-                allowed = None if filter is None else self._matching(row, filter)
+            allowed = self._allowed(row, ids, filter)
             if index is None:
                 labels = np.empty((len(queries), 0), dtype=np.int64)
                 distances = np.empty((len(queries), 0), dtype=np.float32)
             else:
                 labels, distances = index.search(queries, n_results, allowed)
             wanted = "embeddings" in include
-            rows = [self._read(row, query_labels, wanted) for query_labels in labels]
+            rows = [self._read(row, query_labels, wanted, "metadatas" in include) for query_labels in labels]
         return QueryResult(
             ids=[[r[0] for r in rs] for rs in rows],
             distances=[[float(d) for d in ds] for ds in distances] if "distances" in include else None,
@@ -527,40 +525,67 @@ class LocalBackend(Backend):
         lock = self._lock(collection_id, name)
         with lock.read:
             row = self._row(collection_id, name)
-            if not text_enabled(row):
-                raise TextSearchUnavailableError(
-                    f"collection {row.name!r} has no text index (it was created with metadata "
-                    f"{{{v.TEXT_INDEX_KEY!r}: False}}): query it with mode='vector'"
-                )
+            _require_text(row)
             with lock.load:  # loaded (caught up, or built from the documents) once
                 index = self._text.get(row)
-            if ids is not None:
-                allowed: Optional[np.ndarray] = np.sort(self._select(row, ids, filter))
-            else:
-                allowed = None if filter is None else self._matching(row, filter)
+            allowed = self._allowed(row, ids, filter)
             cache = self._derived.records(row)
-            ranked = [index.search(text, n_results, allowed, cache.ids) for text in texts]
-            wanted = "embeddings" in include
-            rows = [self._read(row, labels, wanted) for labels, _ in ranked]
-        return QueryResult(
-            ids=[[r[0] for r in rs] for rs in rows],
-            distances=None,
-            embeddings=[_vectors(rs) for rs in rows] if wanted else None,
-            metadatas=[[r[2] for r in rs] for rs in rows] if "metadatas" in include else None,
-            documents=[[r[1] for r in rs] for rs in rows] if "documents" in include else None,
-            included=list(include),
-            scores=[[float(s) for s in scores] for _, scores in ranked] if "scores" in include else None,
-        )
+            ranked = [index.search(text, n_results, allowed, cache) for text in texts]
+            rows = [self._read(row, labels, "embeddings" in include, "metadatas" in include) for labels, _ in ranked]
+        return _scored_result(rows, [scores for _, scores in ranked], include)
 
-    def _read(self, row: CollectionRow, labels: np.ndarray, embeddings: bool) -> List[Tuple]:
+    def hybrid_query(
+        self,
+        collection_id: str,
+        name: str,
+        queries: np.ndarray,
+        texts: List[str],
+        n_results: int,
+        filter: Optional[Filter],
+        include: Sequence[str],
+        ids: Optional[List[str]] = None,
+    ) -> QueryResult:
+        """Both rankings as labels only, fused (:func:`vectordb.text.fusion.fuse_labels`), then the
+        fields of the fused records read: all under the collection's read lock, so a concurrent
+        write or delete is wholly before or after the query."""
+        lock = self._lock(collection_id, name)
+        with lock.read:
+            row = self._row(collection_id, name)
+            if row.dimension is not None and queries.shape[1] != row.dimension:
+                raise v.dimension_error("query_embeddings", queries.shape[1], row.dimension)
+            _require_text(row)
+            with lock.load:
+                vectors = self._indexes.searcher(row)
+                text_index = self._text.get(row)
+            allowed = self._allowed(row, ids, filter)
+            depth = fusion.depth(n_results)
+            if vectors is None:
+                labels = np.empty((len(queries), 0), dtype=np.int64)
+                distances = np.empty((len(queries), 0), dtype=np.float32)
+            else:
+                labels, distances = vectors.search(queries, depth, allowed)
+            cache = self._derived.records(row)
+            fused = [fusion.fuse_labels((labels[q], distances[q]), text_index.search(text, depth, allowed, cache),
+                                        n_results, cache) for q, text in enumerate(texts)]
+            rows = [self._read(row, chosen, "embeddings" in include, "metadatas" in include) for chosen, _ in fused]
+        return _scored_result(rows, [scores for _, scores in fused], include)
+
+    def _read(self, row: CollectionRow, labels: np.ndarray, embeddings: bool, metadatas: bool = True) -> List[Tuple]:
         """``(id, document, metadata, embedding or None)`` for each label, in order.
 
-        Served from the record cache unless embeddings are wanted.
+        Served from the record cache unless embeddings are wanted; metadata is decoded
+        only when ``metadatas`` (None otherwise, for a result that does not include it).
         """
         if embeddings:
             found = self._store.fetch(row.id, np.unique(labels), True)
             return [found[int(label)] for label in labels]
-        return [(*r, None) for r in self._derived.records(row).rows(labels)]
+        return [(*r, None) for r in self._derived.records(row).rows(labels, metadatas)]
+
+    def _allowed(self, row: CollectionRow, ids: Optional[List[str]], filter: Optional[Filter]) -> Optional[np.ndarray]:
+        """The labels a query may return, ascending (None: every label)."""
+        if ids is not None:
+            return np.sort(self._select(row, ids, filter))
+        return None if filter is None else self._matching(row, filter)
 
     def _select(
         self,
@@ -590,6 +615,27 @@ class LocalBackend(Backend):
             if labels is not None:
                 return labels
         return self._store.select_labels(row.id, to_sql(filter, row.id))
+
+
+def _scored_result(rows: List[List[Tuple]], scores: List[np.ndarray], include: Sequence[str]) -> QueryResult:
+    """A text or hybrid result: the records read for each query, with their ``scores``."""
+    return QueryResult(
+        ids=[[r[0] for r in rs] for rs in rows],
+        distances=None,
+        embeddings=[_vectors(rs) for rs in rows] if "embeddings" in include else None,
+        metadatas=[[r[2] for r in rs] for rs in rows] if "metadatas" in include else None,
+        documents=[[r[1] for r in rs] for rs in rows] if "documents" in include else None,
+        included=list(include),
+        scores=[[float(x) for x in s] for s in scores] if "scores" in include else None,
+    )
+
+
+def _require_text(row: CollectionRow) -> None:
+    if not text_enabled(row):
+        raise TextSearchUnavailableError(
+            f"collection {row.name!r} has no text index (it was created with metadata "
+            f"{{{v.TEXT_INDEX_KEY!r}: False}}): query it with mode='vector'"
+        )
 
 
 def _vectors(records: List[Tuple]) -> np.ndarray:

@@ -136,3 +136,4 @@ class SharedEngine(Backend):
     get = _forward("get")
     query = _forward("query")
     text_query = _forward("text_query")
+    hybrid_query = _forward("hybrid_query")

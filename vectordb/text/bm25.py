@@ -18,7 +18,10 @@ document lengths as numpy arrays, so a query is a few vectorised operations per
 query term), per document its term ids and counts (to take it out again), and the live
 counters. A write appends its postings as pending chunks and marks removed labels;
 a term's list is settled (chunks joined, removed labels dropped) when a query or a later
-write needs it, under a mutex, so concurrent reads see whole lists.
+write needs it, under a mutex, so concurrent reads see whole lists. Each settled list
+caches its term-frequency parts ``tf / (tf + k1 · (1 − b + b · dl / avgdl))`` for the
+current avgdl, so a query multiplies them by idf; the top k is chosen by
+:mod:`vectordb.text.topk` (equal scores by ascending id, without sorting strings).
 """
 
 from __future__ import annotations
@@ -26,23 +29,22 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from vectordb.text import topk
 from vectordb.text.analyzer import Analyzer
+from vectordb.text.topk import IdOrder
 
 K1 = 1.2
 B = 0.75
-
-IdsOf = Callable[[np.ndarray], Sequence[str]]
-"""The record ids of some labels (for ordering equal scores by ascending id)."""
 
 
 class _Postings:
     """One term's posting list: settled arrays, pending chunks, labels to drop."""
 
-    __slots__ = ("labels", "tfs", "dls", "pending", "removed")
+    __slots__ = ("labels", "tfs", "dls", "pending", "removed", "weights")
 
     def __init__(self) -> None:
         self.labels = np.empty(0, dtype=np.int64)
@@ -50,6 +52,18 @@ class _Postings:
         self.dls = np.empty(0, dtype=np.float64)
         self.pending: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.removed: Optional[Set[int]] = None
+        self.weights: Optional[Tuple[float, np.ndarray]] = None
+        """``(avgdl, tf / (tf + k1 · (1 − b + b · dl / avgdl)))`` per posting, cached for that avgdl."""
+
+    def tf_weights(self, avgdl: float) -> np.ndarray:
+        """Each posting's BM25 term-frequency part for ``avgdl`` (cached until the list or avgdl changes)."""
+        cached = self.weights
+        if cached is not None and cached[0] == avgdl:
+            return cached[1]
+        tfs = self.tfs
+        weights = tfs / (tfs + K1 * (1.0 - B + B * self.dls / avgdl))
+        self.weights = (avgdl, weights)
+        return weights
 
     def settle(self) -> None:
         """Join the pending chunks and drop the removed labels (the caller holds the index's mutex)."""
@@ -62,6 +76,7 @@ class _Postings:
         if self.removed:
             keep = ~np.isin(self.labels, np.fromiter(self.removed, dtype=np.int64, count=len(self.removed)))
             self.labels, self.tfs, self.dls = self.labels[keep], self.tfs[keep], self.dls[keep]
+        self.weights = None
         self.removed = None
 
 
@@ -78,6 +93,8 @@ class TextIndex:
         """label -> (2×m array of its term ids (ascending) and their counts, its length)."""
         self.total_length = 0
         self._mutex = threading.Lock()
+        self._scratch: List[Tuple[np.ndarray, np.ndarray]] = []
+        """Reusable zeroed score arrays (and position arrays) for multi-term queries."""
 
     # -- statistics -----------------------------------------------------------
 
@@ -216,43 +233,93 @@ class TextIndex:
 
     def scores(self, text: str) -> Tuple[np.ndarray, np.ndarray]:
         """``(labels ascending, scores)`` of every document holding at least one query term."""
+        labels, scores = self.candidates(text)
+        order = np.argsort(labels)
+        return labels[order], scores[order]
+
+    def candidates(self, text: str) -> Tuple[np.ndarray, np.ndarray]:
+        """``(labels, scores)``, in no particular order, of every document holding a query term."""
+        return self._ranked_candidates(text, None, None)
+
+    def _ranked_candidates(
+        self, text: str, k: Optional[int], allowed: Optional[np.ndarray]
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """``(labels, scores)`` of the documents holding a query term (and in ``allowed``):
+        all of them, or (given ``k``) a subset that surely holds the ``k`` best, ties included.
+
+        One term: its posting list scored. Several: each list's scores added into a dense
+        (reused, zeroed) array by label, and read back at every posting of the
+        concatenated lists, so a document holding t of the T query terms appears t times.
+        For the ``k`` best, the entries below the (k·T)-th highest entry score are dropped
+        first: at least k distinct documents score at or above it, so none of the ``k`` best
+        is lost. The remaining entries are made distinct by scattering their positions
+        (each label's last occurrence wins). No step sorts, or scans or allocates an array
+        over every label of the collection."""
         terms = self.query_terms(text)
         if not terms:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         n, avgdl = float(len(self._docs)), self.avgdl
-        if len(terms) == 1:
-            tid, occurrences = terms[0]
-            posting = self._settled(tid)
-            order = np.argsort(posting.labels, kind="stable")
-            return posting.labels[order], _term_scores(posting, self._df[tid], n, avgdl, occurrences)[order]
-        top = max(p.labels.max() for p in (self._settled(t) for t, _ in terms) if len(p.labels)) + 1
-        total = np.zeros(int(top), dtype=np.float64)
-        for tid, occurrences in terms:
-            posting = self._settled(tid)
-            total[posting.labels] += _term_scores(posting, self._df[tid], n, avgdl, occurrences)  # labels distinct
-        labels = np.flatnonzero(total)  # every term's contribution is > 0 (idf > 0, tf ≥ 1)
-        return labels, total[labels]
+        postings = [(self._settled(tid), tid, occurrences) for tid, occurrences in terms]
+        if len(postings) == 1:
+            posting, tid, occurrences = postings[0]
+            labels, scores = posting.labels, _term_scores(posting, self._df[tid], n, avgdl, occurrences)
+            if allowed is not None:
+                labels_in = np.isin(labels, allowed)
+                labels, scores = labels[labels_in], scores[labels_in]
+            return labels, scores
+        bound = max(int(p.labels.max()) for p, _, _ in postings if len(p.labels)) + 1
+        total, position = self._take_scratch(bound)
+        try:
+            for i, (posting, tid, occurrences) in enumerate(postings):
+                scored = _term_scores(posting, self._df[tid], n, avgdl, occurrences)
+                if i == 0:
+                    total[posting.labels] = scored  # 0.0 + x is x: the sum is the same
+                else:
+                    total[posting.labels] += scored  # a list's labels are distinct
+            every = np.concatenate([p.labels for p, _, _ in postings])
+            scores = total[every]
+            for posting, _, _ in postings:
+                total[posting.labels] = 0.0
+            if allowed is not None:
+                labels_in = np.isin(every, allowed)
+                every, scores = every[labels_in], scores[labels_in]
+            cut = None if k is None else k * len(postings)
+            if cut is not None and len(every) > cut:
+                above = scores >= np.partition(scores, len(scores) - cut)[len(scores) - cut]
+                every, scores = every[above], scores[above]
+            steps = np.arange(len(every))
+            position[every] = steps
+            distinct = position[every] == steps
+        except BaseException:
+            total = None  # possibly not all zero: not given back
+            raise
+        finally:
+            if total is not None:
+                self._give_scratch(total, position)
+        return every[distinct], scores[distinct]
 
-    def search(self, text: str, k: int, allowed: Optional[np.ndarray], ids_of: IdsOf) -> Tuple[np.ndarray, np.ndarray]:
+    def _take_scratch(self, bound: int) -> Tuple[np.ndarray, np.ndarray]:
+        """A zeroed float array and an int array of at least ``bound`` entries, this query's
+        alone: reused between queries (allocating and faulting in fresh pages for each
+        query cost more than the scoring), one pair per query running at once."""
+        with self._mutex:
+            while self._scratch:
+                total, position = self._scratch.pop()
+                if len(total) >= bound:
+                    return total, position
+        size = max(bound, 1024)
+        return np.zeros(size, dtype=np.float64), np.empty(size, dtype=np.int64)
+
+    def _give_scratch(self, total: np.ndarray, position: np.ndarray) -> None:
+        with self._mutex:
+            self._scratch.append((total, position))
+
+    def search(self, text: str, k: int, allowed: Optional[np.ndarray], order: IdOrder) -> Tuple[np.ndarray, np.ndarray]:
         """The ``k`` best ``(labels, scores)``, best first, equal scores by ascending id, among
         the documents holding a query term (and, when given, whose labels are in sorted ``allowed``)."""
-        labels, scores = self.scores(text)
-        if allowed is not None and len(labels):
-            labels_in = np.isin(labels, allowed, assume_unique=True)
-            labels, scores = labels[labels_in], scores[labels_in]
-        if len(labels) > k:
-            threshold = np.partition(scores, len(scores) - k)[len(scores) - k]
-            above = np.flatnonzero(scores > threshold)
-            tied = np.flatnonzero(scores == threshold)
-            need = k - len(above)
-            if len(tied) > need:  # the documents tied with the k-th: those with the smallest ids
-                tied_ids = np.asarray(ids_of(labels[tied]), dtype=str)
-                tied = tied[np.argsort(tied_ids, kind="stable")[:need]]
-            chosen = np.concatenate([above, tied])
-            labels, scores = labels[chosen], scores[chosen]
-        ids = ids_of(labels)
-        order = sorted(range(len(labels)), key=lambda i: (-scores[i], ids[i]))[:k]
-        return labels[order], scores[order]
+        labels, scores = self._ranked_candidates(text, k, allowed)
+        chosen = topk.best(labels, scores, k, order, higher_first=True)
+        return labels[chosen], scores[chosen]
 
     # -- whole-index views (saving, checking) ---------------------------------
 
@@ -268,6 +335,4 @@ class TextIndex:
 def _term_scores(posting: _Postings, df: int, n: float, avgdl: float, occurrences: int) -> np.ndarray:
     """One query term's BM25 contribution to each document of its posting list."""
     idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-    tfs = posting.tfs
-    scores = idf * tfs / (tfs + K1 * (1.0 - B + B * posting.dls / avgdl))
-    return scores * occurrences if occurrences != 1 else scores
+    return posting.tf_weights(avgdl) * (idf * occurrences)

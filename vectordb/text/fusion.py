@@ -9,14 +9,21 @@ first for BM25 scores), ranks count from 1, and a record's fused score is::
 
     score(d) = Σ_i 1 / (60 + rank_i(d))     over the rankings in which d appears
 
-The ``n_results`` best fused scores come back, equal scores by ascending id, with the
-fields of each record taken from whichever side returned it.
+The ``n_results`` best fused scores come back, equal scores by ascending id. Two forms:
+:func:`fuse` fuses two finished results (ids and their fields: any backend), and
+:func:`fuse_labels` fuses two rankings of labels (the local engine, which reads the
+fields of the fused records only, with every ordering vectorised by
+:mod:`vectordb.text.topk`). Both give the same ranks, scores and order.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence, Tuple
 
+import numpy as np
+
+from vectordb.text import topk
+from vectordb.text.topk import IdOrder
 from vectordb.types import QueryResult
 
 RRF_K = 60
@@ -66,3 +73,37 @@ def fuse(vector: QueryResult, text: QueryResult, n_results: int, include: Sequen
             out[field].append([where[record_id][0][field][q][where[record_id][1]] for record_id, _ in chosen])
     out["included"] = list(include)
     return QueryResult(**out)  # type: ignore[typeddict-item]
+
+
+def fuse_labels(
+    vector: Tuple[np.ndarray, np.ndarray], text: Tuple[np.ndarray, np.ndarray], n_results: int, order: IdOrder
+) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``n_results`` best ``(labels, fused scores)``, best first, equal scores by ascending
+    id, from a vector ranking ``(labels, distances)`` and a text ranking ``(labels, scores)``
+    (each of distinct labels; nearest first and highest first are checked in a pass, and
+    any other order, equal values included, is ranked here, ties by id)."""
+    v_labels, v_distances = vector
+    t_labels, t_scores = text
+    v_labels = v_labels[topk.ranked(v_labels, np.asarray(v_distances, dtype=np.float64), order, higher_first=False)]
+    t_labels = t_labels[topk.ranked(t_labels, np.asarray(t_scores, dtype=np.float64), order, higher_first=True)]
+    every = np.concatenate([v_labels, t_labels]).astype(np.int64)
+    if not len(every):
+        return every, np.empty(0, dtype=np.float64)
+    contributions = np.concatenate([_reciprocals(len(v_labels)), _reciprocals(len(t_labels))])
+    by_label = np.argsort(every, kind="stable")  # a label's vector entry stays before its text entry
+    every, contributions = every[by_label], contributions[by_label]
+    starts = np.flatnonzero(np.concatenate([[True], every[1:] != every[:-1]]))
+    labels = every[starts]
+    fused = np.add.reduceat(contributions, starts)  # at most two terms per label: the same sum in any order
+    chosen = topk.best(labels, fused, n_results, order, higher_first=True)
+    return labels[chosen], fused[chosen]
+
+
+_RECIPROCALS = 1.0 / (RRF_K + np.arange(1, MIN_DEPTH + 1, dtype=np.float64))
+
+
+def _reciprocals(n: int) -> np.ndarray:
+    """``1 / (60 + rank)`` for ranks 1..n."""
+    if n <= len(_RECIPROCALS):
+        return _RECIPROCALS[:n]
+    return 1.0 / (RRF_K + np.arange(1, n + 1, dtype=np.float64))
