@@ -217,11 +217,15 @@ class HttpBackend(Backend):
         include: Sequence[str],
         ids: Optional[List[str]] = None,
     ) -> QueryResult:
-        where, where_document = to_dicts(filter)
-        body = {"query_embeddings": queries, "n_results": n_results, "where": where,
-                "where_document": where_document, "include": list(include), "ids": ids}
-        return self._request("POST", self._records(collection_id) + "/query", body)
+        return self._query(collection_id, n_results, filter, include, ids, query_embeddings=queries)
 
+    def _query(self, collection_id: str, n_results: int, filter: Optional[Filter], include: Sequence[str],
+               ids: Optional[List[str]], **ranking: Any) -> QueryResult:
+        """One ``POST .../query`` of any mode: ``ranking`` holds the mode's own fields."""
+        where, where_document = to_dicts(filter)
+        body = {**ranking, "n_results": n_results, "where": where, "where_document": where_document,
+                "include": list(include), "ids": ids}
+        return self._request("POST", self._records(collection_id) + "/query", body)
 
     def text_query(
         self,
@@ -233,10 +237,7 @@ class HttpBackend(Backend):
         include: Sequence[str],
         ids: Optional[List[str]] = None,
     ) -> QueryResult:
-        where, where_document = to_dicts(filter)
-        body = {"query_texts": texts, "mode": "text", "n_results": n_results, "where": where,
-                "where_document": where_document, "include": list(include), "ids": ids}
-        return self._request("POST", self._records(collection_id) + "/query", body)
+        return self._query(collection_id, n_results, filter, include, ids, query_texts=texts, mode="text")
 
     def hybrid_query(
         self,
@@ -250,10 +251,9 @@ class HttpBackend(Backend):
         ids: Optional[List[str]] = None,
     ) -> QueryResult:
         """One request: the server ranks, fuses and reads only the fused records' fields."""
-        where, where_document = to_dicts(filter)
-        body = {"query_embeddings": queries, "query_texts": texts, "mode": "hybrid", "n_results": n_results,
-                "where": where, "where_document": where_document, "include": list(include), "ids": ids}
-        return self._request("POST", self._records(collection_id) + "/query", body)
+        return self._query(collection_id, n_results, filter, include, ids,
+                           query_embeddings=queries, query_texts=texts, mode="hybrid")
+
 
 class HttpClient(Client):
     """A client of a ``vectordb serve`` server, with the API of :class:`vectordb.Client`.
