@@ -7,7 +7,8 @@ short documents over a 120-word vocabulary):
 - query p50/p99 of ``mode="vector"``, ``"text"`` and ``"hybrid"`` (n_results=10,
   default includes), the text queries being 1-3 words drawn from the vocabulary; and of
   the vector and text queries at n_results=100 with ids only (what each side of a hybrid
-  query computes before fusing: the floor under the hybrid figure);
+  query computes before fusing: the floor under the hybrid figure); the five modes are
+  taken in turn for each query, so drift in the machine's speed shifts them alike;
 - the text index's memory (traced while it is built) and its file on disk.
 
 Prints a table and writes ``benchmarks/results/text-n<N>.json``.
@@ -22,7 +23,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
@@ -48,15 +49,21 @@ def _ingest(client: vectordb.Client, name: str, ds: data.Dataset, text_on: bool)
     return len(ids) / (time.perf_counter() - start)
 
 
-def _latencies(fn, queries: List) -> Dict[str, float]:
+def _latencies(modes: Dict[str, Callable[[Any], Any]], queries: List) -> Dict[str, Dict[str, float]]:
+    """p50/p99 of each mode over ``queries``, the modes taken in turn for each query (so a
+    machine that speeds up or slows down during the run shifts every mode alike, and the
+    ratios between them stay fair); five warm-up rounds first."""
     for q in queries[:5]:
-        fn(q)
-    times = []
+        for fn in modes.values():
+            fn(q)
+    times: Dict[str, List[float]] = {name: [] for name in modes}
     for q in queries:
-        t = time.perf_counter()
-        fn(q)
-        times.append(time.perf_counter() - t)
-    return {"p50_ms": float(np.percentile(times, 50) * 1e3), "p99_ms": float(np.percentile(times, 99) * 1e3)}
+        for name, fn in modes.items():
+            t = time.perf_counter()
+            fn(q)
+            times[name].append(time.perf_counter() - t)
+    return {name: {"p50_ms": float(np.percentile(ts, 50) * 1e3), "p99_ms": float(np.percentile(ts, 99) * 1e3)}
+            for name, ts in times.items()}
 
 
 def run(n: int, dim: int, n_queries: int, seed: int) -> Dict:
@@ -71,14 +78,13 @@ def run(n: int, dim: int, n_queries: int, seed: int) -> Dict:
         result["ingest_text_off_per_s"], result["ingest_text_on_per_s"] = off, on
         col = client.get_collection("text-on", embedding_function=None)
         pairs = list(zip(ds.queries, texts))
-        result["vector"] = _latencies(lambda p: col.query(query_embeddings=[p[0]], n_results=10), pairs)
-        result["text"] = _latencies(lambda p: col.query(query_texts=[p[1]], n_results=10, mode="text"), pairs)
-        result["hybrid"] = _latencies(lambda p: col.query(query_embeddings=[p[0]], query_texts=[p[1]],
-                                                          n_results=10, mode="hybrid"), pairs)
-        result["vector_top100_ids"] = _latencies(lambda p: col.query(query_embeddings=[p[0]], n_results=100,
-                                                                     include=[]), pairs)
-        result["text_top100_ids"] = _latencies(lambda p: col.query(query_texts=[p[1]], n_results=100,
-                                                                   mode="text", include=[]), pairs)
+        result.update(_latencies({
+            "vector": lambda p: col.query(query_embeddings=[p[0]], n_results=10),
+            "text": lambda p: col.query(query_texts=[p[1]], n_results=10, mode="text"),
+            "hybrid": lambda p: col.query(query_embeddings=[p[0]], query_texts=[p[1]], n_results=10, mode="hybrid"),
+            "vector_top100_ids": lambda p: col.query(query_embeddings=[p[0]], n_results=100, include=[]),
+            "text_top100_ids": lambda p: col.query(query_texts=[p[1]], n_results=100, mode="text", include=[]),
+        }, pairs))
         text_id = col.id
     disk = os.path.getsize(os.path.join(folder, "db", "text", text_id + ".npz"))
     tracemalloc.start()

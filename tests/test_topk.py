@@ -1,4 +1,4 @@
-"""The vectorised top-k of :mod:`vectordb.text.topk` against Python's own ordering of
+"""The compiled top-k of :mod:`vectordb.text.topk` against Python's own ordering of
 ``(score, id)``, on ids built to defeat the 8-byte id keys: shared long prefixes, NUL
 characters, prefixes of one another, non-ASCII and surrogate code points."""
 
@@ -59,12 +59,15 @@ def test_best_equals_sorting_by_value_then_id(seed, higher_first):
         assert got.tolist() == expected[:k]
 
 
-def test_smallest_ids_inside_one_shared_key():
+@pytest.mark.parametrize("values", ["equal", "two"])
+def test_best_inside_one_shared_key(values):
     ids = [f"sharedprefix-{i:04d}" for i in range(200)]  # every key equal: strings decide
     order = Order(ids)
     labels = np.random.default_rng(2).permutation(200)
-    chosen = topk.smallest_ids(labels, 17, order)
-    assert sorted(ids[labels[c]] for c in chosen) == sorted(ids)[:17]
+    scores = np.ones(200) if values == "equal" else (labels % 2).astype(np.float64)
+    expected = sorted(range(200), key=lambda i: (-scores[i], ids[labels[i]]))
+    for k in (1, 17, 100, 200):
+        assert topk.best(labels, scores, k, order, higher_first=True).tolist() == expected[:k]
 
 
 @pytest.mark.parametrize("higher_first", [True, False])

@@ -85,6 +85,10 @@ class RecordCache:
         """The order keys of these labels' ids (:func:`vectordb.text.topk.id_keys`), in order."""
         return self._keys[np.asarray(labels, dtype=np.int64)]
 
+    def key_array(self) -> np.ndarray:
+        """Every label's id key, indexed by label (zero past the highest label held)."""
+        return self._keys
+
     def rows(self, labels: Sequence[int], metadatas: bool = True) -> List[Row]:
         """``(id, document, metadata)`` for each label (metadata decoded afresh for each caller;
         None for every row unless ``metadatas``: decoding is most of the cost of a row)."""

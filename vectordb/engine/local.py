@@ -559,12 +559,12 @@ class LocalBackend(Backend):
                 text_index = self._text.get(row)
             allowed = self._allowed(row, ids, filter)
             depth = fusion.depth(n_results)
+            cache = self._derived.records(row)
             if vectors is None:
                 labels = np.empty((len(queries), 0), dtype=np.int64)
                 distances = np.empty((len(queries), 0), dtype=np.float32)
             else:
                 labels, distances = vectors.search(queries, depth, allowed)
-            cache = self._derived.records(row)
             fused = [fusion.fuse_labels((labels[q], distances[q]), text_index.search(text, depth, allowed, cache),
                                         n_results, cache) for q, text in enumerate(texts)]
             rows = [self._read(row, chosen, "embeddings" in include, "metadatas" in include) for chosen, _ in fused]

@@ -20,8 +20,9 @@ counters. A write appends its postings as pending chunks and marks removed label
 a term's list is settled (chunks joined, removed labels dropped) when a query or a later
 write needs it, under a mutex, so concurrent reads see whole lists. Each settled list
 caches its term-frequency parts ``tf / (tf + k1 · (1 − b + b · dl / avgdl))`` for the
-current avgdl, so a query multiplies them by idf; the top k is chosen by
-:mod:`vectordb.text.topk` (equal scores by ascending id, without sorting strings).
+current avgdl, so a query multiplies them by idf, in compiled loops
+(:mod:`vectordb.text.kernels`) that add each term's list into a dense score array and
+keep the top k (equal scores by ascending id, without sorting strings).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ B = 0.75
 class _Postings:
     """One term's posting list: settled arrays, pending chunks, labels to drop."""
 
-    __slots__ = ("labels", "tfs", "dls", "pending", "removed", "weights")
+    __slots__ = ("labels", "tfs", "dls", "pending", "removed", "weights", "bound")
 
     def __init__(self) -> None:
         self.labels = np.empty(0, dtype=np.int64)
@@ -54,6 +55,8 @@ class _Postings:
         self.removed: Optional[Set[int]] = None
         self.weights: Optional[Tuple[float, np.ndarray]] = None
         """``(avgdl, tf / (tf + k1 · (1 − b + b · dl / avgdl)))`` per posting, cached for that avgdl."""
+        self.bound = 0
+        """One more than the highest settled label (0 when none)."""
 
     def tf_weights(self, avgdl: float) -> np.ndarray:
         """Each posting's BM25 term-frequency part for ``avgdl`` (cached until the list or avgdl changes)."""
@@ -78,6 +81,7 @@ class _Postings:
             self.labels, self.tfs, self.dls = self.labels[keep], self.tfs[keep], self.dls[keep]
         self.weights = None
         self.removed = None
+        self.bound = int(self.labels.max()) + 1 if len(self.labels) else 0
 
 
 class TextIndex:
@@ -93,8 +97,9 @@ class TextIndex:
         """label -> (2×m array of its term ids (ascending) and their counts, its length)."""
         self.total_length = 0
         self._mutex = threading.Lock()
-        self._scratch: List[Tuple[np.ndarray, np.ndarray]] = []
-        """Reusable zeroed score arrays (and position arrays) for multi-term queries."""
+        self._scratch: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        """Reusable zeroed score arrays, allowed-label masks and touched-label lists, one set
+        per query running at once."""
 
     # -- statistics -----------------------------------------------------------
 
@@ -231,95 +236,69 @@ class TextIndex:
                 posting.settle()
         return posting
 
-    def scores(self, text: str) -> Tuple[np.ndarray, np.ndarray]:
-        """``(labels ascending, scores)`` of every document holding at least one query term."""
-        labels, scores = self.candidates(text)
-        order = np.argsort(labels)
-        return labels[order], scores[order]
-
-    def candidates(self, text: str) -> Tuple[np.ndarray, np.ndarray]:
-        """``(labels, scores)``, in no particular order, of every document holding a query term."""
-        return self._ranked_candidates(text, None, None)
-
-    def _ranked_candidates(
-        self, text: str, k: Optional[int], allowed: Optional[np.ndarray]
+    def search(
+        self, text: str, k: int, allowed: Optional[np.ndarray], order: IdOrder
     ) -> Tuple[np.ndarray, np.ndarray]:
-        """``(labels, scores)`` of the documents holding a query term (and in ``allowed``):
-        all of them, or (given ``k``) a subset that surely holds the ``k`` best, ties included.
+        """The ``k`` best ``(labels, scores)``, best first, equal scores by ascending id, among
+        the documents holding a query term (and, when given, whose labels are in ``allowed``).
 
-        One term: its posting list scored. Several: each list's scores added into a dense
-        (reused, zeroed) array by label, and read back at every posting of the
-        concatenated lists, so a document holding t of the T query terms appears t times.
-        For the ``k`` best, the entries below the (k·T)-th highest entry score are dropped
-        first: at least k distinct documents score at or above it, so none of the ``k`` best
-        is lost. The remaining entries are made distinct by scattering their positions
-        (each label's last occurrence wins). No step sorts, or scans or allocates an array
-        over every label of the collection."""
+        Each query term's posting list is added into a dense score array by label (zero
+        where untouched: reused between queries, zeroed again after), the touched labels
+        listed as they come (:func:`vectordb.text.kernels.add_term`); then the ``k`` best
+        are chosen and ordered by :func:`vectordb.text.topk.best`. No step sorts, or scans
+        or allocates an array over every label of the collection."""
         terms = self.query_terms(text)
-        if not terms:
+        if not terms or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        from vectordb.text import kernels  # numba: loaded on the first ranking, not by import vectordb
+
         n, avgdl = float(len(self._docs)), self.avgdl
         postings = [(self._settled(tid), tid, occurrences) for tid, occurrences in terms]
-        if len(postings) == 1:
-            posting, tid, occurrences = postings[0]
-            labels, scores = posting.labels, _term_scores(posting, self._df[tid], n, avgdl, occurrences)
-            if allowed is not None:
-                labels_in = np.isin(labels, allowed)
-                labels, scores = labels[labels_in], scores[labels_in]
-            return labels, scores
-        bound = max(int(p.labels.max()) for p, _, _ in postings if len(p.labels)) + 1
-        total, position = self._take_scratch(bound)
+        bound = max(p.bound for p, _, _ in postings)
+        if allowed is not None:
+            allowed = np.asarray(allowed, dtype=np.int64)
+            allowed = allowed[(allowed >= 0) & (allowed < bound)]
+        keys = order.key_array()
+        if len(keys) < bound:  # the loops read keys[label] unchecked
+            keys = np.concatenate([keys, np.zeros(bound - len(keys), dtype=np.uint64)])
+        total, mask, touched = self._take_scratch(bound)
+        m = 0
         try:
-            for i, (posting, tid, occurrences) in enumerate(postings):
-                scored = _term_scores(posting, self._df[tid], n, avgdl, occurrences)
-                if i == 0:
-                    total[posting.labels] = scored  # 0.0 + x is x: the sum is the same
-                else:
-                    total[posting.labels] += scored  # a list's labels are distinct
-            every = np.concatenate([p.labels for p, _, _ in postings])
-            scores = total[every]
-            for posting, _, _ in postings:
-                total[posting.labels] = 0.0
             if allowed is not None:
-                labels_in = np.isin(every, allowed)
-                every, scores = every[labels_in], scores[labels_in]
-            cut = None if k is None else k * len(postings)
-            if cut is not None and len(every) > cut:
-                above = scores >= np.partition(scores, len(scores) - cut)[len(scores) - cut]
-                every, scores = every[above], scores[above]
-            steps = np.arange(len(every))
-            position[every] = steps
-            distinct = position[every] == steps
+                mask[allowed] = 1
+            for posting, tid, occurrences in postings:
+                m = kernels.add_term(posting.labels, posting.tf_weights(avgdl),
+                                     _idf(int(self._df[tid]), n) * occurrences, total, touched, m, mask,
+                                     allowed is not None)
+            scores, score_keys = kernels.take_scores(touched, m, total, keys)
+            if allowed is not None:
+                mask[allowed] = 0
+            labels = touched[:m].copy()
         except BaseException:
             total = None  # possibly not all zero: not given back
             raise
         finally:
             if total is not None:
-                self._give_scratch(total, position)
-        return every[distinct], scores[distinct]
+                self._give_scratch(total, mask, touched)
+        chosen = topk.best(labels, scores, k, order, True, score_keys)
+        return labels[chosen], scores[chosen]
 
-    def _take_scratch(self, bound: int) -> Tuple[np.ndarray, np.ndarray]:
-        """A zeroed float array and an int array of at least ``bound`` entries, this query's
-        alone: reused between queries (allocating and faulting in fresh pages for each
-        query cost more than the scoring), one pair per query running at once."""
+    def _take_scratch(self, bound: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A zeroed float array (scores), a zeroed byte array (the allowed labels) and an
+        int array (the touched labels) of at least ``bound`` entries, this query's alone:
+        reused between queries (allocating and faulting in fresh pages for each query cost
+        more than the scoring), one set per query running at once."""
         with self._mutex:
             while self._scratch:
-                total, position = self._scratch.pop()
-                if len(total) >= bound:
-                    return total, position
+                arrays = self._scratch.pop()
+                if len(arrays[0]) >= bound:
+                    return arrays
         size = max(bound, 1024)
-        return np.zeros(size, dtype=np.float64), np.empty(size, dtype=np.int64)
+        return np.zeros(size, dtype=np.float64), np.zeros(size, dtype=np.uint8), np.empty(size, dtype=np.int64)
 
-    def _give_scratch(self, total: np.ndarray, position: np.ndarray) -> None:
+    def _give_scratch(self, total: np.ndarray, mask: np.ndarray, touched: np.ndarray) -> None:
         with self._mutex:
-            self._scratch.append((total, position))
-
-    def search(self, text: str, k: int, allowed: Optional[np.ndarray], order: IdOrder) -> Tuple[np.ndarray, np.ndarray]:
-        """The ``k`` best ``(labels, scores)``, best first, equal scores by ascending id, among
-        the documents holding a query term (and, when given, whose labels are in sorted ``allowed``)."""
-        labels, scores = self._ranked_candidates(text, k, allowed)
-        chosen = topk.best(labels, scores, k, order, higher_first=True)
-        return labels[chosen], scores[chosen]
+            self._scratch.append((total, mask, touched))
 
     # -- whole-index views (saving, checking) ---------------------------------
 
@@ -332,7 +311,6 @@ class TextIndex:
             yield label, length, [t for t, _ in named], [c for _, c in named]
 
 
-def _term_scores(posting: _Postings, df: int, n: float, avgdl: float, occurrences: int) -> np.ndarray:
-    """One query term's BM25 contribution to each document of its posting list."""
-    idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-    return posting.tf_weights(avgdl) * (idf * occurrences)
+def _idf(df: int, n: float) -> float:
+    """BM25's idf of a term held by ``df`` of the ``n`` indexed documents."""
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))

@@ -82,19 +82,13 @@ def fuse_labels(
     id, from a vector ranking ``(labels, distances)`` and a text ranking ``(labels, scores)``
     (each of distinct labels; nearest first and highest first are checked in a pass, and
     any other order, equal values included, is ranked here, ties by id)."""
-    v_labels, v_distances = vector
-    t_labels, t_scores = text
-    v_labels = v_labels[topk.ranked(v_labels, np.asarray(v_distances, dtype=np.float64), order, higher_first=False)]
-    t_labels = t_labels[topk.ranked(t_labels, np.asarray(t_scores, dtype=np.float64), order, higher_first=True)]
-    every = np.concatenate([v_labels, t_labels]).astype(np.int64)
-    if not len(every):
-        return every, np.empty(0, dtype=np.float64)
-    contributions = np.concatenate([_reciprocals(len(v_labels)), _reciprocals(len(t_labels))])
-    by_label = np.argsort(every, kind="stable")  # a label's vector entry stays before its text entry
-    every, contributions = every[by_label], contributions[by_label]
-    starts = np.flatnonzero(np.concatenate([[True], every[1:] != every[:-1]]))
-    labels = every[starts]
-    fused = np.add.reduceat(contributions, starts)  # at most two terms per label: the same sum in any order
+    from vectordb.text import kernels  # numba: loaded on the first hybrid query, not by import vectordb
+
+    v_labels, v_distances = (np.asarray(a) for a in vector)
+    t_labels, t_scores = (np.asarray(a) for a in text)
+    v_labels = v_labels[topk.ranked(v_labels, v_distances, order, higher_first=False)].astype(np.int64)
+    t_labels = t_labels[topk.ranked(t_labels, t_scores, order, higher_first=True)].astype(np.int64)
+    labels, fused = kernels.rrf(v_labels, t_labels, _reciprocals(max(len(v_labels), len(t_labels))))
     chosen = topk.best(labels, fused, n_results, order, higher_first=True)
     return labels[chosen], fused[chosen]
 

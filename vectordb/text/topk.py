@@ -1,4 +1,4 @@
-"""The k best of many scored records, equal scores ordered by ascending record id, vectorised.
+"""The k best of many scored records, equal scores ordered by ascending record id, compiled.
 
 Every ranking of the text and hybrid modes orders equal values by ascending id (a
 string). Comparing strings in Python costs about a microsecond per comparison, and the
@@ -15,7 +15,7 @@ label beside the ids.
 
 from __future__ import annotations
 
-from typing import List, Protocol, Sequence
+from typing import List, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -29,6 +29,9 @@ class IdOrder(Protocol):
     def id_keys(self, labels: np.ndarray) -> np.ndarray:
         """The :func:`id_keys` of these labels' ids, in order."""
 
+    def key_array(self) -> np.ndarray:
+        """The :func:`id_keys` of every label's id, indexed by label (for compiled loops)."""
+
 
 def id_keys(ids: Sequence[str]) -> np.ndarray:
     """The order keys of ``ids``: their first 8 UTF-8 bytes as big-endian uint64 (zero-padded)."""
@@ -38,58 +41,41 @@ def id_keys(ids: Sequence[str]) -> np.ndarray:
     return np.frombuffer(packed, dtype=">u8").astype(np.uint64)
 
 
-def smallest_ids(labels: np.ndarray, m: int, order: IdOrder) -> np.ndarray:
-    """Positions in ``labels`` of the ``m`` labels with the smallest ids (in no particular order)."""
-    if m >= len(labels):
-        return np.arange(len(labels))
-    if m <= 0:
-        return np.empty(0, dtype=np.int64)
-    keys = order.id_keys(labels)
-    kth = np.partition(keys, m - 1)[m - 1]
-    below = np.flatnonzero(keys < kth)
-    at = np.flatnonzero(keys == kth)
-    rest = m - len(below)
-    if len(at) > rest:  # ids sharing the boundary key: compared as strings
-        at_ids = order.ids(labels[at])
-        at = at[sorted(range(len(at)), key=at_ids.__getitem__)[:rest]]
-    return np.concatenate([below, at])
-
-
-def best(labels: np.ndarray, values: np.ndarray, k: int, order: IdOrder, higher_first: bool) -> np.ndarray:
+def best(
+    labels: np.ndarray,
+    values: np.ndarray,
+    k: int,
+    order: IdOrder,
+    higher_first: bool,
+    keys: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """Positions of the ``k`` best ``values`` (highest or lowest first), equal values by
-    ascending id, in rank order; ``labels`` are distinct."""
-    if len(labels) > k:
-        if higher_first:
-            threshold = np.partition(values, len(values) - k)[len(values) - k]
-            inside = np.flatnonzero(values > threshold)
-        else:
-            threshold = np.partition(values, k - 1)[k - 1]
-            inside = np.flatnonzero(values < threshold)
-        tied = np.flatnonzero(values == threshold)
-        tied = tied[smallest_ids(labels[tied], k - len(inside), order)]
-        chosen = np.concatenate([inside, tied])
-    else:
-        chosen = np.arange(len(labels))
-    return chosen[ranked(labels[chosen], values[chosen], order, higher_first)]
+    ascending id, in rank order; ``labels`` are distinct, ``keys`` their id keys if known.
+
+    Chosen and ordered by value and id key in compiled code
+    (:func:`vectordb.text.kernels.top`); only when ids sharing their key decide the order
+    are those few (the k best and any equal to the k-th on value and key) sorted here by
+    the full ids."""
+    from vectordb.text import kernels  # numba: loaded on the first ranking, not by import vectordb
+
+    values = np.asarray(values, dtype=np.float64)
+    keys = order.id_keys(labels) if keys is None else keys
+    chosen, exact = kernels.top(values, keys, k, higher_first)
+    if exact:
+        return chosen
+    ids = order.ids(labels[chosen])
+    signed = (-values[chosen] if higher_first else values[chosen]).tolist()
+    by_id = sorted(range(len(chosen)), key=lambda i: (signed[i], ids[i]))[:k]
+    return chosen[np.asarray(by_id, dtype=np.int64)]
 
 
 def ranked(labels: np.ndarray, values: np.ndarray, order: IdOrder, higher_first: bool) -> np.ndarray:
-    """The permutation ordering ``values`` (highest or lowest first), equal values by ascending id."""
-    if len(labels) < 2:
-        return np.arange(len(labels))
-    signed = -values if higher_first else values
-    steps = signed[1:] - signed[:-1]
-    if (steps > 0).all():  # already in order, no equal values (the usual nearest-first list)
-        return np.arange(len(labels))
+    """The permutation ordering ``values`` (highest or lowest first), equal values by ascending id
+    (checked in one compiled pass first: a ranking already in that order is kept as it is)."""
+    from vectordb.text import kernels
+
+    values = np.asarray(values, dtype=np.float64)
     keys = order.id_keys(labels)
-    if (steps >= 0).all():  # in order: are equal values by ascending key (a ranking made by best())?
-        equal = steps == 0
-        if (keys[1:][equal] > keys[:-1][equal]).all():
-            return np.arange(len(labels))
-    perm = np.lexsort((keys, signed))
-    ordered_values, ordered_keys = signed[perm], keys[perm]
-    same = (ordered_values[1:] == ordered_values[:-1]) & (ordered_keys[1:] == ordered_keys[:-1])
-    if same.any():  # equal values and equal keys: the full ids decide
-        ids = order.ids(labels)
-        perm = np.asarray(sorted(range(len(labels)), key=lambda i: (signed[i], ids[i])), dtype=np.int64)
-    return perm
+    if kernels.in_rank_order(values, keys, higher_first):
+        return np.arange(len(labels))
+    return best(labels, values, len(labels), order, higher_first, keys)
