@@ -57,7 +57,7 @@ def expected_top(scores: Dict[int, float], ids: List[str], k: int, allowed: Opti
 def test_text_search_equals_python_bm25_and_sort(seed):
     rng = np.random.default_rng(seed)
     ids = tricky_ids(rng, 300)
-    order = _Keyed(ids)
+    order = Order(ids)
     index = TextIndex(analyzer("default"))
     docs = {label: list(rng.choice(WORDS, rng.integers(1, 6))) for label in range(len(ids))}
     index.put(np.arange(len(ids)), [" ".join(t) for t in docs.values()])
@@ -86,7 +86,7 @@ def test_ties_inside_one_shared_id_key_are_ordered_by_the_full_ids():
     ids = [ids[i] for i in rng.permutation(len(ids))]
     index = TextIndex(analyzer("default"))
     index.put(np.arange(len(ids)), ["same words here"] * len(ids))
-    labels, _ = index.search("words", 25, None, _Keyed(ids))
+    labels, _ = index.search("words", 25, None, Order(ids))
     assert [ids[label] for label in labels.tolist()] == sorted(ids)[:25]
 
 
@@ -94,7 +94,7 @@ def test_ties_inside_one_shared_id_key_are_ordered_by_the_full_ids():
 def test_fused_labels_equal_the_id_based_fusion(seed):
     rng = np.random.default_rng(seed)
     ids = tricky_ids(rng, 250)
-    order = _Keyed(ids)
+    order = Order(ids)
     for _ in range(10):
         v_labels = rng.choice(len(ids), rng.integers(0, 120), replace=False)
         t_labels = rng.choice(len(ids), rng.integers(0, 120), replace=False)
@@ -123,10 +123,3 @@ def test_import_and_vector_queries_do_not_load_numba(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True"]
-
-
-class _Keyed(Order):
-    """:class:`tests.test_topk.Order` with the dense key array the text index reads."""
-
-    def key_array(self) -> np.ndarray:
-        return self._keys

@@ -25,6 +25,9 @@ class Order:
     def id_keys(self, labels: np.ndarray) -> np.ndarray:
         return self._keys[labels]
 
+    def key_array(self) -> np.ndarray:
+        return self._keys
+
 
 def tricky_ids(rng: np.random.Generator, n: int) -> List[str]:
     stems = ["record-000", "record-00", "r", "", "é", "\u00ff\u00ff", "\ud800x", "a\x00", "a", "zzzzzzzzzz", "日本語"]

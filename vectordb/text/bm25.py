@@ -258,9 +258,6 @@ class TextIndex:
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=np.int64)
             allowed = allowed[(allowed >= 0) & (allowed < bound)]
-        keys = order.key_array()
-        if len(keys) < bound:  # the loops read keys[label] unchecked
-            keys = np.concatenate([keys, np.zeros(bound - len(keys), dtype=np.uint64)])
         total, mask, touched = self._take_scratch(bound)
         m = 0
         try:
@@ -270,7 +267,7 @@ class TextIndex:
                 m = kernels.add_term(posting.labels, posting.tf_weights(avgdl),
                                      _idf(int(self._df[tid]), n) * occurrences, total, touched, m, mask,
                                      allowed is not None)
-            scores, score_keys = kernels.take_scores(touched, m, total, keys)
+            scores = kernels.take_scores(touched, m, total)
             if allowed is not None:
                 mask[allowed] = 0
             labels = touched[:m].copy()
@@ -280,7 +277,7 @@ class TextIndex:
         finally:
             if total is not None:
                 self._give_scratch(total, mask, touched)
-        chosen = topk.best(labels, scores, k, order, True, score_keys)
+        chosen = topk.best(labels, scores, k, order, higher_first=True)
         return labels[chosen], scores[chosen]
 
     def _take_scratch(self, bound: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:

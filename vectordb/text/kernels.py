@@ -68,17 +68,15 @@ def add_term(
 
 
 @_compiled
-def take_scores(touched: np.ndarray, m: int, total: np.ndarray, keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """The scores (``total``) and id keys (``keys``) of the labels ``touched[:m]``, in that
-    order, zeroing ``total`` at them again for the next query."""
+def take_scores(touched: np.ndarray, m: int, total: np.ndarray) -> np.ndarray:
+    """The scores (``total``) of the labels ``touched[:m]``, in that order, zeroing ``total``
+    at them again for the next query."""
     scores = np.empty(m, dtype=np.float64)
-    out_keys = np.empty(m, dtype=np.uint64)
     for i in range(m):
         label = touched[i]
         scores[i] = total[label]
-        out_keys[i] = keys[label]
         total[label] = 0.0
-    return scores, out_keys
+    return scores
 
 
 @_compiled
@@ -144,15 +142,16 @@ def _kth_largest(values: np.ndarray, k: int) -> float:
 
 
 @_compiled
-def top(scores: np.ndarray, keys: np.ndarray, k: int, higher_first: bool) -> Tuple[np.ndarray, bool]:
-    """Positions of the ``k`` best ``scores`` (highest or lowest first), equal scores by
-    ascending id key (``keys``), in rank order, plus every entry equal to the k-th on both
-    score and key; and whether that is the exact ranking: False when two entries that
-    decide the order share score and key (ids sharing their first 8 bytes), which the
-    caller then orders by the full ids.
+def top(scores: np.ndarray, labels: np.ndarray, keys: np.ndarray, k: int, higher_first: bool) -> Tuple[np.ndarray, bool]:
+    """Positions of the ``k`` best ``scores`` (highest or lowest first) of ``labels``, equal
+    scores by ascending id key (``keys[label]``), in rank order, plus every entry equal to
+    the k-th on both score and key; and whether that is the exact ranking: False when two
+    entries that decide the order share score and key (ids sharing their first 8 bytes),
+    which the caller then orders by the full ids.
 
     The k-th best score first (:func:`_kth_largest`), then the entries better than it and,
-    among those equal to it, the ones with the smallest keys; those few are sorted.
+    among those equal to it, the ones with the smallest keys; those few are sorted. Keys
+    are read only for the entries at or above the k-th score.
     """
     m = scores.shape[0]
     if k <= 0 or m == 0:
@@ -160,8 +159,7 @@ def top(scores: np.ndarray, keys: np.ndarray, k: int, higher_first: bool) -> Tup
     size = min(k, m)
     signed = scores if higher_first else -scores
     threshold = _kth_largest(signed, size)
-    chosen = np.empty(m, dtype=np.int64)
-    ties = np.empty(m, dtype=np.int64)
+    chosen = np.empty(size, dtype=np.int64)
     n = 0
     n_ties = 0
     for i in range(m):
@@ -170,36 +168,46 @@ def top(scores: np.ndarray, keys: np.ndarray, k: int, higher_first: bool) -> Tup
             chosen[n] = i
             n += 1
         elif value == threshold:
-            ties[n_ties] = i
             n_ties += 1
+    ties = np.empty(n_ties, dtype=np.int64)
+    tie_keys = np.empty(n_ties, dtype=np.uint64)
+    j = 0
+    for i in range(m):
+        if signed[i] == threshold:
+            ties[j] = i
+            tie_keys[j] = keys[labels[i]]
+            j += 1
     wanted = size - n  # how many of the tied entries belong (≥ 1)
-    ties = ties[:n_ties]
-    if n_ties > wanted:  # keep the tied entries with the smallest keys (all sharing the boundary key)
-        tie_keys = keys[ties]
+    if n_ties > wanted:  # keep the tied entries with the smallest keys (and any sharing the boundary key)
         boundary = np.partition(tie_keys, wanted - 1)[wanted - 1]
         ties = ties[tie_keys <= boundary]
-    for i in range(ties.shape[0]):
-        chosen[n] = ties[i]
-        n += 1
-    chosen = chosen[:n]
-    chosen = chosen[np.argsort(keys[chosen], kind="mergesort")]  # by key, then (stable) by score
-    chosen = chosen[np.argsort(-signed[chosen], kind="mergesort")]
+    out = np.empty(n + ties.shape[0], dtype=np.int64)
+    out[:n] = chosen[:n]
+    out[n:] = ties
+    n = out.shape[0]
+    out_keys = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        out_keys[i] = keys[labels[out[i]]]
+    by_key = np.argsort(out_keys, kind="mergesort")  # by key, then (stable) by score
+    out, out_keys = out[by_key], out_keys[by_key]
+    by_score = np.argsort(-signed[out], kind="mergesort")
+    out, out_keys = out[by_score], out_keys[by_score]
     exact = n == size
     for i in range(1, n):
-        if signed[chosen[i]] == signed[chosen[i - 1]] and keys[chosen[i]] == keys[chosen[i - 1]]:
+        if signed[out[i]] == signed[out[i - 1]] and out_keys[i] == out_keys[i - 1]:
             exact = False
-    return chosen, exact
+    return out, exact
 
 
 @_compiled
-def in_rank_order(values: np.ndarray, keys: np.ndarray, higher_first: bool) -> bool:
+def in_rank_order(values: np.ndarray, labels: np.ndarray, keys: np.ndarray, higher_first: bool) -> bool:
     """Whether ``values`` are already in rank order (highest or lowest first), equal values
-    by strictly ascending id key."""
+    by strictly ascending id key (``keys[label]``)."""
     for i in range(1, values.shape[0]):
         a = values[i - 1]
         b = values[i]
         if a == b:
-            if keys[i - 1] >= keys[i]:
+            if keys[labels[i - 1]] >= keys[labels[i]]:
                 return False
         elif (a < b) == higher_first:
             return False

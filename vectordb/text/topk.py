@@ -15,7 +15,7 @@ label beside the ids.
 
 from __future__ import annotations
 
-from typing import List, Optional, Protocol, Sequence
+from typing import List, Protocol, Sequence
 
 import numpy as np
 
@@ -47,10 +47,9 @@ def best(
     k: int,
     order: IdOrder,
     higher_first: bool,
-    keys: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Positions of the ``k`` best ``values`` (highest or lowest first), equal values by
-    ascending id, in rank order; ``labels`` are distinct, ``keys`` their id keys if known.
+    ascending id, in rank order; ``labels`` are distinct.
 
     Chosen and ordered by value and id key in compiled code
     (:func:`vectordb.text.kernels.top`); only when ids sharing their key decide the order
@@ -59,8 +58,8 @@ def best(
     from vectordb.text import kernels  # numba: loaded on the first ranking, not by import vectordb
 
     values = np.asarray(values, dtype=np.float64)
-    keys = order.id_keys(labels) if keys is None else keys
-    chosen, exact = kernels.top(values, keys, k, higher_first)
+    labels = np.asarray(labels, dtype=np.int64)
+    chosen, exact = kernels.top(values, labels, _key_array(order, labels), k, higher_first)
     if exact:
         return chosen
     ids = order.ids(labels[chosen])
@@ -75,7 +74,15 @@ def ranked(labels: np.ndarray, values: np.ndarray, order: IdOrder, higher_first:
     from vectordb.text import kernels
 
     values = np.asarray(values, dtype=np.float64)
-    keys = order.id_keys(labels)
-    if kernels.in_rank_order(values, keys, higher_first):
+    labels = np.asarray(labels, dtype=np.int64)
+    if kernels.in_rank_order(values, labels, _key_array(order, labels), higher_first):
         return np.arange(len(labels))
-    return best(labels, values, len(labels), order, higher_first, keys)
+    return best(labels, values, len(labels), order, higher_first)
+
+
+def _key_array(order: IdOrder, labels: np.ndarray) -> np.ndarray:
+    """``order``'s key array, long enough for ``labels`` (the compiled loops index it unchecked)."""
+    keys = order.key_array()
+    if len(labels) and (int(labels.max()) >= len(keys) or int(labels.min()) < 0):
+        raise IndexError(f"label {int(labels.max())} has no id key (keys for {len(keys)} labels)")
+    return keys
