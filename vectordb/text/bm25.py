@@ -270,15 +270,15 @@ class TextIndex:
             scores = kernels.take_scores(touched, m, total)
             if allowed is not None:
                 mask[allowed] = 0
-            labels = touched[:m].copy()
+            chosen = topk.best(touched[:m], scores, k, order, True, label_bound=bound)
+            labels, scores = touched[chosen], scores[chosen]
         except BaseException:
             total = None  # possibly not all zero: not given back
             raise
         finally:
             if total is not None:
                 self._give_scratch(total, mask, touched)
-        chosen = topk.best(labels, scores, k, order, higher_first=True)
-        return labels[chosen], scores[chosen]
+        return labels, scores
 
     def _take_scratch(self, bound: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A zeroed float array (scores), a zeroed byte array (the allowed labels) and an

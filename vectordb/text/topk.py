@@ -15,7 +15,7 @@ label beside the ids.
 
 from __future__ import annotations
 
-from typing import List, Protocol, Sequence
+from typing import List, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -47,9 +47,11 @@ def best(
     k: int,
     order: IdOrder,
     higher_first: bool,
+    label_bound: Optional[int] = None,
 ) -> np.ndarray:
     """Positions of the ``k`` best ``values`` (highest or lowest first), equal values by
-    ascending id, in rank order; ``labels`` are distinct.
+    ascending id, in rank order; ``labels`` are distinct (and below ``label_bound`` when
+    the caller knows a bound).
 
     Chosen and ordered by value and id key in compiled code
     (:func:`vectordb.text.kernels.top`); only when ids sharing their key decide the order
@@ -59,7 +61,7 @@ def best(
 
     values = np.asarray(values, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
-    chosen, exact = kernels.top(values, labels, _key_array(order, labels), k, higher_first)
+    chosen, exact = kernels.top(values, labels, _key_array(order, labels, label_bound), k, higher_first)
     if exact:
         return chosen
     ids = order.ids(labels[chosen])
@@ -80,9 +82,13 @@ def ranked(labels: np.ndarray, values: np.ndarray, order: IdOrder, higher_first:
     return best(labels, values, len(labels), order, higher_first)
 
 
-def _key_array(order: IdOrder, labels: np.ndarray) -> np.ndarray:
-    """``order``'s key array, long enough for ``labels`` (the compiled loops index it unchecked)."""
+def _key_array(order: IdOrder, labels: np.ndarray, label_bound: Optional[int] = None) -> np.ndarray:
+    """``order``'s key array, checked to cover ``labels`` (the compiled loops index it unchecked)."""
     keys = order.key_array()
-    if len(labels) and (int(labels.max()) >= len(keys) or int(labels.min()) < 0):
-        raise IndexError(f"label {int(labels.max())} has no id key (keys for {len(keys)} labels)")
+    if label_bound is not None:
+        covered = label_bound <= len(keys)
+    else:
+        covered = not len(labels) or (int(labels.max()) < len(keys) and int(labels.min()) >= 0)
+    if not covered:
+        raise IndexError(f"labels reach past the {len(keys)} id keys held")
     return keys
