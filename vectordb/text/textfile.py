@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import zipfile
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -41,28 +41,18 @@ _ARRAYS = ("meta", "terms", "term_ends", "doc_labels", "doc_lengths", "doc_ends"
 
 def save(index: TextIndex, path: str, seq: int, collection_id: str) -> None:
     """Write ``index`` to ``path`` atomically, as covering the record log up to ``seq``."""
-    labels, lengths, ends, row_terms, row_counts = [], [], [], [], []
-    term_ids: Dict[str, int] = {}
-    rows = 0
-    for label, length, terms, counts in index.documents():
-        labels.append(label)
-        lengths.append(length)
-        pairs = sorted((term_ids.setdefault(t, len(term_ids)), c) for t, c in zip(terms, counts))
-        row_terms.extend(p[0] for p in pairs)
-        row_counts.extend(p[1] for p in pairs)
-        rows += len(pairs)
-        ends.append(rows)
-    encoded = [t.encode("utf-8") for t in term_ids]
+    terms, labels, lengths, ends, row_terms, row_counts = index.export()
+    encoded = [t.encode("utf-8") for t in terms]
     meta = {"format": FORMAT, "collection": collection_id, "analyzer": index.analyzer.name, "seq": int(seq)}
     arrays = {
         "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
         "terms": np.frombuffer(b"".join(encoded), dtype=np.uint8),
         "term_ends": np.cumsum([len(e) for e in encoded], dtype=np.int64),
-        "doc_labels": np.asarray(labels, dtype=np.int64),
-        "doc_lengths": np.asarray(lengths, dtype=np.int64),
-        "doc_ends": np.asarray(ends, dtype=np.int64),
-        "row_terms": np.asarray(row_terms, dtype=np.int64),
-        "row_counts": np.asarray(row_counts, dtype=np.int64),
+        "doc_labels": labels,
+        "doc_lengths": lengths,
+        "doc_ends": ends,
+        "row_terms": row_terms,
+        "row_counts": row_counts,
     }
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
