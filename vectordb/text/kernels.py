@@ -68,15 +68,23 @@ def add_term(
 
 
 @_compiled
-def take_scores(touched: np.ndarray, m: int, total: np.ndarray) -> np.ndarray:
+def take_scores(touched: np.ndarray, m: int, total: np.ndarray, k: int) -> Tuple[np.ndarray, float]:
     """The scores (``total``) of the labels ``touched[:m]``, in that order, zeroing ``total``
-    at them again for the next query."""
+    at them again for the next query; and the k-th highest of them (the lowest when fewer),
+    kept in a heap on the way (see :func:`_kth_largest`)."""
     scores = np.empty(m, dtype=np.float64)
+    size = min(k, m)
+    heap = np.empty(max(size, 1), dtype=np.float64)
     for i in range(m):
         label = touched[i]
-        scores[i] = total[label]
+        value = total[label]
+        scores[i] = value
         total[label] = 0.0
-    return scores
+        if i < size:
+            _heap_push(heap, i, value)
+        elif value > heap[0]:
+            _heap_replace(heap, size, value)
+    return scores, heap[0] if m else 0.0
 
 
 @_compiled
@@ -107,37 +115,47 @@ def rrf(v_labels: np.ndarray, t_labels: np.ndarray, reciprocals: np.ndarray) -> 
     return labels[:n], scores[:n]
 
 
+@njit(inline="always")
+def _heap_push(heap: np.ndarray, filled: int, value: float) -> None:
+    """Add ``value`` to the min-heap ``heap[:filled]`` (sift up)."""
+    j = filled
+    while j > 0:
+        parent = (j - 1) >> 1
+        if heap[parent] > value:
+            heap[j] = heap[parent]
+            j = parent
+        else:
+            break
+    heap[j] = value
+
+
+@njit(inline="always")
+def _heap_replace(heap: np.ndarray, size: int, value: float) -> None:
+    """Replace the smallest of the min-heap ``heap[:size]`` by ``value`` (sift down)."""
+    j = 0
+    while True:
+        child = 2 * j + 1
+        if child >= size:
+            break
+        if child + 1 < size and heap[child + 1] < heap[child]:
+            child += 1
+        if heap[child] >= value:
+            break
+        heap[j] = heap[child]
+        j = child
+    heap[j] = value
+
+
 @_compiled
 def _kth_largest(values: np.ndarray, k: int) -> float:
     """The k-th largest of ``values`` (1 ≤ k ≤ len): a min-heap of the k largest seen, in one
-    pass; equal values are never pushed, so ties cost one comparison each."""
+    pass; a value equal to the smallest held is never pushed, so ties cost one comparison."""
     heap = np.empty(k, dtype=np.float64)
-    for i in range(k):  # the first k, heapified by sifting each up
-        value = values[i]
-        j = i
-        while j > 0:
-            parent = (j - 1) >> 1
-            if heap[parent] > value:
-                heap[j] = heap[parent]
-                j = parent
-            else:
-                break
-        heap[j] = value
+    for i in range(k):
+        _heap_push(heap, i, values[i])
     for i in range(k, values.shape[0]):
-        value = values[i]
-        if value > heap[0]:  # replace the smallest, sift down
-            j = 0
-            while True:
-                child = 2 * j + 1
-                if child >= k:
-                    break
-                if child + 1 < k and heap[child + 1] < heap[child]:
-                    child += 1
-                if heap[child] >= value:
-                    break
-                heap[j] = heap[child]
-                j = child
-            heap[j] = value
+        if values[i] > heap[0]:
+            _heap_replace(heap, k, values[i])
     return heap[0]
 
 
@@ -149,36 +167,41 @@ def top(scores: np.ndarray, labels: np.ndarray, keys: np.ndarray, k: int, higher
     entries that decide the order share score and key (ids sharing their first 8 bytes),
     which the caller then orders by the full ids.
 
-    The k-th best score first (:func:`_kth_largest`), then the entries better than it and,
-    among those equal to it, the ones with the smallest keys; those few are sorted. Keys
-    are read only for the entries at or above the k-th score.
-    """
+    The k-th best score first (:func:`_kth_largest`), then :func:`top_above` it."""
+    m = scores.shape[0]
+    if k <= 0 or m == 0:
+        return np.empty(0, dtype=np.int64), True
+    signed = scores if higher_first else -scores
+    return top_above(signed, labels, keys, k, _kth_largest(signed, min(k, m)))
+
+
+@_compiled
+def top_above(scores: np.ndarray, labels: np.ndarray, keys: np.ndarray, k: int, threshold: float) -> Tuple[np.ndarray, bool]:
+    """:func:`top` (highest first) given ``threshold``, the k-th highest of ``scores`` (the
+    lowest when fewer): the entries above it and, among those equal to it, the ones with
+    the smallest keys, sorted; keys are read only for those."""
     m = scores.shape[0]
     if k <= 0 or m == 0:
         return np.empty(0, dtype=np.int64), True
     size = min(k, m)
-    signed = scores if higher_first else -scores
-    threshold = _kth_largest(signed, size)
     chosen = np.empty(size, dtype=np.int64)
+    ties = np.empty(m, dtype=np.int64)
     n = 0
     n_ties = 0
     for i in range(m):
-        value = signed[i]
+        value = scores[i]
         if value > threshold:
             chosen[n] = i
             n += 1
         elif value == threshold:
+            ties[n_ties] = i
             n_ties += 1
-    ties = np.empty(n_ties, dtype=np.int64)
-    tie_keys = np.empty(n_ties, dtype=np.uint64)
-    j = 0
-    for i in range(m):
-        if signed[i] == threshold:
-            ties[j] = i
-            tie_keys[j] = keys[labels[i]]
-            j += 1
+    ties = ties[:n_ties]
     wanted = size - n  # how many of the tied entries belong (≥ 1)
     if n_ties > wanted:  # keep the tied entries with the smallest keys (and any sharing the boundary key)
+        tie_keys = np.empty(n_ties, dtype=np.uint64)
+        for i in range(n_ties):
+            tie_keys[i] = keys[labels[ties[i]]]
         boundary = np.partition(tie_keys, wanted - 1)[wanted - 1]
         ties = ties[tie_keys <= boundary]
     out = np.empty(n + ties.shape[0], dtype=np.int64)
@@ -190,11 +213,11 @@ def top(scores: np.ndarray, labels: np.ndarray, keys: np.ndarray, k: int, higher
         out_keys[i] = keys[labels[out[i]]]
     by_key = np.argsort(out_keys, kind="mergesort")  # by key, then (stable) by score
     out, out_keys = out[by_key], out_keys[by_key]
-    by_score = np.argsort(-signed[out], kind="mergesort")
+    by_score = np.argsort(-scores[out], kind="mergesort")
     out, out_keys = out[by_score], out_keys[by_score]
     exact = n == size
     for i in range(1, n):
-        if signed[out[i]] == signed[out[i - 1]] and out_keys[i] == out_keys[i - 1]:
+        if scores[out[i]] == scores[out[i - 1]] and out_keys[i] == out_keys[i - 1]:
             exact = False
     return out, exact
 

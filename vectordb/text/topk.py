@@ -47,11 +47,9 @@ def best(
     k: int,
     order: IdOrder,
     higher_first: bool,
-    label_bound: Optional[int] = None,
 ) -> np.ndarray:
     """Positions of the ``k`` best ``values`` (highest or lowest first), equal values by
-    ascending id, in rank order; ``labels`` are distinct (and below ``label_bound`` when
-    the caller knows a bound).
+    ascending id, in rank order; ``labels`` are distinct.
 
     Chosen and ordered by value and id key in compiled code
     (:func:`vectordb.text.kernels.top`); only when ids sharing their key decide the order
@@ -61,7 +59,17 @@ def best(
 
     values = np.asarray(values, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
-    chosen, exact = kernels.top(values, labels, _key_array(order, labels, label_bound), k, higher_first)
+    chosen, exact = kernels.top(values, labels, key_array(order, labels), k, higher_first)
+    return by_full_ids(labels, values, chosen, exact, k, order, higher_first)
+
+
+def by_full_ids(
+    labels: np.ndarray, values: np.ndarray, chosen: np.ndarray, exact: bool, k: int, order: IdOrder,
+    higher_first: bool,
+) -> np.ndarray:
+    """``chosen`` (positions from :func:`vectordb.text.kernels.top`) as the ``k`` best in rank
+    order: as they are when ``exact``, else sorted by value and full id here (ids sharing
+    their 8-byte key decide the order)."""
     if exact:
         return chosen
     ids = order.ids(labels[chosen])
@@ -77,13 +85,14 @@ def ranked(labels: np.ndarray, values: np.ndarray, order: IdOrder, higher_first:
 
     values = np.asarray(values, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
-    if kernels.in_rank_order(values, labels, _key_array(order, labels), higher_first):
+    if kernels.in_rank_order(values, labels, key_array(order, labels), higher_first):
         return np.arange(len(labels))
     return best(labels, values, len(labels), order, higher_first)
 
 
-def _key_array(order: IdOrder, labels: np.ndarray, label_bound: Optional[int] = None) -> np.ndarray:
-    """``order``'s key array, checked to cover ``labels`` (the compiled loops index it unchecked)."""
+def key_array(order: IdOrder, labels: np.ndarray, label_bound: Optional[int] = None) -> np.ndarray:
+    """``order``'s key array, checked to cover ``labels`` (all below ``label_bound`` when the
+    caller knows it): the compiled loops index it unchecked."""
     keys = order.key_array()
     if label_bound is not None:
         covered = label_bound <= len(keys)
