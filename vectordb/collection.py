@@ -21,6 +21,7 @@ from vectordb.configuration import changed_configuration, configuration_of
 from vectordb.embedding_functions.base import embed_texts, missing_function_error
 from vectordb.errors import InvalidArgumentError, TextSearchUnavailableError
 from vectordb.filters import parse_filter
+from vectordb.text import fusion
 from vectordb.types import CompactResult, DeleteResult, GetResult, QueryResult
 
 DEFAULT_GET_INCLUDE = ["metadatas", "documents"]
@@ -249,6 +250,8 @@ class Collection:
             raise InvalidArgumentError(f"include: 'distances' come with mode='vector'; mode={mode!r} results carry 'scores'")
         fields = v.validate_include(include, v.TEXT_QUERY_INCLUDE)
         n_results = v.validate_positive_int(n_results, "n_results")
+        if mode == "hybrid" and n_results > fusion.MAX_DEPTH:
+            raise InvalidArgumentError(f"n_results: at most {fusion.MAX_DEPTH:,} for mode='hybrid', got {n_results:,}")
         if query_texts is None:
             beside = " beside query_embeddings (they rank the vector side only)" if query_embeddings is not None else ""
             raise InvalidArgumentError(f"query(mode={mode!r}): give query_texts (the text to rank by BM25){beside}")

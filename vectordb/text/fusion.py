@@ -28,6 +28,8 @@ from vectordb.types import QueryResult
 
 RRF_K = 60
 MIN_DEPTH = 100
+MAX_DEPTH = 2**22 - 1
+"""The most candidates a side may contribute (``n_results`` of a hybrid query is at most this)."""
 
 
 def depth(n_results: int) -> int:
@@ -88,7 +90,10 @@ def fuse_labels(
     t_labels, t_scores = (np.asarray(a) for a in text)
     v_labels = v_labels[topk.ranked(v_labels, v_distances, order, higher_first=False)].astype(np.int64)
     t_labels = t_labels[topk.ranked(t_labels, t_scores, order, higher_first=True)].astype(np.int64)
-    labels, fused = kernels.rrf(v_labels, t_labels, _reciprocals(max(len(v_labels), len(t_labels))))
+    longest = max(len(v_labels), len(t_labels))
+    if longest > MAX_DEPTH or max((int(x.max()) for x in (v_labels, t_labels) if len(x)), default=0) >= 2**40:
+        raise ValueError(f"rankings of {longest} labels: fusion packs ranks in 22 bits and labels in 40")
+    labels, fused = kernels.rrf(v_labels, t_labels, _reciprocals(longest))
     chosen = topk.best(labels, fused, n_results, order, higher_first=True)
     return labels[chosen], fused[chosen]
 

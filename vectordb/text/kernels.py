@@ -1,22 +1,26 @@
-"""The compiled inner loops of BM25 ranking (numba), run without the GIL.
+"""The compiled inner loops of BM25 ranking and hybrid fusion (numba, without the GIL).
 
-A text query touches every posting of its terms: about 28,000 for a three-word query
-over the benchmark's 100,000 documents. Done as numpy passes (scatter the scores, gather
-them back, partition, break ties) that cost about 0.5 ms; these loops do it in one
-pass per term, one pass gathering the scores and a selection, about 0.15 ms. (A
-document-at-a-time merge with MaxScore pruning, as Lucene does, was measured too: on
-short documents over a small vocabulary, where bounds prune little, it was 2–4× slower
-than the dense array.)
+A text query touches every posting of its terms: about 19,000 for a two-word query over
+the benchmark's 100,000 documents (short documents over a small vocabulary). As numpy
+passes (scatter the scores, gather them back, partition, break ties by id) that cost
+about 0.45 ms; these loops do it in one pass per term, one pass taking the scores back
+(the k-th best found on the way) and one choosing the k best, about 0.17 ms. Measured
+and not kept: a document-at-a-time merge with MaxScore pruning, as Lucene does (2-3x
+slower on such short documents, where the bounds prune little), and ranking the text
+side in a second thread beside hnswlib (handing work to a thread and back cost as much
+as it saved on two cores).
 
-Each function is compiled on its first call and the machine code cached beside this
-file (numba's ``cache=True``), so only the first process after an install pays the
-compile (about 2 s); later processes load it (about 0.5 s, with numba's import). This
-module is imported by :mod:`vectordb.text.bm25` on the first ranking, never by
-``import vectordb``.
+numba compiles each function on its first call and caches the machine code beside this
+file (else in the user's cache folder): the first process after an install pays about
+7 s on the first text and hybrid queries; later processes about 1 s (numba's import and
+start-up), once. :mod:`vectordb.text.bm25`, :mod:`~vectordb.text.topk` and
+:mod:`~vectordb.text.fusion` import this module on their first ranking, never on
+``import vectordb``; vector queries never load it.
 
-The scores are computed with the same floating-point operations, in the same order, as
-the formula in :mod:`vectordb.text.bm25` states: a document's score is the sum, in query
-term order, of ``weight · coefficient`` per term it holds.
+The scores come out of the same floating-point operations, in the same order, as the
+dense numpy form: a document's score is ``0.0`` plus, in query term order, ``weight ·
+coefficient`` for each query term it holds. Sorting is written out (heapsort) rather than
+numpy's, whose compiled forms take seconds to compile.
 """
 
 from __future__ import annotations
@@ -94,18 +98,20 @@ def rrf(v_labels: np.ndarray, t_labels: np.ndarray, reciprocals: np.ndarray) -> 
     ``(labels ascending, fused scores)``."""
     nv = v_labels.shape[0]
     nt = t_labels.shape[0]
-    codes = np.empty(nv + nt, dtype=np.int64)  # label · 2 + side: one sort orders labels, vector side first
+    # (label · 2 + side) · 2^22 + rank: one sort orders by label, the vector side first
+    # (the caller keeps labels below 2^40 and rankings shorter than 2^22)
+    codes = np.empty(nv + nt, dtype=np.int64)
     for i in range(nv):
-        codes[i] = v_labels[i] * 2
+        codes[i] = ((v_labels[i] * 2) << 22) + i
     for i in range(nt):
-        codes[nv + i] = t_labels[i] * 2 + 1
-    order = np.argsort(codes)
+        codes[nv + i] = ((t_labels[i] * 2 + 1) << 22) + i
+    _heapsort(codes)
     labels = np.empty(nv + nt, dtype=np.int64)
     scores = np.empty(nv + nt, dtype=np.float64)
     n = 0
-    for i in order:
-        label = codes[i] >> 1
-        contribution = reciprocals[i] if i < nv else reciprocals[i - nv]
+    for code in codes:
+        label = code >> 23
+        contribution = reciprocals[code & 0x3FFFFF]
         if n > 0 and labels[n - 1] == label:
             scores[n - 1] += contribution
         else:
@@ -113,6 +119,33 @@ def rrf(v_labels: np.ndarray, t_labels: np.ndarray, reciprocals: np.ndarray) -> 
             scores[n] = contribution
             n += 1
     return labels[:n], scores[:n]
+
+
+@njit(inline="always")
+def _sift(values: np.ndarray, start: int, end: int) -> None:
+    """Restore the max-heap below ``start`` in ``values[:end]``."""
+    root = start
+    while True:
+        child = 2 * root + 1
+        if child >= end:
+            return
+        if child + 1 < end and values[child + 1] > values[child]:
+            child += 1
+        if values[root] >= values[child]:
+            return
+        values[root], values[child] = values[child], values[root]
+        root = child
+
+
+@njit
+def _heapsort(values: np.ndarray) -> None:
+    """Sort ``values`` ascending in place (heapsort: no numpy sort to compile)."""
+    n = values.shape[0]
+    for start in range(n // 2 - 1, -1, -1):
+        _sift(values, start, n)
+    for end in range(n - 1, 0, -1):
+        values[0], values[end] = values[end], values[0]
+        _sift(values, 0, end)
 
 
 @njit(inline="always")
@@ -199,27 +232,78 @@ def top_above(scores: np.ndarray, labels: np.ndarray, keys: np.ndarray, k: int, 
     ties = ties[:n_ties]
     wanted = size - n  # how many of the tied entries belong (≥ 1)
     if n_ties > wanted:  # keep the tied entries with the smallest keys (and any sharing the boundary key)
-        tie_keys = np.empty(n_ties, dtype=np.uint64)
+        largest_kept = np.empty(wanted, dtype=np.uint64)  # a max-heap of the smallest keys seen
         for i in range(n_ties):
-            tie_keys[i] = keys[labels[ties[i]]]
-        boundary = np.partition(tie_keys, wanted - 1)[wanted - 1]
-        ties = ties[tie_keys <= boundary]
-    out = np.empty(n + ties.shape[0], dtype=np.int64)
-    out[:n] = chosen[:n]
-    out[n:] = ties
-    n = out.shape[0]
-    out_keys = np.empty(n, dtype=np.uint64)
-    for i in range(n):
-        out_keys[i] = keys[labels[out[i]]]
-    by_key = np.argsort(out_keys, kind="mergesort")  # by key, then (stable) by score
-    out, out_keys = out[by_key], out_keys[by_key]
-    by_score = np.argsort(-scores[out], kind="mergesort")
-    out, out_keys = out[by_score], out_keys[by_score]
+            key = keys[labels[ties[i]]]
+            if i < wanted:
+                largest_kept[i] = key
+                if i == wanted - 1:
+                    for start in range(wanted // 2 - 1, -1, -1):
+                        _sift(largest_kept, start, wanted)
+            elif key < largest_kept[0]:
+                largest_kept[0] = key
+                _sift(largest_kept, 0, wanted)
+        boundary = largest_kept[0]
+        kept = 0
+        for i in range(n_ties):
+            if keys[labels[ties[i]]] <= boundary:
+                ties[kept] = ties[i]
+                kept += 1
+        ties = ties[:kept]
+    n_out = n + ties.shape[0]
+    # rank order: sort by (score descending, key ascending) as one sortable pair per entry
+    order_scores = np.empty(n_out, dtype=np.float64)
+    order_keys = np.empty(n_out, dtype=np.uint64)
+    out = np.empty(n_out, dtype=np.int64)
+    for i in range(n_out):
+        position = chosen[i] if i < n else ties[i - n]
+        out[i] = position
+        order_scores[i] = scores[position]
+        order_keys[i] = keys[labels[position]]
+    _sort_ranked(out, order_scores, order_keys)
+    n = n_out
+    out_keys = order_keys
     exact = n == size
     for i in range(1, n):
-        if scores[out[i]] == scores[out[i - 1]] and out_keys[i] == out_keys[i - 1]:
+        if order_scores[i] == order_scores[i - 1] and out_keys[i] == out_keys[i - 1]:
             exact = False
     return out, exact
+
+
+@njit(inline="always")
+def _after(scores: np.ndarray, keys: np.ndarray, i: int, j: int) -> bool:
+    """Whether entry i ranks after entry j: a lower score, or an equal score and a larger key."""
+    return scores[i] < scores[j] or (scores[i] == scores[j] and keys[i] > keys[j])
+
+
+@njit
+def _sift_ranked(out: np.ndarray, scores: np.ndarray, keys: np.ndarray, start: int, end: int) -> None:
+    root = start
+    while True:
+        child = 2 * root + 1
+        if child >= end:
+            return
+        if child + 1 < end and _after(scores, keys, child + 1, child):
+            child += 1
+        if not _after(scores, keys, child, root):
+            return
+        out[root], out[child] = out[child], out[root]
+        scores[root], scores[child] = scores[child], scores[root]
+        keys[root], keys[child] = keys[child], keys[root]
+        root = child
+
+
+@njit
+def _sort_ranked(out: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> None:
+    """Sort the three parallel arrays by (score descending, key ascending), in place (heapsort)."""
+    n = out.shape[0]
+    for start in range(n // 2 - 1, -1, -1):
+        _sift_ranked(out, scores, keys, start, n)
+    for end in range(n - 1, 0, -1):
+        out[0], out[end] = out[end], out[0]
+        scores[0], scores[end] = scores[end], scores[0]
+        keys[0], keys[end] = keys[end], keys[0]
+        _sift_ranked(out, scores, keys, 0, end)
 
 
 @_compiled
