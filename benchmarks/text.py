@@ -67,7 +67,7 @@ def _latencies(modes: Dict[str, Callable[[Any], Any]], queries: List) -> Dict[st
             for name, ts in times.items()}
 
 
-def run(n: int, dim: int, n_queries: int, seed: int, ingest_repeats: int = 2) -> Dict:
+def run(n: int, dim: int, n_queries: int, seed: int, ingest_repeats: int = 3) -> Dict:
     ds = data.make_dataset(n, dim, n_queries, seed)
     rng = np.random.default_rng(seed)
     texts = [" ".join(rng.choice(data.VOCAB, rng.integers(1, 4))) for _ in range(n_queries)]
@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--ingest-repeats", type=int, default=2,
+    parser.add_argument("--ingest-repeats", type=int, default=3,
                         help="ingest with the text index off and on this many times each, alternating (best kept)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()

@@ -108,6 +108,8 @@ def test_exact_identifier_found_by_text_and_hybrid(hybrid_collection):
     ({"mode": "hybrid", "query_texts": ["x"]}, "no embedding function"),
     ({"mode": "hybrid", "query_texts": ["x"], "query_embeddings": [[0.0] * 3]}, "dimension"),
     ({"query_texts": "x", "include": ["scores"]}, "include"),
+    ({"mode": "hybrid", "query_texts": "x", "query_embeddings": [[0.0] * 6], "n_results": 2**22},
+     "at most 4,194,303 for mode='hybrid'"),
 ])
 def test_bad_mode_arguments_are_typed_errors(hybrid_collection, kwargs, fragment):
     col, _ = hybrid_collection
