@@ -22,9 +22,6 @@ class Order:
     def ids(self, labels: np.ndarray) -> List[str]:
         return self._ids[labels].tolist()
 
-    def id_keys(self, labels: np.ndarray) -> np.ndarray:
-        return self._keys[labels]
-
     def key_array(self) -> np.ndarray:
         return self._keys
 

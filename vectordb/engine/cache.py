@@ -81,10 +81,6 @@ class RecordCache:
         """The ids of these labels, in order."""
         return self._ids[np.asarray(labels, dtype=np.int64)].tolist()
 
-    def id_keys(self, labels: np.ndarray) -> np.ndarray:
-        """The order keys of these labels' ids (:func:`vectordb.text.topk.id_keys`), in order."""
-        return self._keys[np.asarray(labels, dtype=np.int64)]
-
     def key_array(self) -> np.ndarray:
         """Every label's id key, indexed by label (zero past the highest label held)."""
         return self._keys

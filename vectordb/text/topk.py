@@ -26,9 +26,6 @@ class IdOrder(Protocol):
     def ids(self, labels: np.ndarray) -> List[str]:
         """The ids of these labels, in order."""
 
-    def id_keys(self, labels: np.ndarray) -> np.ndarray:
-        """The :func:`id_keys` of these labels' ids, in order."""
-
     def key_array(self) -> np.ndarray:
         """The :func:`id_keys` of every label's id, indexed by label (for compiled loops)."""
 
@@ -41,13 +38,7 @@ def id_keys(ids: Sequence[str]) -> np.ndarray:
     return np.frombuffer(packed, dtype=">u8").astype(np.uint64)
 
 
-def best(
-    labels: np.ndarray,
-    values: np.ndarray,
-    k: int,
-    order: IdOrder,
-    higher_first: bool,
-) -> np.ndarray:
+def best(labels: np.ndarray, values: np.ndarray, k: int, order: IdOrder, higher_first: bool) -> np.ndarray:
     """Positions of the ``k`` best ``values`` (highest or lowest first), equal values by
     ascending id, in rank order; ``labels`` are distinct.
 
