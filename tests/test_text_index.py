@@ -265,3 +265,21 @@ def test_check_reports_and_repairs_a_stale_text_index(tmp_path):
         assert col.query(query_texts="old", mode="text")["ids"] == [[]]
         assert col.query(query_texts="fresh", mode="text")["ids"] == [["a"]]
         assert client.check().ok
+
+
+def test_the_file_round_trips_empty_documents_dropped_terms_and_an_empty_index(tmp_path):
+    from vectordb.text import textfile
+    from vectordb.text.analyzer import analyzer
+    from vectordb.text.bm25 import TextIndex
+
+    index = TextIndex(analyzer("default"))
+    index.put(np.arange(6), ["", "alpha beta", "beta beta gamma", "", "delta", "épée ñ"])
+    index.remove(np.array([4]))  # the only document holding "delta"
+    path = str(tmp_path / "t.npz")
+    textfile.save(index, path, 7, "c1")
+    loaded, seq = textfile.load(path, analyzer("default"), "c1")
+    assert seq == 7 and loaded.count == index.count == 5 and loaded.avgdl == index.avgdl
+    assert list(loaded.documents()) == list(index.documents())
+    assert loaded.document_frequency("delta") == 0 and loaded.document_frequency("beta") == 2
+    textfile.save(TextIndex(analyzer("default")), path, 1, "c1")
+    assert textfile.load(path, analyzer("default"), "c1")[0].count == 0
