@@ -501,16 +501,9 @@ class LocalBackend(Backend):
                 distances = np.empty((len(queries), 0), dtype=np.float32)
             else:
                 labels, distances = index.search(queries, n_results, allowed)
-            wanted = "embeddings" in include
-            rows = [self._read(row, query_labels, wanted, "metadatas" in include) for query_labels in labels]
-        return QueryResult(
-            ids=[[r[0] for r in rs] for rs in rows],
-            distances=[[float(d) for d in ds] for ds in distances] if "distances" in include else None,
-            embeddings=[_vectors(rs) for rs in rows] if wanted else None,
-            metadatas=[[r[2] for r in rs] for rs in rows] if "metadatas" in include else None,
-            documents=[[r[1] for r in rs] for rs in rows] if "documents" in include else None,
-            included=list(include),
-        )
+            rows = [self._read(row, query_labels, "embeddings" in include, "metadatas" in include)
+                    for query_labels in labels]
+        return _result(rows, include, distances=distances)
 
     def text_query(
         self,
@@ -532,7 +525,7 @@ class LocalBackend(Backend):
             cache = self._derived.records(row)
             ranked = [index.search(text, n_results, allowed, cache) for text in texts]
             rows = [self._read(row, labels, "embeddings" in include, "metadatas" in include) for labels, _ in ranked]
-        return _scored_result(rows, [scores for _, scores in ranked], include)
+        return _result(rows, include, scores=[scores for _, scores in ranked])
 
     def hybrid_query(
         self,
@@ -568,7 +561,7 @@ class LocalBackend(Backend):
             fused = [fusion.fuse_labels((labels[q], distances[q]), text_index.search(text, depth, allowed, cache),
                                         n_results, cache) for q, text in enumerate(texts)]
             rows = [self._read(row, chosen, "embeddings" in include, "metadatas" in include) for chosen, _ in fused]
-        return _scored_result(rows, [scores for _, scores in fused], include)
+        return _result(rows, include, scores=[scores for _, scores in fused])
 
     def _read(self, row: CollectionRow, labels: np.ndarray, embeddings: bool, metadatas: bool = True) -> List[Tuple]:
         """``(id, document, metadata, embedding or None)`` for each label, in order.
@@ -617,17 +610,24 @@ class LocalBackend(Backend):
         return self._store.select_labels(row.id, to_sql(filter, row.id))
 
 
-def _scored_result(rows: List[List[Tuple]], scores: List[np.ndarray], include: Sequence[str]) -> QueryResult:
-    """A text or hybrid result: the records read for each query, with their ``scores``."""
-    return QueryResult(
+def _result(
+    rows: List[List[Tuple]], include: Sequence[str], distances: Optional[Sequence[np.ndarray]] = None,
+    scores: Optional[Sequence[np.ndarray]] = None,
+) -> QueryResult:
+    """A query result from the records read for each query: with their ``distances`` (a
+    vector query) or their ``scores`` (a text or hybrid query, whose result has no distances)."""
+    out = QueryResult(
         ids=[[r[0] for r in rs] for rs in rows],
-        distances=None,
+        distances=[[float(d) for d in ds] for ds in distances] if distances is not None and "distances" in include
+        else None,
         embeddings=[_vectors(rs) for rs in rows] if "embeddings" in include else None,
         metadatas=[[r[2] for r in rs] for rs in rows] if "metadatas" in include else None,
         documents=[[r[1] for r in rs] for rs in rows] if "documents" in include else None,
         included=list(include),
-        scores=[[float(x) for x in s] for s in scores] if "scores" in include else None,
     )
+    if scores is not None:
+        out["scores"] = [[float(x) for x in s] for s in scores] if "scores" in include else None
+    return out
 
 
 def _require_text(row: CollectionRow) -> None:
