@@ -12,6 +12,7 @@ vector queries never load numba.
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -123,3 +124,28 @@ def test_import_and_vector_queries_do_not_load_numba(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_an_unusable_machine_code_cache_is_compiled_afresh_not_a_failed_query(tmp_path):
+    """numba caches each loop's machine code by source file; an entry it cannot load (here:
+    written while the file was loaded under another module name, as a tool might) makes the
+    loop's first call raise. The module's warm-up drops such entries and compiles again."""
+    import vectordb.text.kernels as kernels
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    poison = (
+        "import importlib.util, numpy as np\n"
+        f"spec = importlib.util.spec_from_file_location('elsewhere', {kernels.__file__!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+    )
+    first = subprocess.run([sys.executable, "-c", poison], capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == 0, first.stderr
+    query = (
+        "import vectordb\n"
+        "col = vectordb.Client().create_collection('fox', embedding_function=None)\n"
+        "col.add(ids=['a', 'b'], embeddings=[[1.0, 0.0], [0.0, 1.0]], documents=['red fox', 'blue fox'])\n"
+        "print(col.query(query_texts=['red'], n_results=1, mode='text', include=[])['ids'])\n"
+    )
+    second = subprocess.run([sys.executable, "-c", query], capture_output=True, text=True, timeout=300, env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.split() == ["[['a']]"]

@@ -245,10 +245,10 @@ class TextIndex:
         Each query term's posting list is added into a dense score array by label (zero
         where untouched: reused between queries, zeroed again after), the touched labels
         listed as they come (:func:`vectordb.text.kernels.add_term`); the scores are taken
-        back with the k-th best found on the way, and the ``k`` best chosen and ordered
-        (:func:`vectordb.text.kernels.top_above`, ids compared as strings only where their
-        keys tie: :func:`vectordb.text.topk.by_full_ids`). No step sorts, or scans or
-        allocates an array over every label of the collection."""
+        back keeping only the labels that may be among the ``k`` best, which are then
+        chosen and ordered (:func:`vectordb.text.kernels.take_best`; ids compared as
+        strings only where their keys tie: :func:`vectordb.text.topk.by_full_ids`). No
+        step sorts, or scans or allocates an array over every label of the collection."""
         terms = self.query_terms(text)
         if not terms or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
@@ -269,20 +269,17 @@ class TextIndex:
                 m = kernels.add_term(posting.labels, posting.tf_weights(avgdl),
                                      _idf(int(self._df[tid]), n) * occurrences, total, touched, m, mask,
                                      allowed is not None)
-            scores, kth = kernels.take_scores(touched, m, total, k)
+            labels, scores, exact = kernels.take_best(touched, m, total, topk.key_array(order, touched, bound), k)
             if allowed is not None:
                 mask[allowed] = 0
-            found = touched[:m]
-            chosen, exact = kernels.top_above(scores, found, topk.key_array(order, found, bound), k, kth)
-            chosen = topk.by_full_ids(found, scores, chosen, exact, k, order, higher_first=True)
-            labels, scores = touched[chosen], scores[chosen]
         except BaseException:
             total = None  # possibly not all zero: not given back
             raise
         finally:
             if total is not None:
                 self._give_scratch(total, mask, touched)
-        return labels, scores
+        chosen = topk.by_full_ids(labels, scores, np.arange(len(labels)), exact, k, order, higher_first=True)
+        return labels[chosen], scores[chosen]
 
     def _take_scratch(self, bound: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A zeroed float array (scores), a zeroed byte array (the allowed labels) and an

@@ -72,23 +72,50 @@ def add_term(
 
 
 @_compiled
-def take_scores(touched: np.ndarray, m: int, total: np.ndarray, k: int) -> Tuple[np.ndarray, float]:
-    """The scores (``total``) of the labels ``touched[:m]``, in that order, zeroing ``total``
-    at them again for the next query; and the k-th highest of them (the lowest when fewer),
-    kept in a heap on the way (see :func:`_kth_largest`)."""
-    scores = np.empty(m, dtype=np.float64)
+def take_best(
+    touched: np.ndarray, m: int, total: np.ndarray, keys: np.ndarray, k: int
+) -> Tuple[np.ndarray, np.ndarray, bool]:
+    """The ``k`` best of the labels ``touched[:m]`` by score (``total``), highest first, equal
+    scores by ascending id key (``keys[label]``), as ``(labels, scores, exact)`` (see
+    :func:`top_above`), zeroing ``total`` at every touched label for the next query.
+
+    One pass takes each score back, keeping the k best scores seen in a heap and, beside
+    them, every label scoring at least the heap's smallest at the time (the floor only
+    rises, so every label at or above the final k-th score is kept); only those few are
+    then chosen and sorted."""
     size = min(k, m)
-    heap = np.empty(max(size, 1), dtype=np.float64)
+    if size <= 0:
+        for i in range(m):
+            total[touched[i]] = 0.0
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64), True
+    heap = np.empty(size, dtype=np.float64)
+    kept_labels = np.empty(m, dtype=np.int64)
+    kept_scores = np.empty(m, dtype=np.float64)
+    n = 0
     for i in range(m):
         label = touched[i]
         value = total[label]
-        scores[i] = value
         total[label] = 0.0
         if i < size:
             _heap_push(heap, i, value)
         elif value > heap[0]:
             _heap_replace(heap, size, value)
-    return scores, heap[0] if m else 0.0
+        elif value < heap[0]:
+            continue
+        kept_labels[n] = label
+        kept_scores[n] = value
+        n += 1
+    threshold = heap[0]
+    j = 0
+    for i in range(n):  # the floor rose after some were kept
+        if kept_scores[i] >= threshold:
+            kept_labels[j] = kept_labels[i]
+            kept_scores[j] = kept_scores[i]
+            j += 1
+    labels = kept_labels[:j]
+    scores = kept_scores[:j]
+    chosen, exact = top_above(scores, labels, keys, size, threshold)
+    return labels[chosen], scores[chosen], exact
 
 
 @_compiled
@@ -319,3 +346,42 @@ def in_rank_order(values: np.ndarray, labels: np.ndarray, keys: np.ndarray, high
         elif (a < b) == higher_first:
             return False
     return True
+
+
+def _warm() -> None:
+    """Run each loop once on tiny inputs when this module is imported, so that a machine-code
+    cache entry numba cannot use (written by another numba, or for the file loaded under
+    another module name, or damaged) is dropped and the loop compiled afresh, instead of
+    failing a query."""
+    labels = np.arange(4, dtype=np.int64)
+    values = np.array([0.5, 0.25, 0.25, 0.125])
+    keys = np.arange(8, dtype=np.uint64)
+
+    def add() -> Any:
+        total = np.zeros(8)
+        return add_term(labels, values, 1.0, total, np.empty(8, dtype=np.int64), 0, np.zeros(8, dtype=np.uint8), False)
+
+    samples = [
+        add,
+        lambda: take_best(labels, 4, np.ones(8), keys, 2),
+        lambda: rrf(labels, labels[::-1].copy(), values),
+        lambda: top(values, labels, keys, 2, True),
+        lambda: top_above(values, labels, keys, 2, 0.25),
+        lambda: in_rank_order(values, labels, keys, True),
+    ]
+    try:
+        for call in samples:
+            call()
+    except Exception:  # an unusable cache entry (a loop may load another's): forget them all, compile again
+        for function in (add_term, take_best, rrf, _kth_largest, top, top_above, in_rank_order):
+            cache = getattr(function, "_cache", None)
+            if cache is not None:
+                try:
+                    cache.flush()
+                except OSError:
+                    pass
+        for call in samples:
+            call()
+
+
+_warm()
