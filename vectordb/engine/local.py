@@ -39,7 +39,7 @@ from vectordb.embedding_functions.base import missing_function_error
 from vectordb.engine import maintenance
 from vectordb.engine.check import check_store
 from vectordb.engine.derived import DerivedStructures
-from vectordb.engine.indexes import IndexManager, index_params
+from vectordb.engine.indexes import IndexManager, Searcher, index_params
 from vectordb.engine.locks import CollectionLock, EngineLocks
 from vectordb.engine.textindexes import TextIndexes, text_enabled
 from vectordb.engine.writes import Plan, plan, texts_to_embed
@@ -491,16 +491,11 @@ class LocalBackend(Backend):
         lock = self._lock(collection_id, name)
         with lock.read:
             row = self._row(collection_id, name)
-            if row.dimension is not None and queries.shape[1] != row.dimension:
-                raise v.dimension_error("query_embeddings", queries.shape[1], row.dimension)
+            _check_dimension(row, queries)
             with lock.load:  # loaded once; a catch-up after a crash goes on in the background
                 index = self._indexes.searcher(row)
             allowed = self._allowed(row, ids, filter)
-            if index is None:
-                labels = np.empty((len(queries), 0), dtype=np.int64)
-                distances = np.empty((len(queries), 0), dtype=np.float32)
-            else:
-                labels, distances = index.search(queries, n_results, allowed)
+            labels, distances = _nearest(index, queries, n_results, allowed)
             rows = [self._read(row, query_labels, "embeddings" in include, "metadatas" in include)
                     for query_labels in labels]
         return _result(rows, include, distances=distances)
@@ -544,8 +539,7 @@ class LocalBackend(Backend):
         lock = self._lock(collection_id, name)
         with lock.read:
             row = self._row(collection_id, name)
-            if row.dimension is not None and queries.shape[1] != row.dimension:
-                raise v.dimension_error("query_embeddings", queries.shape[1], row.dimension)
+            _check_dimension(row, queries)
             _require_text(row)
             with lock.load:
                 vectors = self._indexes.searcher(row)
@@ -553,11 +547,7 @@ class LocalBackend(Backend):
             allowed = self._allowed(row, ids, filter)
             depth = fusion.depth(n_results)
             cache = self._derived.records(row)
-            if vectors is None:
-                labels = np.empty((len(queries), 0), dtype=np.int64)
-                distances = np.empty((len(queries), 0), dtype=np.float32)
-            else:
-                labels, distances = vectors.search(queries, depth, allowed)
+            labels, distances = _nearest(vectors, queries, depth, allowed)
             fused = [fusion.fuse_labels((labels[q], distances[q]), text_index.search(text, depth, allowed, cache),
                                         n_results, cache) for q, text in enumerate(texts)]
             rows = [self._read(row, chosen, "embeddings" in include, "metadatas" in include) for chosen, _ in fused]
@@ -628,6 +618,19 @@ def _result(
     if scores is not None:
         out["scores"] = [[float(x) for x in s] for s in scores] if "scores" in include else None
     return out
+
+
+def _check_dimension(row: CollectionRow, queries: np.ndarray) -> None:
+    if row.dimension is not None and queries.shape[1] != row.dimension:
+        raise v.dimension_error("query_embeddings", queries.shape[1], row.dimension)
+
+
+def _nearest(index: Optional[Searcher], queries: np.ndarray, k: int, allowed: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """``(labels, distances)`` of each query's k nearest allowed records; none when the
+    collection has no vector index yet (no record has an embedding)."""
+    if index is None:
+        return np.empty((len(queries), 0), dtype=np.int64), np.empty((len(queries), 0), dtype=np.float32)
+    return index.search(queries, k, allowed)
 
 
 def _require_text(row: CollectionRow) -> None:

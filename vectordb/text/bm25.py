@@ -122,13 +122,6 @@ class TextIndex:
         """The labels of the indexed documents, ascending."""
         return np.sort(np.fromiter(self._docs, dtype=np.int64, count=len(self._docs)))
 
-    def terms_of(self, label: int) -> Dict[str, int]:
-        """The terms of an indexed document and their counts (empty if it is not indexed)."""
-        found = self._docs.get(int(label))
-        if found is None:
-            return {}
-        return {self._terms[t]: int(c) for t, c in zip(found[0][0].tolist(), found[0][1].tolist())}
-
     # -- changes --------------------------------------------------------------
 
     def put(self, labels: np.ndarray, documents: Sequence[Optional[str]]) -> None:
