@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import vectordb
-from vectordb.errors import StorageError, StorageFullError, StoreCorruptedError
+from vectordb.errors import NotDurableError, StorageError, StorageFullError, StoreCorruptedError
 
 DIM = 16
 N = 3000
@@ -208,7 +208,7 @@ def test_delete_that_triggers_compaction_keeps_its_result_only_if_it_returned(di
     assert (returned, compaction_failed) == ((False, False) if slack == 0 else (True, True)), caplog.text
 
 
-def test_commit_that_is_durable_though_its_checkpoint_failed_is_acknowledged(disk, caplog):
+def test_commit_whose_checkpoint_fails_is_not_acknowledged_and_is_kept_once_a_checkpoint_succeeds(disk, caplog):
     path = str(disk.root / "db")
     client, model = _build(path)
     col = client.get_collection("docs")
@@ -217,11 +217,17 @@ def test_commit_that_is_durable_though_its_checkpoint_failed_is_acknowledged(dis
     disk.fill(200_000)
     caplog.set_level(logging.WARNING, logger="vectordb")
     vectors = _vectors(3, 500)
-    col.add([f"n{i}" for i in range(500)], vectors)  # returns: DuckDB says the commit is durable
-    assert "is committed, but the checkpoint after it failed" in caplog.text
+    with pytest.raises(NotDurableError) as raised:  # committed to the log; the checkpoint after it failed
+        col.add([f"n{i}" for i in range(500)], vectors)
+    assert raised.value.applied is True and path in str(raised.value)
     model.update({f"n{i}": (tuple(vectors[i].tolist()), None, None) for i in range(500)})
-    assert _contents(col) == model  # the database was reopened for this read, disk still full
+    assert _contents(col) == model  # read back from the database, disk still full
+    with pytest.raises(StorageError, match="accepts no writes until a checkpoint succeeds"):
+        col.add(["refused"], [[0.5] * DIM])  # nothing is acknowledged while the log is not trusted
+    assert col.count() == len(model)
     disk.free()
+    col.add(["later"], [[0.5] * DIM])  # checkpoints first: n* and this write are durable
+    model["later"] = (tuple([0.5] * DIM), None, None)
     client.close()
     assert _reopened(path) == model
 

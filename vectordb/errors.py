@@ -16,7 +16,8 @@ the command line can speak of the same error in the same words::
     ├── StoreLockedError                             423
     ├── StorageError (the disk or the database file)  500
     │   ├── StorageFullError (disk full)             507
-    │   └── StoreCorruptedError (damaged database)   500
+    │   ├── StoreCorruptedError (damaged database)   500
+    │   └── NotDurableError (applied, not durable)   500
     ├── AuthorizationError (not allowed)             403
     │   ├── UnauthorizedError (wrong or no token)    401
     │   └── ResetDisabledError                       403
@@ -156,6 +157,28 @@ class StoreCorruptedError(StorageError):
     http_status = 500
 
 
+class NotDurableError(StorageError):
+    """A write reached the database but the disk failed to make it durable, so it is not acknowledged.
+
+    Every other :class:`StorageError` raised by a write means the call changed nothing.
+    This one means it may have: with ``applied`` True its changes are in the store and
+    visible now (read back from the database after the failure); with ``applied`` None the
+    database could not be read back to tell. The changes become durable once a checkpoint
+    succeeds (the store's next write tries one, and until one does every write is refused
+    with a StorageError), and may be lost if the machine stops before that. Sending the
+    same write again is safe: writes give the same result when repeated.
+    """
+
+    code = "not_durable"
+    http_status = 500
+
+    def __init__(
+        self, message: str, *, path: Optional[str] = None, cause: Optional[str] = None, applied: Optional[bool] = None
+    ) -> None:
+        super().__init__(message, path=path, cause=cause)
+        self.applied = applied
+
+
 class AuthorizationError(VectorDBError):
     """The caller may not do this: a wrong or missing token, or an operation its settings disable."""
 
@@ -255,6 +278,7 @@ ERRORS_BY_CODE = {
         StorageError,
         StorageFullError,
         StoreCorruptedError,
+        NotDurableError,
         AuthorizationError,
         UnauthorizedError,
         ResetDisabledError,

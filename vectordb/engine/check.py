@@ -140,7 +140,7 @@ class _Checker:
 
     def rewrite_metadata(self, row: CollectionRow, labels: np.ndarray, metas: List[Any]) -> None:
         store = self.store
-        with store._transaction():
+        with store._transaction("repairing metadata rows"):
             for table in METADATA_TABLES:
                 self.con.execute(f"DELETE FROM {table} WHERE collection_id = ?", [row.id])
             store.insert_metadata(row.id, labels, metas)

@@ -442,12 +442,18 @@ class IndexManager:
             if unsaved and row is not None and collection_id in self._indexes:
                 self._save(row)
 
-    def drop(self, collection_id: str) -> None:
-        """Forget a deleted collection's index and remove its files."""
+    def forget(self, collection_id: str) -> None:
+        """Drop the collection's index from memory, keeping its files: it is loaded and caught
+        up from the records on next use (after a failed commit, whose outcome is read back)."""
         self._join_jobs(collection_id)
         self._stop_catch_up(collection_id)
         self._indexes.pop(collection_id, None)
         self._unsaved.pop(collection_id, None)
+        self._saved_seq.pop(collection_id, None)
+
+    def drop(self, collection_id: str) -> None:
+        """Forget a deleted collection's index and remove its files."""
+        self.forget(collection_id)
         folder = self._folder_of(collection_id)
         if folder is not None and os.path.isdir(folder):
             shutil.rmtree(folder, ignore_errors=True)

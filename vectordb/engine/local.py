@@ -28,8 +28,9 @@ import threading
 import time
 import uuid
 import weakref
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -258,7 +259,8 @@ class LocalBackend(Backend):
                     metric=settings.metric_of(metadata), dimension=None,
                     ef_name=ef_name, ef_config=ef_config, next_label=0, seq=0, position=0,
                 )
-                row = self._store.insert_collection(row)
+                with self._resync_on_failure(row.id):
+                    row = self._store.insert_collection(row)
                 self._rows[row.id] = row
                 self._locks.add(row.id)
             return _info(row)
@@ -311,7 +313,8 @@ class LocalBackend(Backend):
                         continue  # deleted by another thread while this one waited
                     if current.name != name:
                         continue  # renamed while this thread waited: look the name up again
-                    self._store.delete_collection(row.id)
+                    with self._resync_on_failure(row.id):
+                        self._store.delete_collection(row.id)
                     self._indexes.drop(row.id)
                     self._text.drop(row.id)
                     self._rows.pop(row.id, None)
@@ -340,12 +343,48 @@ class LocalBackend(Backend):
             with self._locks.names:
                 if new_name is not None and new_name != row.name and self._store.collection_by_name(new_name):
                     raise CollectionExistsError(f"collection {new_name!r} already exists")
-                self._store.update_collection(updated)
+                with self._resync_on_failure(row.id):
+                    self._store.update_collection(updated)
                 self._rows[row.id] = updated
             index = self._indexes.loaded(row.id)
             if index is not None and new_metadata is not None:
                 index.params = index_params(updated)
             return _info(updated)
+
+    @contextmanager
+    def _resync_on_failure(self, collection_id: str) -> Iterator[None]:
+        """Around a commit: if it raises a StorageError, forget what this engine keeps of the
+        collection and read its catalog row back from the store before the error goes up.
+
+        A commit that raised may be in the database all the same (NotDurableError), so the
+        row in memory (its next label, its seq), the derived structures and the indexes may
+        be behind it; they are loaded again from the store, so that no label is ever used
+        twice. The caller holds the collection's lock (for a new collection, the catalog's).
+        """
+        try:
+            yield
+        except StorageError:
+            self._rows.pop(collection_id, None)
+            self._derived.drop(collection_id)
+            self._indexes.forget(collection_id)
+            self._text.forget(collection_id)
+            self._read_back(collection_id)
+            raise
+
+    def _read_back(self, collection_id: str) -> None:
+        """Take the collection's catalog row from the store (see :meth:`_resync_on_failure`)."""
+        try:
+            row = self._store.collection_by_id(collection_id)
+        except StorageError:
+            return  # the store cannot be read now: the next call reads the row (see _row)
+        if row is None:  # not created, or deleted after all
+            self._indexes.drop(collection_id)
+            self._text.drop(collection_id)
+            self._locks.remove(collection_id)
+        else:
+            self._rows[collection_id] = row
+            if self._locks.of(collection_id) is None:
+                self._locks.add(collection_id)
 
     def _lock(self, collection_id: str, name: str, writable: bool = False) -> CollectionLock:
         """The collection's lock (not yet taken); CollectionNotFoundError once the collection is deleted."""
@@ -414,13 +453,14 @@ class LocalBackend(Backend):
         if batch.embeddings.shape[1] != dimension:
             raise v.dimension_error(planned.source, batch.embeddings.shape[1], dimension)
         changed = planned.changed
-        new_row = self._indexes.add_after_commit(
-            row,
-            dimension,
-            batch.labels[changed],
-            batch.embeddings[changed],
-            lambda: self._store.write(row, batch, planned.replaced, dimension),
-        )
+        with self._resync_on_failure(row.id):
+            new_row = self._indexes.add_after_commit(
+                row,
+                dimension,
+                batch.labels[changed],
+                batch.embeddings[changed],
+                lambda: self._store.write(row, batch, planned.replaced, dimension),
+            )
         self._rows[new_row.id] = new_row
         self._derived.written(new_row.id, batch)
         self._text.written(new_row, batch.labels, batch.documents)
@@ -435,7 +475,8 @@ class LocalBackend(Backend):
             labels = self._select(row, ids, filter)[:limit]
             if len(labels) == 0:
                 return 0
-            new_row = self._store.delete(row, labels)
+            with self._resync_on_failure(row.id):
+                new_row = self._store.delete(row, labels)
             self._rows[new_row.id] = new_row
             self._derived.deleted(new_row.id, labels)
             self._text.deleted(new_row, labels)

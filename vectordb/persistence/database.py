@@ -13,8 +13,15 @@ into a typed :class:`~vectordb.errors.StorageError`, and reopening after a fatal
   would fail. The guard drops the connection, and the next use of :attr:`Database.con`
   opens the file again (DuckDB replays its write-ahead log), so the client carries on
   once the cause is gone; while reopening fails, each call raises a typed error that
-  says so. Nothing a client keeps in memory needs to change: a transaction either
-  committed (and stays committed after the reopen) or it did not.
+  says so.
+- A COMMIT that fails is settled from the database itself (:meth:`Database.settle`),
+  never from DuckDB's words: DuckDB may have left the transaction in its log (an fsync
+  that failed, then a truncate-back that failed too) or a torn entry there (a write
+  that failed half-way). So after any failed commit the log is not trusted: the commit
+  is looked up in the (reopened) database, and a CHECKPOINT, which writes everything to
+  the database file, syncs it and starts a new log, must succeed before the commit is
+  acknowledged or any later write begins (:meth:`Database.trust_log`). Until one does,
+  writes are refused with a typed error and nothing acknowledged depends on the log.
 - Threads: a DuckDB connection must not be used by two threads at once, so each
   thread gets its own cursor (``connection.cursor()``: another connection to the same
   database instance, DuckDB's documented way to use one database from several
@@ -34,12 +41,13 @@ import re
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import duckdb
 
 from vectordb.errors import (
     InvalidArgumentError,
+    NotDurableError,
     StorageError,
     StorageFullError,
     StoreCorruptedError,
@@ -67,7 +75,8 @@ _DAMAGE_WORDS = (
     "serialization error",
     "failed to deserialize",
 )
-_DURABLE_COMMIT = "commit succeeded and is durable"
+Landed = Callable[[duckdb.DuckDBPyConnection], bool]
+"""Reads whether a transaction's changes are in the database (see :meth:`Database.settle`)."""
 
 
 def storage_error(exc: BaseException, path: Optional[str], action: str) -> StorageError:
@@ -109,6 +118,8 @@ class Database:
         self._local = threading.local()
         self._mutex = threading.Lock()  # guards replacing ``_con`` and making cursors of it
         self._lost: Optional[str] = None
+        self._suspect: Optional[str] = None
+        """Why the write-ahead log is not trusted (a commit failed), until a checkpoint succeeds."""
         self._closed = False
         self._lock = None if path is None else StoreLock.acquire(path, shared=read_only)
         try:
@@ -189,14 +200,71 @@ class Database:
             except duckdb.Error:
                 pass
 
-    def commit_failed(self, exc: duckdb.FatalException) -> bool:
-        """Take in a fatal error raised by COMMIT; True when DuckDB says the commit is durable all the same.
+    def trust_log(self) -> None:
+        """Before a write transaction: after a failed commit, checkpoint first.
 
-        DuckDB raises this after a commit whose automatic checkpoint failed (a full
-        disk): the transaction is in the write-ahead log and survives the reopen.
+        A failed commit may have left its transaction, or a torn entry, in the
+        write-ahead log; a later commit appended after it could be lost in DuckDB's
+        replay. A CHECKPOINT writes what is committed into the database file, syncs it
+        and starts a new log. Raises StorageError (the write is refused, nothing
+        changed) while it fails.
         """
-        self.invalidate(exc)
-        return _DURABLE_COMMIT in str(exc).lower()
+        suspect = self._suspect
+        if suspect is None:
+            return
+        try:
+            with self.guard("checkpointing the database"):
+                self.con.execute("CHECKPOINT")
+        except StorageError as exc:
+            raise type(exc)(
+                f"the store at {self.path or 'in memory'} accepts no writes until a checkpoint succeeds: a commit "
+                f"failed ({suspect}), so its write-ahead log is not trusted, and checkpointing failed: "
+                f"{exc.message}", path=self.path, cause=exc.cause,
+            ) from exc
+        self._suspect = None
+        log.warning("the store at %s checkpointed after a failed commit; it accepts writes again",
+                    self.path or "in memory")
+
+    def settle(self, error: duckdb.Error, landed: Optional[Landed], action: str) -> None:
+        """After COMMIT raised ``error``: return when the commit is in the database and durable.
+
+        ``landed`` reads whether the transaction's changes are there, from the database
+        (reopened first if the error was fatal). Returns (the call succeeds) when they
+        are and a checkpoint then succeeds. Raises the typed error of ``error`` when they
+        are not (the call changed nothing), and NotDurableError when they are, or cannot
+        be read back, but no checkpoint succeeded. ``landed`` None: a repair, redone by
+        running it again; the typed error is raised once the log is trusted again.
+        """
+        cause = " ".join(str(error).split())[:300]
+        self._suspect = cause
+        if isinstance(error, duckdb.FatalException):
+            self.invalidate(error)
+        failed = storage_error(error, self.path, action)
+        where = f"{action} in {'the in-memory store' if self.path is None else f'the store at {self.path}'}"
+        try:
+            with self.guard(action):
+                there = landed is not None and landed(self.con)
+        except StorageError as exc:
+            raise NotDurableError(
+                f"{where}: the commit failed ({cause}), and whether it reached the database cannot be told: "
+                f"reading it back failed ({exc.cause}). It may be there once the database opens again",
+                path=self.path, cause=cause, applied=None,
+            ) from error
+        try:
+            self.trust_log()
+        except StorageError as exc:
+            if not there:
+                raise failed from error
+            raise NotDurableError(
+                f"{where}: the commit failed ({cause}), yet the change is in the database and visible; it could "
+                f"not be made durable, as checkpointing failed ({exc.cause}). It is kept once a checkpoint "
+                "succeeds (the next write tries one, and writes are refused until one does) and may be lost if "
+                "the machine stops first", path=self.path, cause=cause, applied=True,
+            ) from error
+        if not there:
+            raise failed from error
+        log.warning("a commit to %s raised (%s) but is in the database, and a checkpoint made it durable",
+                    self.path or "the in-memory store", cause)
 
     def _reopen(self) -> duckdb.DuckDBPyConnection:
         """Open the file again after a fatal error (the caller holds ``_mutex``)."""

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import threading
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -39,10 +38,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import duckdb
 import numpy as np
 
-from vectordb.persistence.database import DB_FILE, Database
+from vectordb.persistence.database import DB_FILE, Database, Landed
+from vectordb.persistence.transaction import Transaction
 from vectordb.validation import uniform_columns
 
-log = logging.getLogger("vectordb")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 SCHEMA_VERSION = 1
@@ -180,8 +179,24 @@ class Store:
 
     # -- transactions -------------------------------------------------------
 
-    def _transaction(self) -> "_Transaction":
-        return _Transaction(self.db)
+    def _transaction(self, action: str, landed: Optional[Landed] = None) -> Transaction:
+        """A transaction; ``landed`` reads whether its changes are in the database, should COMMIT fail."""
+        return Transaction(self.db, action, landed)
+
+    @staticmethod
+    def _seq_is(collection_id: str, seq: int) -> Landed:
+        """Whether the collection's ``seq`` is ``seq``: every write and delete advances it in its transaction."""
+        def landed(con: duckdb.DuckDBPyConnection) -> bool:
+            rows = con.execute("SELECT seq FROM collections WHERE id = ?", [collection_id]).fetchall()
+            return bool(rows) and int(rows[0][0]) == seq
+        return landed
+
+    @staticmethod
+    def _collection_count_is(collection_id: str, count: int) -> Landed:
+        """Whether the catalog holds the collection (``count`` 1) or not (0)."""
+        def landed(con: duckdb.DuckDBPyConnection) -> bool:
+            return con.execute("SELECT count(*) FROM collections WHERE id = ?", [collection_id]).fetchone()[0] == count
+        return landed
 
     # -- catalog ------------------------------------------------------------
 
@@ -217,7 +232,7 @@ class Store:
     @_guarded("creating a collection")
     def insert_collection(self, row: CollectionRow) -> CollectionRow:
         """Add ``row`` to the catalog, at the end of the creation order."""
-        with self._transaction():
+        with self._transaction("creating a collection", self._collection_count_is(row.id, 1)):
             position = self.con.execute("SELECT coalesce(max(position), -1) + 1 FROM collections").fetchone()[0]
             row = replace(row, position=int(position))
             self.con.execute(
@@ -230,7 +245,11 @@ class Store:
     @_guarded("changing a collection")
     def update_collection(self, row: CollectionRow) -> None:
         """Store a changed name or metadata."""
-        with self._transaction():
+        def landed(con: duckdb.DuckDBPyConnection) -> bool:
+            found = con.execute("SELECT name, metadata FROM collections WHERE id = ?", [row.id]).fetchall()
+            return found == [(row.name, _json(row.metadata))]
+
+        with self._transaction("changing a collection", landed):
             self.con.execute(
                 "UPDATE collections SET name = ?, metadata = ? WHERE id = ?",
                 [row.name, _json(row.metadata), row.id],
@@ -239,7 +258,7 @@ class Store:
     @_guarded("deleting a collection")
     def delete_collection(self, collection_id: str) -> None:
         """Remove a collection and all its records."""
-        with self._transaction():
+        with self._transaction("deleting a collection", self._collection_count_is(collection_id, 0)):
             for table in ("records", *METADATA_TABLES, "tombstones"):
                 self.con.execute(f"DELETE FROM {table} WHERE collection_id = ?", [collection_id])
             self.con.execute("DELETE FROM collections WHERE id = ?", [collection_id])
@@ -431,7 +450,7 @@ class Store:
             "document": np.asarray(batch.documents, dtype=object),
             "metadata": np.asarray(batch.metadata_json, dtype=object),
         }
-        with self._transaction():
+        with self._transaction("writing records", self._seq_is(row.id, seq)):
             if len(replaced):
                 self._delete_rows(row.id, replaced)
             self._insert("records", records, {"collection_id": row.id, "seq": seq})
@@ -446,7 +465,7 @@ class Store:
     def delete(self, row: CollectionRow, labels: np.ndarray) -> CollectionRow:
         """Delete the records with ``labels`` as one transaction, leaving tombstones for the index."""
         seq = row.seq + 1
-        with self._transaction():
+        with self._transaction("deleting records", self._seq_is(row.id, seq)):
             self._delete_rows(row.id, labels)
             self._insert("tombstones", {"label": np.asarray(labels, dtype=np.int64)}, {"collection_id": row.id, "seq": seq})
             self.con.execute("UPDATE collections SET seq = ? WHERE id = ?", [seq, row.id])
@@ -455,7 +474,11 @@ class Store:
     @_guarded("writing the deletion log")
     def forget_tombstones(self, collection_id: str, up_to_seq: int) -> None:
         """Drop tombstones that a saved index already covers."""
-        with self._transaction():
+        def landed(con: duckdb.DuckDBPyConnection) -> bool:
+            sql = "SELECT count(*) FROM tombstones WHERE collection_id = ? AND seq <= ?"
+            return con.execute(sql, [collection_id, up_to_seq]).fetchone()[0] == 0
+
+        with self._transaction("writing the deletion log", landed):
             self.con.execute("DELETE FROM tombstones WHERE collection_id = ? AND seq <= ?", [collection_id, up_to_seq])
 
     def insert_metadata(self, collection_id: str, labels: np.ndarray, metadatas: List[Optional[Dict[str, Any]]]) -> None:
@@ -527,49 +550,6 @@ def _arrow_chunk(batch: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     ends = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[blobs.offset: blobs.offset + len(blobs) + 1]
     data = np.frombuffer(values, dtype=np.uint8)[int(ends[0]): int(ends[-1])]
     return labels, seqs, data.view("<f4").reshape(len(blobs), -1)
-
-
-class _Transaction:
-    """``with`` block: BEGIN, then COMMIT, or ROLLBACK on any error, all on this thread's cursor.
-
-    A COMMIT that fails leaves nothing applied (DuckDB rolls it back), except for the
-    fatal error DuckDB raises when the commit is durable but the checkpoint after it
-    failed (a full disk): that commit stands, so the block ends normally and the
-    connection is reopened on next use.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.pin = self.db.pinned()  # every statement until COMMIT runs on this thread's one cursor
-        self.con = self.pin.__enter__()
-        try:
-            self.con.execute("BEGIN TRANSACTION")
-        except BaseException:
-            self.pin.__exit__(None, None, None)
-            raise
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            self._end(exc_type)
-        finally:
-            self.pin.__exit__(None, None, None)
-
-    def _end(self, exc_type: Any) -> None:
-        if exc_type is None:
-            try:
-                self.con.execute("COMMIT")
-            except duckdb.FatalException as error:
-                if not self.db.commit_failed(error):
-                    raise
-                log.warning("a write to %s is committed, but the checkpoint after it failed (%s)",
-                            self.db.path or "the in-memory store", " ".join(str(error).split())[:200])
-            return
-        try:
-            self.con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # DuckDB already aborted the transaction (or lost the database): the original error goes on up
 
 
 def _collection_row(r: Tuple) -> CollectionRow:
