@@ -301,10 +301,12 @@ def test_storage_errors_follow_the_error_tree():
     from vectordb.errors import ERRORS_BY_CODE, VectorDBError
 
     for cls, code, status in ((StorageError, "storage_error", 500), (StorageFullError, "storage_full", 507),
-                              (StoreCorruptedError, "store_corrupted", 500)):
+                              (StoreCorruptedError, "store_corrupted", 500), (NotDurableError, "not_durable", 500)):
         assert issubclass(cls, VectorDBError) and ERRORS_BY_CODE[code] is cls
         assert (cls.code, cls.http_status) == (code, status)
         error = cls("writing records in the store at /x failed", path="/x", cause="disk full")
         assert (error.message, error.path, error.cause) == ("writing records in the store at /x failed", "/x",
                                                             "disk full")
         assert cls("re-raised from a server's message").path is None  # how the HTTP client rebuilds it
+    assert issubclass(NotDurableError, StorageError) and NotDurableError("m").applied is None  # unknown over HTTP
+    assert NotDurableError("m", applied=True).applied is True
