@@ -209,7 +209,7 @@ def test_check_right_after_a_crash_is_ok(tmp_path):
     cli = subprocess.run([sys.executable, "-m", "vectordb", "check", "--path", path], capture_output=True,
                          text=True, env=env, timeout=120)
     assert cli.returncode == 0, cli.stdout + cli.stderr
-    assert cli.stdout.startswith("checked 1 collections: no problems") and "note:" in cli.stdout, cli.stdout
+    assert cli.stdout.startswith("checked 1 collection: no problems") and "note:" in cli.stdout, cli.stdout
     with vectordb.PersistentClient(path) as client:
         report = client.check()
         assert report.ok and report.problems == [], str(report)

@@ -8,13 +8,16 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import pytest
 
 import vectordb
 from vectordb import cli
+from vectordb.cli import commands
+from vectordb.cli.paths import PATH_ENV
+from vectordb.types import CheckReport, Problem
 
 sys.path.insert(0, os.path.dirname(__file__))
 from conftest import snapshot  # noqa: E402
@@ -237,3 +240,104 @@ def test_console_script_and_help_examples():
     help_text = run("--help").stdout
     for command in cli.EPILOGS:
         assert command in help_text
+
+
+def run_without_path(*args: str, cwd: str, env_path: Optional[str] = None) -> subprocess.CompletedProcess:
+    """Run ``vectordb ARGS`` in ``cwd`` with ``$VECTORDB_PATH`` set to ``env_path`` (unset when None)."""
+    env = subprocess_env()
+    env.pop(PATH_ENV, None)
+    if env_path is not None:
+        env[PATH_ENV] = env_path
+    return subprocess.run([sys.executable, "-m", "vectordb", *args], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=cwd)
+
+
+def test_missing_default_store_says_which_path_and_how_to_choose(tmp_path):
+    result = run_without_path("ls", cwd=str(tmp_path))
+    assert_one_line_error(result, f"no store at {tmp_path / 'vectordb_data'}")
+    line = result.stderr.strip()
+    assert "the default folder ./vectordb_data" in line and "neither --path nor $VECTORDB_PATH" in line, line
+    assert "--path DIR" in line and "VECTORDB_PATH environment variable" in line, line
+    assert not (tmp_path / "vectordb_data").exists(), "a read creates no store"
+
+
+def test_missing_store_named_by_the_environment_says_so(tmp_path):
+    result = run_without_path("info", "notes", cwd=str(tmp_path), env_path="elsewhere")
+    assert_one_line_error(result, f"no store at {tmp_path / 'elsewhere'} (from $VECTORDB_PATH=elsewhere)")
+    given = run_without_path("peek", "notes", "--path", "typo", cwd=str(tmp_path), env_path="elsewhere")
+    assert_one_line_error(given, f"no store at {tmp_path / 'typo'} (from --path typo)")
+
+
+def test_the_environment_names_the_store_and_path_wins_over_it(store, tmp_path):
+    listed = json.loads(run_without_path("ls", "--json", cwd=str(tmp_path), env_path=store).stdout)
+    assert [c["name"] for c in listed] == ["notes", "hashed"]
+    other = tmp_path / "other"
+    with vectordb.PersistentClient(str(other)) as client:
+        client.create_collection("only-here", embedding_function=None)
+    listed = json.loads(run_without_path("ls", "--json", "--path", str(other), cwd=str(tmp_path),
+                                         env_path=store).stdout)
+    assert [c["name"] for c in listed] == ["only-here"]
+
+
+def test_help_tells_the_default_path_and_the_environment_variable():
+    main_help = " ".join(run("--help").stdout.split())
+    assert "$VECTORDB_PATH" in main_help and "./vectordb_data" in main_help and "--path DIR" in main_help
+    for command in ("ls", "query", "check", "import"):
+        command_help = " ".join(run(command, "--help").stdout.split())
+        assert "--path DIR" in command_help, command
+        assert "(default: $VECTORDB_PATH if set, else ./vectordb_data)" in command_help, command
+
+
+def test_counts_are_singular_or_plural(store, tmp_path):
+    assert run("check", "--path", store).stdout.startswith("checked 2 collections: no problems")
+    one = str(tmp_path / "one")
+    source = tmp_path / "one.jsonl"
+    source.write_text(json.dumps({"id": "a", "embedding": [1.0, 0.0]}) + "\n")
+    imported = run("import", "solo", str(source), "--path", one, "--embedding-function", "none").stdout
+    assert "imported 1 record into 'solo' (1 record now)" in imported
+    assert run("check", "--path", one).stdout.startswith("checked 1 collection: no problems")
+    assert "exported 1 record of 'solo'" in run("export", "solo", str(tmp_path / "o.jsonl"), "--path", one).stdout
+    assert "1 index rebuilt" in run("compact", "--path", one).stdout
+    assert str(CheckReport(collections_checked=1, problems=[Problem("x", "bad")])).startswith(
+        "checked 1 collection: 1 problem\n")
+
+
+@pytest.mark.parametrize("args, announced", [
+    (["query", "hashed", "hello"], True),
+    (["query", "hashed", "hello", "--mode", "hybrid"], True),
+    (["query", "hashed", "hello", "--json"], False),
+    (["query", "hashed", "hello", "--mode", "text"], False),
+    (["query", "hashed", "--embedding", json.dumps([0.0] * 8)], False),
+    (["ls"], False),
+])
+def test_a_notice_on_stderr_while_the_model_loads(store, capsys, monkeypatch, args, announced):
+    """Only a command that embeds a text says so, and not for --json (a program reads the output)."""
+    monkeypatch.setattr(commands, "model_to_load", lambda function: "all-MiniLM-L6-v2")
+    assert cli.main([*args, "--path", store]) == 0
+    err = capsys.readouterr().err
+    assert err == ("loading the embedding model all-MiniLM-L6-v2 ...\n" if announced else ""), err
+
+
+def test_import_announces_the_model_unless_quiet(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(commands, "model_to_load", lambda function: "all-MiniLM-L6-v2")
+    source = tmp_path / "texts.jsonl"
+    source.write_text(json.dumps({"id": "t1", "text": "red fox"}) + "\n")
+    path = str(tmp_path / "db")
+    with vectordb.PersistentClient(path) as client:
+        client.create_collection("texts", embedding_function=HashEmbedding(8))
+    assert cli.main(["import", "texts", str(source), "--path", path, "--text-field", "text"]) == 0
+    assert "loading the embedding model all-MiniLM-L6-v2 ..." in capsys.readouterr().err
+    assert cli.main(["import", "texts", str(source), "--path", path, "--text-field", "text", "--no-progress"]) == 0
+    assert "loading the embedding model" not in capsys.readouterr().err
+
+
+def test_which_functions_load_a_local_model():
+    from vectordb.embedding_functions.sentence_transformer import (
+        DefaultEmbeddingFunction,
+        SentenceTransformerEmbeddingFunction,
+    )
+
+    assert commands.model_to_load(DefaultEmbeddingFunction()) == "all-MiniLM-L6-v2"
+    assert commands.model_to_load(SentenceTransformerEmbeddingFunction("some/model")) == "some/model"
+    assert commands.model_to_load(HashEmbedding(8)) is None
+    assert commands.model_to_load(None) is None

@@ -81,7 +81,6 @@ DAMAGES = {
     "zeroed alive.npy": _zero("alive.npy"),
     "deleted meta.json": _delete("meta.json"),
     "garbled meta.json": _garble_meta,
-    "deleted folder": lambda folder: shutil.rmtree(folder),
 }
 
 
@@ -107,6 +106,16 @@ def test_damaged_index_is_rebuilt_with_a_warning(store, damage, caplog):
     with caplog.at_level(logging.WARNING, logger="vectordb"):
         _assert_exact_answers(store)
     assert any("rebuild" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+def test_deleted_index_folder_is_rebuilt_quietly(store, caplog):
+    """No index file at all looks exactly like an index never saved (a client not closed):
+    rebuilt with an INFO message, not a warning (see tests/test_quiet_reopen.py)."""
+    shutil.rmtree(_index_folder(store))
+    with caplog.at_level(logging.INFO, logger="vectordb"):
+        _assert_exact_answers(store)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("no saved index" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
 
 
 def test_index_from_an_older_sequence_is_rebuilt(store, tmp_path, caplog):

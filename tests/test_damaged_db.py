@@ -171,7 +171,7 @@ def test_damaged_database_gives_a_typed_error_or_every_record(base, tmp_path, pa
         assert "Traceback" not in cli["stderr"]
     else:
         assert not always_refused, cli
-        assert cli["status"] == 0 and cli["stdout"].startswith("checked 1 collections: no problems"), cli
+        assert cli["status"] == 0 and cli["stdout"].startswith("checked 1 collection: no problems"), cli
 
 
 LATER = r"""

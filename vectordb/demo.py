@@ -7,7 +7,8 @@ plain words. Then it asks for an exact name, ``iterparse``, by vector search alo
 hybrid search side by side: the embedding of a bare identifier lands near unrelated
 records, BM25 matches the name itself, and the fused ranking puts it first. Run it
 twice: the second run reopens the folder and answers at once, without embedding
-anything again.
+anything again. It ends with the store's folder, the collection's name
+(:data:`COLLECTION`) and commands to try next on it.
 
     python -m vectordb demo --path ./demo_db
 """
@@ -16,9 +17,16 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import shlex
 import time
 import warnings
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+COLLECTION = "python-docs"
+"""The demo's collection."""
+
+NEXT_QUESTION = "how do I read a csv file"
+"""The question of the command line suggested at the end of the demo."""
 
 MODULES = (
     "abc argparse array ast asyncio base64 binascii bisect calendar codecs collections concurrent.futures "
@@ -81,12 +89,12 @@ def main(
     import vectordb
 
     client = vectordb.PersistentClient(path=path) if path else vectordb.Client()
-    collection = client.get_or_create_collection("python-docs", metadata={"hnsw:space": "cosine"})
+    collection = client.get_or_create_collection(COLLECTION, metadata={"hnsw:space": "cosine"})
     first = collection.get(limit=1)
     if first["ids"] and not (first["documents"][0] or "").startswith(first["ids"][0] + ":"):
         print("The store holds documents without their names (an older demo): building it again")
-        client.delete_collection("python-docs")
-        collection = client.create_collection("python-docs", metadata={"hnsw:space": "cosine"})
+        client.delete_collection(COLLECTION)
+        collection = client.create_collection(COLLECTION, metadata={"hnsw:space": "cosine"})
     if collection.count() == 0:
         records = list(stdlib_docstrings(modules))
         started = time.perf_counter()
@@ -118,6 +126,35 @@ def main(
     for vector_id, hybrid_id in zip(vector["ids"][0], hybrid["ids"][0]):
         print(f"  vector {vector_id:<34} | hybrid {hybrid_id}")
     client.close()
+    print()
+    print("\n".join(closing_lines(path)))
+
+
+def next_commands(path: str) -> List[str]:
+    """Command lines to try on the demo's store at ``path`` (quoted for a POSIX shell)."""
+    where = f"--path {_shell_word(path)}"
+    return [
+        f"vectordb query {COLLECTION} {_shell_word(NEXT_QUESTION)} {where}",
+        f"vectordb info {COLLECTION} {where}",
+    ]
+
+
+def closing_lines(path: Optional[str]) -> List[str]:
+    """What the demo prints last: where its store is, the collection's name, and what to try next."""
+    if not path:
+        return [f"The store was in memory (collection {COLLECTION!r}): nothing was kept."]
+    return [f"Store: {path}   collection: {COLLECTION}", "Try next:"] + [f"  {c}" for c in next_commands(path)]
+
+
+def _shell_word(text: str) -> str:
+    """``text`` as one shell word: bare when safe, else in double quotes when nothing in it is
+    special there (as people write it, and as Windows reads it), else as :func:`shlex.quote` makes it."""
+    quoted = shlex.quote(text)
+    if quoted == text:
+        return text
+    if not any(c in text for c in '"$`\\!\n'):
+        return f'"{text}"'
+    return quoted
 
 
 def _clip(text: str, width: int = 70) -> str:

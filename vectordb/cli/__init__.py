@@ -2,6 +2,8 @@
 
 Every command prints tables for people and, with ``--json``, JSON for programs. An
 error is one line on stderr (``vectordb: error: ...``) and a non-zero exit status.
+A command that opens a store uses ``--path DIR``, else ``$VECTORDB_PATH``, else
+``./vectordb_data`` (:mod:`vectordb.cli.paths`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,15 @@ import os
 import sys
 from typing import List, NoReturn, Optional
 
+from vectordb.cli import paths
+from vectordb.cli.paths import DEFAULT_PATH, PATH_ENV
 from vectordb.version import __version__
 from vectordb.errors import VectorDBError
 
-DEFAULT_PATH = os.environ.get("VECTORDB_PATH", "./vectordb_data")
+MAIN_EPILOG = (
+    f"Commands that open a store take --path DIR; without it they use the folder in ${PATH_ENV}, "
+    f"or {DEFAULT_PATH} when that is not set. New here? Run: vectordb demo"
+)
 
 EPILOGS = {
     "serve": "Example: vectordb serve --path ./db --port 8000 --auth-token s3cret",
@@ -42,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
 def _add(sub: "argparse._SubParsersAction", name: str, help: str, path: bool = True) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help, description=help, epilog=EPILOGS.get(name))
     if path:
-        parser.add_argument("--path", default=DEFAULT_PATH, help=f"the store's folder (default: {DEFAULT_PATH})")
+        parser.add_argument("--path", metavar="DIR", default=None, help=paths.PATH_HELP)
     return parser
 
 
@@ -50,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every command."""
     from vectordb.cli import commands as c
 
-    parser = _Parser(prog="vectordb", description="A lightweight local vector database.")
+    parser = _Parser(prog="vectordb", description="A lightweight local vector database.", epilog=MAIN_EPILOG)
     parser.add_argument("--version", action="version", version=f"vectordb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -147,6 +154,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run one command; returns (and, as a script, exits with) its status."""
     logging.basicConfig(level=logging.WARNING, format="vectordb: warning: %(message)s")
     args = build_parser().parse_args(argv)
+    _resolve_path(args)
     try:
         return args.func(args)
     except VectorDBError as exc:
@@ -159,6 +167,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _fail(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
         return 130
+
+
+def _resolve_path(args: argparse.Namespace) -> None:
+    """Fill in the store folder of a command that opens one (``args.path``) and where it came
+    from (``args.path_source``: ``--path``, ``$VECTORDB_PATH`` or ``default``)."""
+    if not hasattr(args, "path") or args.command == "demo":
+        return
+    where = paths.resolve(args.path)
+    args.path, args.path_source = where.path, where.source
 
 
 def _fail(message: str) -> int:

@@ -8,8 +8,8 @@ import sys
 from typing import Any, Dict, Iterator, List, Optional
 
 from vectordb import validation as v
-from vectordb.cli import transfer
-from vectordb.cli.output import print_json, print_table, shorten
+from vectordb.cli import paths, transfer
+from vectordb.cli.output import counted, notice, print_json, print_table, shorten
 from vectordb.client import DEFAULT, PersistentClient
 from vectordb.collection import Collection
 from vectordb.embedding_functions.base import build_from_config, describe
@@ -20,8 +20,42 @@ from vectordb.index.settings import SPACE_KEY, metric_of
 ALL_FIELDS = ["embeddings", "metadatas", "documents"]
 
 
-def _open(path: str, write: bool = False) -> PersistentClient:
-    return PersistentClient(path, read_only=not write)
+def _open(args: argparse.Namespace, write: bool = False) -> PersistentClient:
+    """The store of ``args.path``: read-only unless ``write``. A read of a folder without a
+    store raises :class:`~vectordb.cli.paths.NoStoreError`, naming the folder and why it was used."""
+    try:
+        return PersistentClient(args.path, read_only=not write)
+    except InvalidArgumentError:
+        if write or not paths.holds_no_store(args.path):
+            raise
+        source = getattr(args, "path_source", paths.FROM_OPTION)
+        raise paths.no_store_error(paths.StorePath(args.path, source)) from None
+
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+"""The model of the default embedding function (registered as ``default``)."""
+LOCAL_MODEL_FUNCTIONS = ("sentence_transformer", "instructor")
+"""Registered embedding functions that load a model named by their ``model_name`` into this process."""
+
+
+def model_to_load(function: Any) -> Optional[str]:
+    """The name of the local model that ``function`` loads on its first call (seconds of work),
+    or None: no function, a hosted or custom one, or a model already loaded."""
+    if function is None or getattr(function, "_model", None) is not None:
+        return None
+    name, config = describe(function)
+    if name == "default":
+        return DEFAULT_MODEL
+    if name in LOCAL_MODEL_FUNCTIONS:
+        return str((config or {}).get("model_name") or getattr(function, "model_name", name))
+    return None
+
+
+def announce_model(function: Any) -> None:
+    """Say on stderr that the embedding model is loading, if ``function`` has a local model to load."""
+    name = model_to_load(function)
+    if name is not None:
+        notice(f"loading the embedding model {name} ...")
 
 
 def _parse_json(text: Optional[str], option: str) -> Any:
@@ -51,7 +85,7 @@ def describe_collection(collection: Collection) -> Dict[str, Any]:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """List the collections."""
-    with _open(args.path) as client:
+    with _open(args) as client:
         infos = [describe_collection(c) for c in client.list_collections()]
     if args.json:
         print_json(infos)
@@ -63,7 +97,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Show one collection."""
-    with _open(args.path) as client:
+    with _open(args) as client:
         info = describe_collection(client.get_collection(args.name))
     if args.json:
         print_json(info)
@@ -76,7 +110,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_peek(args: argparse.Namespace) -> int:
     """Show the first records of a collection."""
-    with _open(args.path) as client:
+    with _open(args) as client:
         result = client.get_collection(args.name).peek(v.validate_positive_int(args.n, "-n"))
     if args.json:
         print_json(result)
@@ -93,8 +127,12 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("query: give a text or --embedding (one of them)")
     if mode != "vector" and args.text is None:
         raise InvalidArgumentError(f"query --mode {mode}: give the query text")
-    with _open(args.path) as client:
-        result = client.get_collection(args.name).query(
+    embeds_text = args.text is not None and args.embedding is None and mode != "text"
+    with _open(args) as client:
+        collection = client.get_collection(args.name)
+        if embeds_text and not args.json:
+            announce_model(collection.embedding_function)
+        result = collection.query(
             query_embeddings=None if args.embedding is None else _parse_json(args.embedding, "--embedding"),
             query_texts=None if mode == "vector" and args.embedding is not None else args.text,
             n_results=args.n,
@@ -145,10 +183,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.embedding_function == "none" and any(r.embedding is None for r in records):
         raise InvalidArgumentError("import: --embedding-function none needs vectors in every row (--embedding-field)")
     batch_size = v.validate_positive_int(args.batch_size, "--batch-size")
-    with _open(args.path, write=True) as client:
+    with _open(args, write=True) as client:
         collection = _target(client, args)
         _write_records(collection, records, batch_size, args.no_progress)
-        print(f"imported {len(records)} records into {collection.name!r} ({collection.count()} records now)")
+        print(f"imported {counted(len(records), 'record')} into {collection.name!r} "
+              f"({counted(collection.count(), 'record')} now)")
     return 0
 
 
@@ -157,6 +196,8 @@ def _write_records(collection: Collection, records: List[transfer.Record], batch
         raise InvalidArgumentError(
             f"collection {collection.name!r} has no embedding function: give vectors with --embedding-field"
         )
+    if any(r.embedding is None for r in records) and not quiet:
+        announce_model(collection.embedding_function)
     from tqdm.auto import tqdm
 
     with tqdm(total=len(records), unit="record", desc="importing", disable=True if quiet else None,
@@ -202,10 +243,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if fmt == "parquet":
         transfer.pyarrow_modules()
     page_size = v.validate_positive_int(args.batch_size, "--batch-size")
-    with _open(args.path) as client:
+    with _open(args) as client:
         collection = client.get_collection(args.name)
         count = transfer.write_rows(args.file, fmt, _pages(collection, page_size))
-    print(f"exported {count} records of {args.name!r} to {args.file}")
+    print(f"exported {counted(count, 'record')} of {args.name!r} to {args.file}")
     return 0
 
 
@@ -240,7 +281,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Check that a store's records, metadata, indexes and catalog agree; exit 1 if problems remain."""
-    with _open(args.path, write=args.repair) as client:
+    with _open(args, write=args.repair) as client:
         report = client.check(repair=args.repair)
     if args.json:
         print_json({
@@ -256,14 +297,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_compact(args: argparse.Namespace) -> int:
     """Rebuild indexes from their live vectors and shrink the database file."""
-    with _open(args.path, write=True) as client:
+    with _open(args, write=True) as client:
         result = client.compact() if args.name is None else client.get_collection(args.name).compact()
     if args.json:
         print_json({"bytes_before": result.bytes_before, "bytes_after": result.bytes_after,
                     "indexes_rebuilt": result.indexes_rebuilt})
     else:
         print(f"compacted: {result.bytes_before} -> {result.bytes_after} bytes on disk, "
-              f"{result.indexes_rebuilt} indexes rebuilt")
+              f"{counted(result.indexes_rebuilt, 'index', 'indexes')} rebuilt")
     return 0
 
 

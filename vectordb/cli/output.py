@@ -17,6 +17,16 @@ def shorten(text: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def counted(n: int, noun: str, plural: Optional[str] = None) -> str:
+    """``n`` and ``noun``, in the plural unless ``n`` is 1: ``1 record``, ``2 records``, ``0 indexes``."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def notice(message: str, out: Optional[TextIO] = None) -> None:
+    """Print a one-line progress note for people on stderr (stdout stays the command's output)."""
+    print(message, file=out or sys.stderr, flush=True)
+
+
 def print_table(headers: Sequence[str], rows: List[Sequence[Any]], out: Optional[TextIO] = None) -> None:
     """Print ``rows`` under ``headers``, columns aligned; numbers right-aligned."""
     out = out or sys.stdout

@@ -212,7 +212,11 @@ class IndexManager:
             if opened is None:
                 log.warning("index of collection %r disagrees with its records; rebuilding it", row.name)
         elif folder is not None and len(labels):
-            log.warning("collection %r has no usable saved index; rebuilding it from the records", row.name)
+            if _never_saved(folder):  # normal after a client that was not closed: nothing is wrong
+                log.info("collection %r has no saved index (normal when its client was not closed); "
+                         "building it from the records", row.name)
+            else:
+                log.warning("collection %r has no usable saved index; rebuilding it from the records", row.name)
         if opened is None:
             fresh = IMPLEMENTATION(params, row.dimension, capacity=max(len(labels), 16))
             opened = fresh, -1, read_tail(self.store, row.id, row.dimension, -1), 0
@@ -464,6 +468,19 @@ def _abandon(jobs: Dict[str, "_IndexJob"], catchups: Dict[str, CatchUp]) -> None
     for job in list(jobs.values()):
         job.cancel()
     stop_all(catchups)
+
+
+def _never_saved(folder: str) -> bool:
+    """Whether the index folder holds no saved file at all (absent, empty, or only the ``.tmp``
+    files of a first save cut short before its renames): the index was never saved, which is
+    normal, not damage. A saved file that is unusable makes :meth:`VectorIndex.load` warn."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return all(name.endswith(".tmp") for name in names)
 
 
 def _save_due(unsaved: int, count: int) -> bool:
