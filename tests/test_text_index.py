@@ -1,6 +1,7 @@
-"""The full-text index: BM25 scores equal Lucene's formula computed here independently, before
-and after updates and deletes, on every backend; statistics ignore deleted and document-less
-records and filters; the analyzer option persists; ``text:index: False``; damaged files."""
+"""The full-text index: BM25 scores equal Lucene's formula computed here independently (with
+each analyzer written here independently too), before and after updates and deletes, on every
+backend; statistics ignore deleted and document-less records and filters; the analyzer option
+persists; ``text:index: False``; damaged files."""
 
 from __future__ import annotations
 
@@ -19,27 +20,57 @@ from vectordb.errors import InvalidArgumentError, TextSearchUnavailableError
 K1, B = 1.2, 0.75
 
 
-def terms(text: str, stem: bool = False) -> List[str]:
-    """The default analyzer, written independently (a regex, not the engine's translate table)."""
-    found = re.findall(r"[^\W_]+", text.lower())
-    if stem:
+def terms(text: str, analyzer: str = "identifiers") -> List[str]:
+    """The terms of ``text`` for ``analyzer``, written independently of the engine's code."""
+    found = re.findall(r"[^\W_]+", text.lower())  # default: a regex, not the engine's translate table
+    if analyzer == "english":
         import Stemmer
 
         found = Stemmer.Stemmer("english").stemWords(found)
+    elif analyzer == "identifiers":
+        for chunk in re.findall(r"[\w.\-]+", text):  # \w: letters, digits and "_"
+            found += wholes(chunk) + [h.lower() for run in re.findall(r"[^\W_]+", chunk) for h in humps(run)]
     return found
 
 
+def wholes(chunk: str) -> List[str]:
+    """The identifiers with parts in ``chunk`` (letters, digits, ``_ . -``), lowercased: runs of
+    letters and digits joined by underscores or by one dot or hyphen; any other joiner splits."""
+    out, current = [], []
+    for piece in re.findall(r"[^\W_]+|[_.\-]+", chunk):
+        if piece[0].isalnum():
+            current.append(piece)
+        elif current and (set(piece) == {"_"} or piece in (".", "-")) and current[-1][0].isalnum():
+            current.append(piece)
+        else:
+            out.append(current)
+            current = []
+    out.append(current)
+    for ident in out:
+        while ident and not ident[-1][0].isalnum():  # a trailing joiner joins nothing
+            ident.pop()
+    return ["".join(ident).lower() for ident in out if len(ident) > 1]
+
+
+def humps(run: str) -> List[str]:
+    """The camelCase humps of a run of letters and digits (none unless it has two or more)."""
+    cuts = [i for i in range(1, len(run))
+            if run[i].isupper() and (run[i - 1].islower() or run[i + 1: i + 2].islower())]
+    bounds = [0] + cuts + [len(run)]
+    return [run[a:b] for a, b in zip(bounds, bounds[1:])] if cuts else []
+
+
 def oracle(docs: Dict[str, Optional[str]], query: str, allowed: Optional[set] = None,
-           stem: bool = False) -> List[Tuple[str, float]]:
+           analyzer: str = "identifiers") -> List[Tuple[str, float]]:
     """Lucene 8+ BM25 over the live documents (``docs``: id -> document or None), best first, ties by id."""
-    analysed = {i: Counter(terms(d, stem)) for i, d in docs.items() if d is not None}
+    analysed = {i: Counter(terms(d, analyzer)) for i, d in docs.items() if d is not None}
     n = len(analysed)
     avgdl = sum(sum(c.values()) for c in analysed.values()) / n if n else 0.0
     out = []
     for i, counts in analysed.items():
         dl = sum(counts.values())
         score, hit = 0.0, False
-        for t in terms(query, stem):  # a repeated query term counts once per occurrence
+        for t in terms(query, analyzer):  # a repeated query term counts once per occurrence
             tf = counts.get(t, 0)
             if not tf:
                 continue
@@ -67,9 +98,11 @@ DOCS = {
     "f": "",
     "g": None,
     "h": "lazy afternoon, quick nap",
+    "i": "Call os.path.join(max_batch_size) or getElementById; HTTPServer v2.1.0 fixed ERR_2000.",
 }
 QUERIES = ["quick dog", "fox", "err_1042", "ERR 1042 connection", "dog dog fox", "café ünïcode 数据库",
-           "nothing-matches-this", "the", "lazy quick brown"]
+           "nothing-matches-this", "the", "lazy quick brown", "os.path.join", "getElementById v2.1.0",
+           "ERR_1042 on save", "http server batch", "Ünïcode_wörds"]
 
 
 def vec(i: int) -> List[float]:
@@ -82,13 +115,16 @@ def fill(col, docs: Dict[str, Optional[str]]) -> None:
             metadatas=[{"i": k, "even": k % 2 == 0} for k in range(len(ids))])
 
 
+@pytest.mark.parametrize("analyzer", ["identifiers", "default"])
 @pytest.mark.parametrize("backend", ["memory", "disk", "http"])
-def test_scores_equal_lucene_bm25_before_and_after_changes(clients, backend):
-    col = clients(backend).create_collection(f"bm25-{backend}", embedding_function=None)
+def test_scores_equal_lucene_bm25_before_and_after_changes(clients, backend, analyzer):
+    """``identifiers`` is a new collection's analyzer when none is named; ``default`` is named."""
+    metadata = None if analyzer == "identifiers" else {"text:analyzer": analyzer}
+    col = clients(backend).create_collection(f"bm25-{backend}-{analyzer}", metadata=metadata, embedding_function=None)
     docs = dict(DOCS)
     fill(col, docs)
     for q in QUERIES:
-        assert_matches(col.query(query_texts=q, mode="text", n_results=10), oracle(docs, q), 10)
+        assert_matches(col.query(query_texts=q, mode="text", n_results=10), oracle(docs, q, analyzer=analyzer), 10)
     col.update(ids=["a", "c"], documents=["dog dog dog", None if False else "ERR_1042 again"],
                embeddings=[vec(20), vec(21)])
     col.upsert(ids=["e", "z"], documents=["quick fox", "zebra quick quick"], embeddings=[vec(22), vec(23)])
@@ -96,10 +132,10 @@ def test_scores_equal_lucene_bm25_before_and_after_changes(clients, backend):
     docs.update({"a": "dog dog dog", "c": "ERR_1042 again", "e": "quick fox", "z": "zebra quick quick"})
     del docs["b"], docs["h"]
     for q in QUERIES:
-        assert_matches(col.query(query_texts=q, mode="text", n_results=10), oracle(docs, q), 10)
+        assert_matches(col.query(query_texts=q, mode="text", n_results=10), oracle(docs, q, analyzer=analyzer), 10)
     # n_results cuts the ranking; several texts at once give one list each
     many = col.query(query_texts=["quick", "fox"], mode="text", n_results=2)
-    assert many["ids"] == [[i for i, _ in oracle(docs, "quick")[:2]], [i for i, _ in oracle(docs, "fox")[:2]]]
+    assert many["ids"] == [[i for i, _ in oracle(docs, q, analyzer=analyzer)[:2]] for q in ("quick", "fox")]
     assert many["distances"] is None and many["included"] == ["metadatas", "documents", "scores"]
 
 
@@ -155,14 +191,14 @@ def test_english_analyzer_is_kept_across_reopen(tmp_path):
     with vectordb.PersistentClient(path) as client:
         col = client.create_collection("stems", metadata={"text:analyzer": "english"}, embedding_function=None)
         fill(col, docs)
-        assert_matches(col.query(query_texts="runs", mode="text"), oracle(docs, "runs", stem=True), 10)
+        assert_matches(col.query(query_texts="runs", mode="text"), oracle(docs, "runs", analyzer="english"), 10)
         plain = client.create_collection("plain", embedding_function=None)
         fill(plain, docs)
         assert plain.query(query_texts="runs", mode="text")["ids"] == [[]]
     with vectordb.PersistentClient(path) as client:
         col = client.get_collection("stems", embedding_function=None)
         assert col.metadata["text:analyzer"] == "english"
-        assert_matches(col.query(query_texts="runs", mode="text"), oracle(docs, "runs", stem=True), 10)
+        assert_matches(col.query(query_texts="runs", mode="text"), oracle(docs, "runs", analyzer="english"), 10)
         with pytest.raises(InvalidArgumentError, match="text:analyzer"):
             col.modify(metadata={"text:analyzer": "default"})
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Optional
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from vectordb.text import textfile
 from vectordb.text.analyzer import analyzer
 from vectordb.text.bm25 import TextIndex
 from vectordb.types import CheckReport, Problem
-from vectordb.validation import TEXT_ANALYZER_KEY, TEXT_INDEX_KEY
+from vectordb.validation import DEFAULT_TEXT_ANALYZER, LEGACY_TEXT_ANALYZER, TEXT_ANALYZER_KEY, TEXT_INDEX_KEY
 
 log = logging.getLogger("vectordb")
 
@@ -54,8 +54,27 @@ def text_enabled(row: CollectionRow) -> bool:
 
 
 def analyzer_name(row: CollectionRow) -> str:
-    """The collection's analyzer (``text:analyzer``, default ``default``)."""
-    return str((row.metadata or {}).get(TEXT_ANALYZER_KEY, "default"))
+    """The collection's analyzer: the one the catalog recorded at its creation, else (a
+    collection made before the catalog recorded analyzers) its ``text:analyzer``, else
+    ``default``, the analyzer it has always been indexed with."""
+    if row.text_analyzer is not None:
+        return row.text_analyzer
+    return str((row.metadata or {}).get(TEXT_ANALYZER_KEY, LEGACY_TEXT_ANALYZER))
+
+
+def new_analyzer_name(metadata: Optional[Dict[str, Any]]) -> str:
+    """The analyzer a collection created with ``metadata`` gets, for the catalog to record:
+    its ``text:analyzer``, else :data:`~vectordb.validation.DEFAULT_TEXT_ANALYZER`.
+
+    Raises MissingDependencyError when the collection keeps a text index and the analyzer
+    needs a package that is not installed (``english``: PyStemmer), so that no collection is
+    created whose text queries could only fail.
+    """
+    meta = metadata or {}
+    name = str(meta.get(TEXT_ANALYZER_KEY, DEFAULT_TEXT_ANALYZER))
+    if meta.get(TEXT_INDEX_KEY, True):
+        analyzer(name)
+    return name
 
 
 class TextIndexes:

@@ -16,6 +16,13 @@ Tables:
   session (a temporary table), so filters read it alike.
 - ``tombstones``: labels deleted after the index was last saved, so that an older
   index file can be caught up.
+- ``store_info``: facts as keys and values: ``schema`` (the schema's version), and
+  ``text_analyzer:<collection id>``, the text analyzer each collection was created with.
+  Rows here rather than a column of ``collections`` (an older vectordb still inserts its
+  ten values there) or a table of their own (a store would grow by a whole block for
+  them). A collection without such a row was made before they were recorded, or by an
+  older vectordb: it keeps the analyzer it was indexed with
+  (:func:`vectordb.engine.textindexes.analyzer_name`).
 
 Every write method runs as one transaction. All SQL is fixed text; user values are
 parameters, and batches are passed to DuckDB as registered numpy columns. Every method
@@ -52,6 +59,8 @@ __all__ = ["DB_FILE", "CollectionRow", "RecordBatch", "Store", "value_column"]
 _LISTS_TABLE = """CREATE {temp}TABLE IF NOT EXISTS metadata_lists (
         collection_id VARCHAR, label BIGINT, key VARCHAR,
         str_value VARCHAR, int_value BIGINT, float_value DOUBLE, bool_value BOOLEAN)"""
+_ANALYZER_KEY = "text_analyzer:"
+"""The ``store_info`` key of a collection's text analyzer, before the collection's id."""
 METADATA_TABLES = ("metadata", "metadata_lists")
 """The tables of typed metadata rows (scalars, list items), written and deleted together."""
 _SCHEMA = [
@@ -84,6 +93,9 @@ class CollectionRow:
     next_label: int
     seq: int
     position: int
+    text_analyzer: Optional[str] = None
+    """The text analyzer recorded at creation; None for a collection made before analyzers
+    were recorded, or by an older vectordb."""
 
 
 @dataclass
@@ -203,30 +215,19 @@ class Store:
     @_guarded("reading the catalog")
     def collections(self) -> List[CollectionRow]:
         """Every collection, in creation order."""
-        rows = self.con.execute(
-            "SELECT id, name, metadata, metric, dimension, ef_name, ef_config, next_label, seq, position "
-            "FROM collections ORDER BY position"
-        ).fetchall()
+        rows = self.con.execute(_CATALOG + " ORDER BY c.position").fetchall()
         return [_collection_row(r) for r in rows]
 
     @_guarded("reading the catalog")
     def collection_by_name(self, name: str) -> Optional[CollectionRow]:
         """The collection called ``name``, or None."""
-        rows = self.con.execute(
-            "SELECT id, name, metadata, metric, dimension, ef_name, ef_config, next_label, seq, position "
-            "FROM collections WHERE name = ?",
-            [name],
-        ).fetchall()
+        rows = self.con.execute(_CATALOG + " WHERE c.name = ?", [name]).fetchall()
         return _collection_row(rows[0]) if rows else None
 
     @_guarded("reading the catalog")
     def collection_by_id(self, collection_id: str) -> Optional[CollectionRow]:
         """The collection with this id, or None (it was deleted)."""
-        rows = self.con.execute(
-            "SELECT id, name, metadata, metric, dimension, ef_name, ef_config, next_label, seq, position "
-            "FROM collections WHERE id = ?",
-            [collection_id],
-        ).fetchall()
+        rows = self.con.execute(_CATALOG + " WHERE c.id = ?", [collection_id]).fetchall()
         return _collection_row(rows[0]) if rows else None
 
     @_guarded("creating a collection")
@@ -240,6 +241,8 @@ class Store:
                 [row.id, row.name, _json(row.metadata), row.metric, row.dimension, row.ef_name,
                  _json(row.ef_config), row.next_label, row.seq, row.position],
             )
+            if row.text_analyzer is not None:
+                self.con.execute("INSERT INTO store_info VALUES (?, ?)", [_ANALYZER_KEY + row.id, row.text_analyzer])
         return row
 
     @_guarded("changing a collection")
@@ -261,6 +264,7 @@ class Store:
         with self._transaction("deleting a collection", self._collection_count_is(collection_id, 0)):
             for table in ("records", *METADATA_TABLES, "tombstones"):
                 self.con.execute(f"DELETE FROM {table} WHERE collection_id = ?", [collection_id])
+            self.con.execute("DELETE FROM store_info WHERE key = ?", [_ANALYZER_KEY + collection_id])
             self.con.execute("DELETE FROM collections WHERE id = ?", [collection_id])
 
     # -- reads --------------------------------------------------------------
@@ -552,10 +556,17 @@ def _arrow_chunk(batch: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     return labels, seqs, data.view("<f4").reshape(len(blobs), -1)
 
 
+_CATALOG = (
+    "SELECT c.id, c.name, c.metadata, c.metric, c.dimension, c.ef_name, c.ef_config, c.next_label, c.seq, "
+    f"c.position, a.value FROM collections c LEFT JOIN store_info a ON a.key = '{_ANALYZER_KEY}' || c.id"
+)
+"""The catalog's rows, each with its collection's recorded analyzer (NULL when none)."""
+
+
 def _collection_row(r: Tuple) -> CollectionRow:
     return CollectionRow(
         id=r[0], name=r[1], metadata=_unjson(r[2]), metric=r[3], dimension=r[4], ef_name=r[5],
-        ef_config=_unjson(r[6]), next_label=int(r[7]), seq=int(r[8]), position=int(r[9]),
+        ef_config=_unjson(r[6]), next_label=int(r[7]), seq=int(r[8]), position=int(r[9]), text_analyzer=r[10],
     )
 
 
