@@ -1,7 +1,9 @@
 """The FastAPI app of ``vectordb serve``: one persistent store behind a REST API.
 
 Routes live under ``/api/v1``; the API is documented at ``/docs`` (OpenAPI at
-``/openapi.json``). The server never embeds: clients (``vectordb.HttpClient``) embed
+``/openapi.json``). Chroma's HTTP API v2 is served beside it under ``/api/v2``
+(:mod:`vectordb.server.chroma_v2`), over the same client, so that Chroma's own clients
+work too. The server never embeds: clients (``vectordb.HttpClient``) embed
 with the collection's function and send vectors, and the function's name and config
 are persisted so that every client rebuilds the same one. Errors are answered as
 ``{"error": code, "message": text}`` with the status of the error class in
@@ -33,7 +35,9 @@ from vectordb.client import DEFAULT, Client
 from vectordb.collection import Collection
 from vectordb.embedding_functions.base import UnavailableEmbeddingFunction, describe
 from vectordb.errors import InvalidArgumentError, ResetDisabledError, VectorDBError, collection_not_found
-from vectordb.server.middleware import BearerAuth, BodyLimit
+from vectordb.server.chroma_auth import ChromaTokenAuth
+from vectordb.server.chroma_v2 import chroma_router
+from vectordb.server.middleware import BodyLimit
 from vectordb.validation import TEXT_QUERY_INCLUDE
 from vectordb.server.schemas import (
     CheckStore,
@@ -307,7 +311,8 @@ def create_app(
 
     Args:
         client: the store to serve (usually a PersistentClient).
-        auth_token: when set, every request needs ``Authorization: Bearer <auth_token>``.
+        auth_token: when set, every request needs ``Authorization: Bearer <auth_token>``
+            (on Chroma's ``/api/v2`` routes ``X-Chroma-Token: <auth_token>`` does too).
         max_body_mb: larger request bodies are refused with 413.
         close_client: close ``client`` when the app shuts down.
     """
@@ -362,8 +367,9 @@ def create_app(
     _collection_routes(router, client, collections)
     _record_routes(router, collections)
     app.include_router(router)
+    app.include_router(chroma_router(client, max_body_mb, forget=collections.forget, forget_all=collections.clear))
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=int(max_body_mb * 2**20))
     if auth_token:
-        app.add_middleware(BearerAuth, token=auth_token)
+        app.add_middleware(ChromaTokenAuth, token=auth_token)
     return app
