@@ -82,7 +82,8 @@ def interpreter(system: str, opts: Options) -> Tuple[Optional[str], str]:
     else:
         python = sys.executable
     probe = {"vectordb": "import vectordb; vectordb.PersistentClient",
-             "vectordb-milvus": "import vectordb, pymilvus, milvus_lite; vectordb.MilvusClient"}.get(system, f"import {system}")
+             "vectordb-milvus": "import vectordb, pymilvus, milvus_lite; vectordb.MilvusClient",
+             "vectordb-milvus-server": "import vectordb, pymilvus; vectordb.MilvusClient"}.get(system, f"import {system}")
     proc = run_python(python, ["-c", probe])
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -150,7 +151,8 @@ def benchmark_system(system: str, python: str, data_dir: Path, work: Path, opts:
         result[key]["recall"] = data.recall_at_k(result[key].pop("rows"), want, 10)
     log(f"{system}: cold open + first query, {opts.repeats} fresh processes")
     result["cold"] = cold_open(python, system, store, data_dir / "cold_query.json", opts.repeats)
-    result["import_s"] = import_seconds(python, "vectordb" if system == "vectordb-milvus" else system, opts.repeats)
+    module = "vectordb" if system.startswith("vectordb-milvus") else system
+    result["import_s"] = import_seconds(python, module, opts.repeats)
     shutil.rmtree(store, ignore_errors=True)
     return result
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-NAMES = ("vectordb", "vectordb-milvus", "hnswlib", "chromadb")
+NAMES = ("vectordb", "vectordb-milvus", "vectordb-milvus-server", "hnswlib", "chromadb")
 
 
 def load(name: str) -> ModuleType:
@@ -20,6 +20,8 @@ def load(name: str) -> ModuleType:
         from benchmarks import sys_vectordb as module
     elif name == "vectordb-milvus":
         from benchmarks import sys_vectordb_milvus as module
+    elif name == "vectordb-milvus-server":
+        from benchmarks import sys_vectordb_milvus_server as module
     elif name == "hnswlib":
         from benchmarks import sys_hnswlib as module
     elif name == "chromadb":

@@ -2,12 +2,15 @@
 
 Nothing here runs anything: it parses Markdown (the README and docs/*.md) into fenced
 code blocks with their line numbers, relative links, and the anchors GitHub gives
-headings, and turns a block's claimed outputs (``print(x)  # [['1']]``) into checks.
+headings, tells which python blocks are written for Chroma's own client
+(``is_chroma_block``), and turns a block's claimed outputs (``print(x)  # [['1']]``,
+``console.log(x);  // [["1"]]``) into checks.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shlex
 from dataclasses import dataclass
@@ -17,10 +20,10 @@ from typing import Dict, List, Optional, Set, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
-LANGUAGES = {"python": "python", "bash": "bash", "text": "text"}
-"""The fence tags a page may use: ``python`` and ``bash`` blocks are run (or allow-listed),
-``text`` is shown as it is. An untagged or other fence is an error, so that no snippet
-escapes the test by its tag."""
+LANGUAGES = {"python": "python", "bash": "bash", "js": "js", "text": "text"}
+"""The fence tags a page may use: ``python``, ``bash`` and ``js`` blocks are run (or
+allow-listed), ``text`` is shown as it is. An untagged or other fence is an error, so that
+no snippet escapes the test by its tag."""
 
 _FENCE_OPEN = re.compile(r"^```(\S*)\s*$")
 _FENCE_CLOSE = re.compile(r"^```\s*$")
@@ -30,6 +33,7 @@ _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
 _PRINT_CLAIM = re.compile(r"^(?P<indent>\s*)print\((?P<expr>.*)\)\s*#\s*(?P<claim>\S.*?)\s*$")
 _TRAILING_COMMENT = re.compile(r"\s+#\s.*$")
+_LOG_CLAIM = re.compile(r"^(?P<indent>\s*)console\.log\((?P<expr>.*)\);?\s*//\s*(?P<claim>\S.*?)\s*$")
 
 
 def pages() -> List[Path]:
@@ -151,6 +155,49 @@ def with_checked_prints(code: str, checker: str) -> str:
             line = f"{claim.group('indent')}{checker}(({claim.group('expr')}), {claim.group('claim')!r}, {number})"
         out.append(line)
     return "\n".join(out) + "\n"
+
+
+def with_checked_logs(code: str, checker: str) -> str:
+    """The JavaScript counterpart of :func:`with_checked_prints`: each one-line
+    ``console.log(expr);  // claim`` whose claim is JSON becomes ``checker(expr, "claim", line);``."""
+    out = []
+    for number, line in enumerate(code.splitlines(), start=1):
+        claim = _LOG_CLAIM.match(line)
+        if claim and _is_json(claim.group("claim")):
+            line = f"{claim.group('indent')}{checker}(({claim.group('expr')}), {json.dumps(claim.group('claim'))}, {number});"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def first_import(code: str) -> Optional[str]:
+    """The module the first ``import`` / ``from ... import`` of ``code`` names (in source
+    order, at any depth), or None if it has none or does not parse."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    imports = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    if not imports:
+        return None
+    first = min(imports, key=lambda node: (node.lineno, node.col_offset))
+    if isinstance(first, ast.Import):
+        return first.names[0].name
+    return ("." * first.level) + (first.module or "")
+
+
+def is_chroma_block(block: Block) -> bool:
+    """A ``python`` block written for Chroma's own client: its first import is ``import
+    chromadb`` or ``from chromadb...`` (it runs under the Chroma oracle's python)."""
+    module = first_import(block.code) if block.language == "python" else None
+    return module is not None and (module == "chromadb" or module.startswith("chromadb."))
 
 
 def _is_literal(text: str) -> bool:

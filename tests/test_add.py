@@ -43,6 +43,8 @@ def test_add_single_items(collection):
         "metadatas": [{"k": "v"}],
         "documents": ["doc a"],
         "included": ALL,
+        "uris": None,
+        "data": None,
     }
 
 

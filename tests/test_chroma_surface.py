@@ -64,6 +64,15 @@ def test_configuration_defaults_and_metadata_spelling(client):
     assert ignored.metadata is None and ignored.configuration["hnsw"]["space"] == "l2"
 
 
+def test_spann_configuration_is_taken_as_chromas_single_node_takes_it(client):
+    col = client.create_collection("spann", configuration={"spann": {"space": "ip", "search_nprobe": 8, "ef_search": 9}},
+                                   embedding_function=None)
+    assert col.configuration["hnsw"]["space"] == "ip" and col.configuration["spann"] is None  # an HNSW index
+    assert col.configuration["hnsw"]["ef_search"] == 50  # the other SPANN settings have no effect
+    plain = client.create_collection("spann2", configuration={"spann": {"write_nprobe": 4}}, embedding_function=None)
+    assert plain.configuration["hnsw"]["space"] == "l2"
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -75,7 +84,9 @@ def test_configuration_defaults_and_metadata_spelling(client):
         (dict(configuration={"hnsw": {"ef_search": "7"}}), r"ef_search'\]: expected a positive int"),
         (dict(configuration={"hnsw": {"foo": 1}}), r"configuration\['hnsw'\]\['foo'\]: unknown setting"),
         (dict(configuration={"hnsw": []}), r"configuration\['hnsw'\]: expected a dict"),
-        (dict(configuration={"spann": {"space": "l2"}}), r"configuration\['spann'\]: vectordb has HNSW indexes only"),
+        (dict(configuration={"spann": {"space": "l2"}, "hnsw": {}}), r"configuration: give 'hnsw' or 'spann', not both"),
+        (dict(configuration={"spann": {"nprobe": 2}}), r"configuration\['spann'\]\['nprobe'\]: unknown setting"),
+        (dict(configuration={"spann": {"space": "dot"}}), r"configuration\['spann'\]\['space'\]: expected one of"),
         (dict(configuration={"bogus": {}}), r"configuration: unknown key 'bogus'"),
         (dict(configuration="cosine"), r"configuration: expected a dict, got str"),
     ],
@@ -163,7 +174,7 @@ def test_delete_limit_takes_the_first_matches(filled):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(ids=["r1"], limit=1), "limit needs where or where_document"),
+        (dict(ids=["r1"], limit=1), "limit can only be specified when where or where_document is given"),
         (dict(limit=1), "give ids, where or where_document"),
         (dict(where={"even": True}, limit=-1), r"limit: expected an int >= 0"),
         (dict(where={"even": True}, limit="2"), r"limit: expected an int >= 0"),
@@ -184,8 +195,9 @@ def test_query_ids_restricts_the_candidates(filled):
     assert both["ids"] == [["r4", "r6"], ["r6", "r4"]]
     assert filled.query(query_embeddings=[0.0, 1.0], ids="r9", include=[])["ids"] == [["r9"]]
     assert filled.query(query_embeddings=[0.0, 1.0], ids=["missing"], include=[])["ids"] == [[]]
+    assert filled.query(query_embeddings=[[0.0, 1.0]] * 2, ids=[], include=[])["ids"] == [[], []]  # as Chroma: none
     with pytest.raises(InvalidArgumentError, match=r"ids: expected at least one id"):
-        filled.query(query_embeddings=[0.0, 1.0], ids=[])
+        filled.get(ids=[])  # as Chroma, which refuses an empty list here
 
 
 # -- the client ---------------------------------------------------------------------
@@ -315,3 +327,111 @@ def test_set_tenant_and_database_refuse_others():
             client.set_tenant("acme")
         with pytest.raises(InvalidArgumentError, match="database"):
             client.set_database("other")
+
+
+# -- second round: results, handles, errors and defaults in Chroma's shape -------------
+
+
+def test_results_carry_uris_and_data_as_none(filled):
+    got = filled.get(ids=["r1"])
+    assert got["uris"] is None and got["data"] is None and "uris" not in got["included"]
+    assert filled.peek(1)["uris"] is None
+    found = filled.query(query_embeddings=[1.0, 1.0], n_results=1)
+    assert found["uris"] is None and found["data"] is None
+
+
+def test_results_of_text_queries_carry_uris_and_data(local_client):
+    col = local_client.create_collection("texts", embedding_function=None)
+    col.add(ids=["a"], embeddings=[[1.0, 0.0]], documents=["a cat"])
+    found = col.query(query_texts=["cat"], mode="text", n_results=1)
+    assert found["ids"] == [["a"]] and found["uris"] is None and found["data"] is None
+
+
+def test_a_handle_to_a_deleted_collection_has_chromas_words(client):
+    col = client.create_collection("gone", embedding_function=None)
+    client.delete_collection("gone")
+    for call in (col.count, lambda: col.add(ids="a", embeddings=[1.0]), lambda: col.get(), lambda: col.modify(name="new")):
+        with pytest.raises(vectordb.errors.NotFoundError, match=r"^Collection \[.+\] does not exist"):
+            call()  # the name (over HTTP the server names it by its id)
+
+
+def test_error_message_is_a_string_that_may_be_called(client):
+    with pytest.raises(CollectionNotFoundError) as err:
+        client.get_collection("missing")
+    assert err.value.message == "Collection [missing] does not exist" == err.value.message()  # Chroma calls it
+    assert isinstance(err.value.message, str)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda c: c.add(ids=[1], embeddings=[[1.0, 0.0]]), r"ids\[0\]: expected str, got int 1 \(an ID is a string\)"),
+    (lambda c: c.get(where_document={"$lt": 2}), r"unknown operator '\$lt' \(a where document takes one of"),
+    (lambda c: c.get(where_document={"$contains": 2}), r"expected a string, got int 2 \(where document operators"),
+])
+def test_messages_in_chromas_shape(collection, call, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        call(collection)
+
+
+def test_empty_collection_metadata_is_refused_as_in_chroma(client):
+    for call in (lambda: client.create_collection("empty", metadata={}),
+                 lambda: client.get_or_create_collection("empty", metadata={})):
+        with pytest.raises(InvalidArgumentError, match=r"metadata: expected a non-empty dict or None, got \{\}"):
+            call()
+    assert client.count_collections() == 0
+    col = client.create_collection("cleared", metadata={"a": 1}, embedding_function=None)
+    col.modify(metadata={})  # vectordb's way to clear it, kept
+    assert col.metadata is None
+
+
+def test_get_model_in_chromas_shape(client):
+    col = client.create_collection("model", metadata={"k": "v"}, embedding_function=None)
+    col.add(ids="a", embeddings=[1.0, 2.0])
+    model = col.get_model()
+    assert model["version"] == 0 and model.log_position == 0  # keys read as attributes too, as in Chroma
+    assert (model["id"], model["name"], model["metadata"], model["dimension"]) == (col.id, "model", {"k": "v"}, 2)
+    assert model.configuration_json["hnsw"]["space"] == "l2" and "embedding_function" not in model["configuration_json"]
+    with pytest.raises(AttributeError, match="no field 'nope'"):
+        model.nope
+    assert (model["tenant"], model["database"]) == ("default_tenant", "default_database")
+
+
+def test_chroma_settings_fields_not_given_read_as_none():
+    settings = Settings(chroma_server_host="x")
+    assert settings.chroma_server_host == "x" and settings.chroma_api_impl is None and settings.migrations is None
+    with pytest.raises(AttributeError, match="no field 'allow_rest'"):
+        settings.allow_rest
+    vectordb.Client.clear_system_cache()  # Chroma's class method: nothing to clear here
+
+
+def test_get_or_create_survives_concurrent_deletes(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with vectordb.PersistentClient(str(tmp_path)) as client:
+        def churn(i: int) -> None:
+            assert client.get_or_create_collection("churn", embedding_function=None).name == "churn"
+            if i % 2 == 0:
+                try:
+                    client.delete_collection("churn")
+                except CollectionNotFoundError:
+                    pass
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(churn, range(64)))  # as Chroma's test_multithreaded_get_or_create: no error escapes
+
+
+def test_persistent_client_defaults_to_chromas_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with vectordb.PersistentClient() as client:
+        assert client.path == str(tmp_path / "chroma")
+        client.create_collection("kept", embedding_function=None)
+    assert (tmp_path / "chroma" / "vectordb.duckdb").is_file()
+
+
+def test_persistent_client_without_path_keeps_opening_an_old_default_store(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    with vectordb.PersistentClient("./vectordb_data") as client:  # made when that was the default
+        client.create_collection("old", embedding_function=None)
+    with vectordb.PersistentClient() as client:
+        assert client.path == str(tmp_path / "vectordb_data")
+        assert [c.name for c in client.list_collections()] == ["old"]
+    assert "the old default" in caplog.text and not (tmp_path / "chroma").exists()

@@ -138,10 +138,15 @@ def test_collection_embeds_queries_with_the_query_instruction(model_dir: str) ->
 
     fn = InstructorEmbeddingFunction(model_name=model_dir, instruction=INSTRUCTION, query_instruction="Q:")
     collection = vectordb.Client().create_collection("titles", embedding_function=fn)
+    assert collection.configuration["hnsw"]["space"] == "cosine"  # the function's default_space(), as in Chroma
     collection.add(ids=["a", "b"], documents=TEXTS[:2])
     result = collection.query(query_texts=["proteins fold"], n_results=2, include=["distances"])
     query, docs = fn.embed_query(["proteins fold"])[0], fn(TEXTS[:2])
     assert not np.allclose(query, fn(["proteins fold"])[0], atol=1e-3)
-    expected = {id_: float(((query - docs[i]) ** 2).sum()) for i, id_ in enumerate(["a", "b"])}
+
+    def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
+        return 1.0 - float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    expected = {id_: cosine_distance(query, docs[i]) for i, id_ in enumerate(["a", "b"])}
     for id_, distance in zip(result["ids"][0], result["distances"][0]):
         assert distance == pytest.approx(expected[id_], rel=1e-4)

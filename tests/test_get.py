@@ -116,7 +116,7 @@ def test_get_bad_include(filled, include):
 
 
 def test_get_result_keys(filled):
-    assert set(filled.get()) == {"ids", "embeddings", "metadatas", "documents", "included"}
+    assert set(filled.get()) == {"ids", "embeddings", "metadatas", "documents", "included", "uris", "data"}
 
 
 def test_get_empty_collection(collection):

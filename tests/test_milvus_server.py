@@ -7,6 +7,7 @@ The server is started once for the module and killed for real in the last tests.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -19,8 +20,10 @@ import pytest
 
 import vectordb
 from conftest import in_new_process
-from vectordb.errors import BackendError, ServerUnreachableError
+from vectordb.errors import BackendError, InvalidArgumentError, ServerUnreachableError
 from vectordb.milvus import expressions as x
+from vectordb.milvus import features, layout
+from vectordb.milvus.layout import Layout
 
 HOSTILE = ['a"b', "a'b", "back\\slash", 'x"] or true or ["', "line\nbreak", "tab\t", "{p0}", "ünï😀", "", "%_\\%"]
 
@@ -142,6 +145,65 @@ def test_a_collection_dropped_behind_vectordbs_back_is_a_typed_error(server):
         report = client.check()
         assert not report.ok and "dropped" in report.problems[0].what
         client.delete_collection("dropped")
+
+
+def test_server_versions_decide_the_encoding():
+    assert features.parse_version("v2.3.5-lite") == ("milvus", (2, 3, 5))  # the milvus package's 2.3 server
+    assert features.parse_version("milvus_lite-3.2.2") == ("milvus_lite", (3, 2, 2))
+    assert features.parse_version("Zilliz Cloud") is None
+    wanted = {"v2.3.5-lite": False, "v2.4.13": False, "v2.5.0": True, "2.6.1": True, "milvus_lite-3.2.2": True,
+              "milvus_lite-2.4.10": False, "": None, "unknown": None}
+    assert {text: features.nullable_by_version(text) for text in wanted} == wanted
+
+
+def test_layouts_keep_none_and_empty_apart():
+    flagged, strict = Layout(layout.FLAGGED), Layout(layout.STRICT)
+    for document, metadata in ((None, None), ("", None), ("d", {"k": 1})):
+        row = flagged.row("a", 1, [0.0], document, metadata)
+        assert (flagged.document(row), flagged.metadata(row)) == (document, metadata)
+        assert row["has_doc"] is (document is not None) and row["doc"] == (document or "")
+        assert row["metadata"] == (x.encode_metadata(metadata) or {})  # no NULLs: nothing is nullable
+    assert layout.layout_of([{"name": "doc", "nullable": True}]).kind == layout.NULLABLE
+    assert layout.layout_of([{"name": "doc"}, {"name": "has_doc"}]).kind == layout.FLAGGED
+    assert layout.layout_of([{"name": "doc"}]).kind == layout.STRICT
+    with pytest.raises(BackendError, match="needs a document"):
+        strict.row("a", 1, [0.0], None, None)
+
+
+def test_the_flagged_layout_reads_back_what_was_written(server):
+    """The encoding of servers without nullable fields (Milvus 2.3/2.4), forced on Milvus Lite."""
+    with vectordb.MilvusClient(server["uri"]) as client:
+        backend = client._backend
+        assert backend.features.nullable is True  # Milvus Lite 3.x has nullable fields ...
+        backend.features = dataclasses.replace(backend.features, nullable=False)  # ... taken away
+        col = client.create_collection("flagged", embedding_function=None)
+        col.add(ids=["a", "b", "c"], embeddings=[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]],
+                documents=[None, "", "cat"], metadatas=[None, {"k": 1}, None])
+        assert backend.layout("vdb_" + col.id.replace("-", "")).kind == layout.FLAGGED
+        got = col.get(include=["documents", "metadatas"])
+        assert got["documents"] == [None, "", "cat"] and got["metadatas"] == [None, {"k": 1}, None]
+        assert col.get(where_document={"$not_contains": "a"})["ids"] == ["a", "b"]
+        assert col.query(query_embeddings=[[1.0, 0.9]], n_results=2, where_document={"$contains": ""},
+                         include=["documents"])["documents"] == [["cat", ""]]
+        client.delete_collection("flagged")
+
+
+def test_an_unknown_version_is_probed_and_the_probe_leaves_nothing(server):
+    with vectordb.MilvusClient(server["uri"]) as client:
+        backend = client._backend
+        before = set(backend.client.list_collections())
+        assert features.probe_nullable(backend) is True
+        assert set(backend.client.list_collections()) == before
+
+
+def test_consistency_is_checked_and_strong_is_available(server):
+    with pytest.raises(InvalidArgumentError, match="consistency"):
+        vectordb.MilvusClient(server["uri"], consistency="bounded")
+    with vectordb.MilvusClient(server["uri"], consistency="strong") as client:
+        col = client.create_collection("strong-reads", embedding_function=None)
+        col.add(ids=["a"], embeddings=[[1.0, 2.0]])
+        assert client._backend.read_level == "Strong" and col.count() == 1
+        client.delete_collection("strong-reads")
 
 
 def test_a_killed_server_is_a_typed_error_naming_it(server):

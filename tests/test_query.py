@@ -89,7 +89,7 @@ def test_query_result_shape_and_fields(client):
     result = col.query(
         query_embeddings=vectors[2], n_results=2, include=["embeddings", "metadatas", "documents", "distances"]
     )
-    assert set(result) == {"ids", "distances", "embeddings", "metadatas", "documents", "included"}
+    assert set(result) == {"ids", "distances", "embeddings", "metadatas", "documents", "included", "uris", "data"}
     assert result["ids"][0][0] == "v2"
     assert result["distances"][0][0] == pytest.approx(0.0, abs=1e-5)
     assert result["metadatas"][0][0] == {"i": 2, "group": "even"}

@@ -11,7 +11,7 @@ The names ``chromadb`` exports at its top level that apply here are exported too
 so that a Chroma app moves over by changing its import.
 """
 
-from vectordb import embedding_functions, errors, utils
+from vectordb import api, embedding_functions, errors, utils
 from vectordb.client import Client, EphemeralClient, PersistentClient
 from vectordb.collection import Collection
 from vectordb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings
@@ -55,6 +55,7 @@ __all__ = [
     "Settings",
     "Where",
     "WhereDocument",
+    "api",
     "embedding_functions",
     "errors",
     "utils",

@@ -35,7 +35,11 @@ for the texts that need a vector, outside any lock it holds."""
 
 @dataclass(frozen=True)
 class CollectionInfo:
-    """A collection as its backend describes it."""
+    """A collection as its backend describes it.
+
+    ``metric`` is the distance metric its index was built with (the catalog's own
+    record); None where the backend does not say (then the metadata's ``hnsw:space``, or l2).
+    """
 
     id: str
     name: str
@@ -43,6 +47,7 @@ class CollectionInfo:
     dimension: Optional[int]
     ef_name: Optional[str]
     ef_config: Optional[Dict[str, Any]]
+    metric: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -107,9 +112,14 @@ class Backend(ABC):
 
     @abstractmethod
     def create_collection(
-        self, name: str, metadata: Optional[Dict[str, Any]], ef_name: Optional[str], ef_config: Optional[Dict[str, Any]]
+        self, name: str, metadata: Optional[Dict[str, Any]], ef_name: Optional[str], ef_config: Optional[Dict[str, Any]],
+        metric: Optional[str] = None,
     ) -> CollectionInfo:
-        """A new collection; CollectionExistsError if the name is taken."""
+        """A new collection; CollectionExistsError if the name is taken.
+
+        ``metric`` is its distance metric when the metadata sets none (the client passes its
+        embedding function's default space); None: the metadata's ``hnsw:space``, or l2.
+        """
         raise NotImplementedError
 
     @abstractmethod

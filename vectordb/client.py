@@ -15,6 +15,7 @@ The constructors take Chroma's ``settings``, ``tenant`` and ``database`` argumen
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from typing import Any, Dict, List, Optional
 
@@ -28,6 +29,7 @@ from vectordb.embedding_functions.base import describe
 from vectordb.embedding_functions.identity import conflict_message, default_function, rebuild_function, same_function
 from vectordb.engine.local import LocalBackend
 from vectordb.engine.shared import open_store
+from vectordb.persistence.database import DB_FILE
 from vectordb.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -47,6 +49,8 @@ class _Default:
 
 
 DEFAULT = _Default()
+GET_OR_CREATE_TRIES = 20
+"""How often ``get_or_create`` looks and creates again when other clients create and delete the name meanwhile."""
 
 
 class Client:
@@ -140,6 +144,11 @@ class Client:
         """
         return self._backend.max_batch_size()
 
+    @classmethod
+    def clear_system_cache(cls) -> None:
+        """Chroma's reset of its cache of shared systems; vectordb keeps none to clear (clients of
+        one folder share an engine only while one of them is open), so this does nothing."""
+
     def get_settings(self) -> Settings:
         """The settings the client was made with."""
         return self._settings
@@ -181,7 +190,11 @@ class Client:
         """A new collection; an existing name raises CollectionExistsError unless ``get_or_create``.
 
         ``embedding_function`` defaults to DefaultEmbeddingFunction (all-MiniLM-L6-v2);
-        None makes a collection that only takes explicit embeddings. ``configuration``
+        None makes a collection that only takes explicit embeddings. The distance metric is
+        the ``hnsw:space`` of the metadata or the configuration, else the function's
+        ``default_space()`` as in Chroma 1.x (cosine for the hosted and Sentence Transformers
+        functions, l2 for the default one), else l2 (see :func:`default_space`); it is fixed
+        at creation and not written into the metadata. ``configuration``
         (Chroma 1.x: ``{"hnsw": {"space", "ef_construction", "ef_search", "max_neighbors"}}``)
         sets the index as the ``hnsw:*`` metadata does (:mod:`vectordb.configuration`); a
         setting given both ways with different values raises InvalidArgumentError. With
@@ -190,22 +203,29 @@ class Client:
         collection gives a handle without a function (you pass embeddings), never a conflict.
         """
         v.validate_collection_name(name)
+        if isinstance(metadata, dict) and not metadata:
+            raise InvalidArgumentError("metadata: expected a non-empty dict or None, got {} (as in Chroma; "
+                                       "pass None for a collection without metadata)")
         metadata = with_configuration(v.validate_collection_metadata(metadata), configuration)
         embedding_function = function_in(configuration, embedding_function, DEFAULT)
-        if get_or_create:
-            existing = self._existing(name)
-            if existing is not None:
-                return self._collection(existing, embedding_function)
         function = default_function() if embedding_function is DEFAULT else embedding_function
         ef_name, ef_config = (None, None) if function is None else describe(function)
-        try:
-            info = self._backend.create_collection(name, metadata, ef_name, ef_config)
-        except CollectionExistsError:
+        space = default_space(function)
+        for _ in range(GET_OR_CREATE_TRIES if get_or_create else 1):
             existing = self._existing(name) if get_or_create else None
-            if existing is None:
-                raise
-            return self._collection(existing, embedding_function)  # created meanwhile by another client
-        return Collection(self._backend, info, function)
+            if existing is not None:
+                return self._collection(existing, embedding_function)
+            try:
+                info = self._backend.create_collection(name, metadata, ef_name, ef_config, space)
+            except CollectionExistsError:
+                if not get_or_create:
+                    raise
+                continue  # created meanwhile by another client (and perhaps deleted again): look again
+            return Collection(self._backend, info, function)
+        raise CollectionExistsError(
+            f"get_or_create_collection({name!r}): the collection was created and deleted concurrently "
+            f"{GET_OR_CREATE_TRIES} times while this call ran; try again"
+        )
 
     def _existing(self, name: str) -> Optional[CollectionInfo]:
         try:
@@ -276,6 +296,26 @@ class Client:
         return Collection(self._backend, info, passed)
 
 
+def default_space(function: Any) -> str:
+    """The distance metric a new collection of ``function`` gets when its metadata and configuration
+    name none, as in Chroma 1.x: the function's ``default_space()`` (cosine for the hosted and
+    Sentence Transformers functions, l2 for DefaultEmbeddingFunction), l2 for a function
+    without one and for no function.
+
+    Raises InvalidArgumentError when ``default_space()`` returns something other than l2, cosine or ip.
+    """
+    declared = getattr(function, "default_space", None)
+    if function is None or not callable(declared):
+        return "l2"
+    space = declared()
+    if space not in v.METRICS:
+        raise InvalidArgumentError(
+            f"embedding function {describe(function)[0]!r}: default_space() returned {space!r}, "
+            f"expected one of {', '.join(v.METRICS)}"
+        )
+    return str(space)
+
+
 def _check_name(name: Any) -> None:
     """A name to look up: a str of valid Unicode (any such name may be asked for; a missing one is not found)."""
     if not isinstance(name, str):
@@ -293,17 +333,37 @@ class PersistentClient(Client):
     process has open for writing, or the reverse, raises StoreLockedError).
     ``settings``, ``tenant`` and ``database`` are as for :class:`Client` (the path wins
     over ``settings.persist_directory``).
+
+    Without ``path`` the store is ``./chroma``, Chroma's default (see :func:`default_path`).
     """
 
     def __init__(
         self,
-        path: str = "./vectordb_data",
+        path: Any = None,
         settings: Optional[Settings] = None,
         tenant: str = DEFAULT_TENANT,
         database: str = DEFAULT_DATABASE,
         read_only: bool = False,
     ) -> None:
-        super().__init__(settings, tenant, database, path=path, read_only=read_only)
+        super().__init__(settings, tenant, database, path=default_path() if path is None else path,
+                         read_only=read_only)
+
+
+DEFAULT_PATH = "./chroma"
+"""Where ``PersistentClient()`` keeps its store when given no path: Chroma's default."""
+OLD_DEFAULT_PATH = "./vectordb_data"
+"""The default of vectordb before it took Chroma's."""
+
+
+def default_path() -> str:
+    """``./chroma``; but ``./vectordb_data`` (the old default) when it holds a store and ``./chroma``
+    does not exist, so that a store made by ``PersistentClient()`` before keeps opening (logged)."""
+    if not os.path.exists(DEFAULT_PATH) and os.path.isfile(os.path.join(OLD_DEFAULT_PATH, DB_FILE)):
+        log.warning("PersistentClient() without a path: opening the store at %s (the old default); new stores "
+                    "go to %s, Chroma's default. Pass path=%r to keep using it.", OLD_DEFAULT_PATH, DEFAULT_PATH,
+                    OLD_DEFAULT_PATH)
+        return OLD_DEFAULT_PATH
+    return DEFAULT_PATH
 
 
 def EphemeralClient(

@@ -17,12 +17,13 @@ import numpy as np
 
 from vectordb import validation as v
 from vectordb.backend import Backend, CollectionInfo, Write
+from vectordb.config import DEFAULT_DATABASE, DEFAULT_TENANT
 from vectordb.configuration import changed_configuration, configuration_of
 from vectordb.embedding_functions.base import embed_texts, missing_function_error
 from vectordb.errors import InvalidArgumentError, TextSearchUnavailableError
 from vectordb.filters import parse_filter
 from vectordb.text import fusion
-from vectordb.types import CompactResult, DeleteResult, GetResult, QueryResult
+from vectordb.types import CollectionModel, CompactResult, DeleteResult, GetResult, QueryResult
 
 DEFAULT_GET_INCLUDE = ["metadatas", "documents"]
 DEFAULT_QUERY_INCLUDE = ["metadatas", "documents", "distances"]
@@ -59,8 +60,12 @@ class Collection:
     def configuration(self) -> Dict[str, Any]:
         """The index settings and the embedding function, shaped as Chroma 1.x's ``Collection.configuration``:
         ``{"hnsw": {"space", "ef_construction", "ef_search", "max_neighbors"}, "spann": None,
-        "embedding_function": <the function or None>}`` (the ``hnsw:*`` metadata, defaults filled in)."""
-        return configuration_of(self.metadata, self.embedding_function)
+        "embedding_function": <the function or None>}`` (the ``hnsw:*`` metadata, defaults filled in;
+        the space is the one the index was built with, which may be the function's default space)."""
+        configuration = configuration_of(self.metadata, self.embedding_function)
+        if self._info.metric is not None:
+            configuration["hnsw"]["space"] = self._info.metric
+        return configuration
 
     @property
     def dimension(self) -> Optional[int]:
@@ -68,6 +73,17 @@ class Collection:
         if self._info.dimension is None:
             self._info = self._backend.collection(self.id, self.name)
         return self._info.dimension
+
+    def get_model(self) -> CollectionModel:
+        """The collection as Chroma's ``Collection.get_model()`` describes it (a dict whose keys also
+        read as attributes): ``id``,
+        ``name``, ``metadata``, ``dimension``, ``configuration_json`` (:attr:`configuration`
+        without the function object), ``tenant``, ``database``, and ``version`` and
+        ``log_position``, 0 (Chroma's counters of its compaction log, which vectordb has not)."""
+        configuration = {key: value for key, value in self.configuration.items() if key != "embedding_function"}
+        return CollectionModel(id=self.id, name=self.name, metadata=self.metadata, dimension=self.dimension,
+                               configuration_json=configuration, tenant=DEFAULT_TENANT, database=DEFAULT_DATABASE,
+                               version=0, log_position=0)
 
     def __repr__(self) -> str:
         return f"Collection(name={self.name!r}, id={self.id!r})"
@@ -147,7 +163,7 @@ class Collection:
             raise InvalidArgumentError("delete: give ids, where or where_document (deleting everything is refused)")
         limit = v.validate_optional_count(limit, "limit")
         if limit is not None and no_filter:
-            raise InvalidArgumentError("delete: limit needs where or where_document (as in Chroma)")
+            raise InvalidArgumentError("delete: limit can only be specified when where or where_document is given")
         id_list = None if ids is None else v.validate_ids(ids)
         parsed = parse_filter(where, where_document)
         return DeleteResult(deleted=self._backend.delete(self.id, self.name, id_list, parsed, limit))
@@ -184,7 +200,7 @@ class Collection:
         result = self._backend.get(self.id, self.name, id_list, parsed, limit, offset, fields)
         if result.get("embeddings") is not None:
             result["embeddings"] = _matrix(result["embeddings"])
-        return result
+        return _with_uris_and_data(result)
 
     def peek(self, limit: int = 10) -> GetResult:
         """The first ``limit`` records, with embeddings."""
@@ -205,7 +221,8 @@ class Collection:
 
         Give exactly one of ``query_embeddings`` and ``query_texts`` (embedded with the
         collection's function). Filters restrict the candidates, and so do ``ids`` (only
-        those records are searched; ids not stored are left out); when few records match,
+        those records are searched; ids not stored are left out; ``ids=[]`` matches none, as
+        in Chroma); when few records match,
         they are searched exactly, so filtered queries keep their recall.
 
         ``mode="text"`` ranks the documents by BM25 against ``query_texts`` instead;
@@ -221,7 +238,7 @@ class Collection:
         n_results = v.validate_positive_int(n_results, "n_results")
         if (query_embeddings is None) == (query_texts is None):
             raise InvalidArgumentError("query: give exactly one of query_embeddings and query_texts")
-        id_list = None if ids is None else v.validate_ids(ids, unique=False)
+        id_list = None if ids is None else v.validate_ids(ids, unique=False, allow_empty=True)
         parsed = parse_filter(where, where_document)
         if query_embeddings is not None:
             queries = v.validate_embeddings(query_embeddings, "query_embeddings")
@@ -237,7 +254,7 @@ class Collection:
         result = self._backend.query(self.id, self.name, queries, n_results, parsed, fields, id_list)
         if result.get("embeddings") is not None:
             result["embeddings"] = [_matrix(rows) for rows in result["embeddings"]]
-        return result
+        return _with_uris_and_data(result)
 
     def _query_text(
         self, mode: str, query_embeddings: Any, query_texts: Any, n_results: Any, where: Any, where_document: Any,
@@ -265,7 +282,7 @@ class Collection:
                 f"collection {self.name!r} has no text index (created with metadata {{{v.TEXT_INDEX_KEY!r}: False}}): "
                 f"mode={mode!r} needs one; query it with mode='vector'"
             )
-        id_list = None if ids is None else v.validate_ids(ids, unique=False)
+        id_list = None if ids is None else v.validate_ids(ids, unique=False, allow_empty=True)
         parsed = parse_filter(where, where_document)
         if mode == "text":
             result = self._backend.text_query(self.id, self.name, texts, n_results, parsed, fields, id_list)
@@ -285,7 +302,7 @@ class Collection:
         result["distances"] = None
         if result.get("embeddings") is not None:
             result["embeddings"] = [_matrix(rows) for rows in result["embeddings"]]
-        return result
+        return _with_uris_and_data(result)
 
     # -- the collection itself ------------------------------------------------
 
@@ -295,15 +312,35 @@ class Collection:
         """Rename the collection and/or replace its metadata (the metric and graph settings stay).
 
         ``configuration={"hnsw": {"ef_search": n}}`` changes the search breadth (as
-        ``hnsw:search_ef`` metadata would); the other settings are fixed at creation.
+        ``hnsw:search_ef`` metadata would); the other settings are fixed at creation. The
+        new metadata may repeat the ``hnsw:space`` the metadata holds; any other
+        ``hnsw:space`` raises InvalidArgumentError (changing the metric is not supported, as in Chroma).
         """
         if name is not None:
             v.validate_collection_name(name)
         new_meta = (v.validate_collection_metadata(metadata) or {}) if metadata is not None else None
+        if new_meta is not None and v.HNSW_SPACE_KEY in new_meta:
+            self._check_same_space(new_meta[v.HNSW_SPACE_KEY])
         configured = changed_configuration(self.metadata if new_meta is None else new_meta, configuration)
         if configured is not None:
             new_meta = configured
         self._info = self._backend.modify_collection(self.id, self.name, name, new_meta)
+
+    def _check_same_space(self, space: str) -> None:
+        """A ``hnsw:space`` given to :meth:`modify` must be the one the metadata holds already."""
+        if space != (self.metadata or {}).get(v.HNSW_SPACE_KEY):
+            raise InvalidArgumentError(
+                f"metadata[{v.HNSW_SPACE_KEY!r}]: cannot change the distance metric once the collection exists "
+                f"(not supported, as in Chroma; it is {self.configuration['hnsw']['space']!r}): leave "
+                f"{v.HNSW_SPACE_KEY!r} out"
+            )
+
+
+def _with_uris_and_data(result: Any) -> Any:
+    """``result`` with Chroma's ``uris`` and ``data`` keys, None: vectordb keeps no records by URI."""
+    result.setdefault("uris", None)
+    result.setdefault("data", None)
+    return result
 
 
 def _matrix(rows: Any) -> np.ndarray:

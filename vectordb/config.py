@@ -11,7 +11,8 @@ for ``chromadb.config.Settings`` runs unchanged. What each field does here:
   gives a store on disk under ``p``. ``PersistentClient(path)`` uses its ``path``.
 - ``anonymized_telemetry``: accepted, no effect (vectordb never sends telemetry).
 - Chroma's other fields (``chroma_*`` and its few others, e.g. ``chroma_server_host``,
-  ``chroma_api_impl``, ``migrations``): accepted and kept as attributes, no effect.
+  ``chroma_api_impl``, ``migrations``): accepted and kept as attributes, no effect; one
+  not given reads as None (code written for Chroma reads ``settings.chroma_api_impl``).
 
 Any other name raises :class:`~vectordb.errors.InvalidArgumentError` naming it, so that
 a misspelt ``allow_rest=True`` does not pass silently.
@@ -79,9 +80,12 @@ class Settings:
         """Chroma's other fields as given (they have no effect)."""
 
     def __getattr__(self, name: str) -> Any:
+        """Chroma's other fields: the value given, else None (unset: they have no effect here)."""
         other = self.__dict__.get("other", {})
         if name in other:
             return other[name]
+        if name.startswith("chroma_") or name in _CHROMA_OTHER_FIELDS:
+            return None
         raise AttributeError(f"Settings has no field {name!r}")
 
     def __repr__(self) -> str:

@@ -18,7 +18,10 @@ Both spellings are accepted; giving one setting both ways with different values 
 :class:`~vectordb.errors.InvalidArgumentError`. ``configuration["embedding_function"]``
 is another way to pass ``embedding_function=`` (see :func:`function_in`). Chroma's tuning knobs of its own
 implementation (``num_threads``, ``resize_factor``, ``sync_threshold``, ``batch_size``)
-are accepted and have no effect; any other key is refused.
+are accepted and have no effect; any other key is refused. ``configuration={"spann": {...}}``
+(Chroma's distributed index) is taken as Chroma's single-node server takes it: its
+``space`` is the collection's, its other settings have no effect; ``hnsw`` and ``spann``
+together are refused, as in Chroma.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ HNSW_KEYS = {
 """Each ``configuration["hnsw"]`` key and the metadata key that holds it."""
 IGNORED_HNSW_KEYS = ("num_threads", "resize_factor", "sync_threshold", "batch_size")
 """Chroma's hnsw keys that tune its own implementation: accepted, no effect."""
+SPANN_KEYS = ("space", "search_nprobe", "write_nprobe", "ef_construction", "ef_search", "max_neighbors",
+              "reassign_neighbor_count", "split_threshold", "merge_threshold")
+"""Chroma's ``configuration["spann"]`` keys (its distributed index): only ``space`` has an effect here."""
 CHANGEABLE_KEYS = tuple(name for name, key in HNSW_KEYS.items() if key not in settings.BUILD_KEYS)
 """The settings ``Collection.modify(configuration=...)`` may change (the graph is built with the others)."""
 
@@ -51,9 +57,11 @@ def _hnsw_section(configuration: Any, allowed: Any, what: str) -> Dict[str, Any]
     unknown = [k for k in configuration if k not in ("hnsw", "spann", "embedding_function")]
     if unknown:
         raise InvalidArgumentError(f"configuration: unknown key {unknown[0]!r} (known: hnsw)")
-    if configuration.get("spann") is not None:
-        raise InvalidArgumentError("configuration['spann']: vectordb has HNSW indexes only; give configuration['hnsw']")
     hnsw = configuration.get("hnsw")
+    if configuration.get("spann") is not None:
+        if hnsw is not None:
+            raise InvalidArgumentError("configuration: give 'hnsw' or 'spann', not both (as in Chroma)")
+        return _spann_section(configuration["spann"], allowed, what)
     if hnsw is None:
         return {}
     if not isinstance(hnsw, Mapping):
@@ -75,6 +83,26 @@ def _hnsw_section(configuration: Any, allowed: Any, what: str) -> Dict[str, Any]
             v.validate_positive_int(value, where)
         out[HNSW_KEYS[key]] = value
     return out
+
+
+def _spann_section(spann: Any, allowed: Any, what: str) -> Dict[str, Any]:
+    """Chroma's ``spann`` settings, taken as Chroma's single-node server takes them: its index is
+    HNSW, so only ``space`` counts (as ``hnsw:space``); Chroma's other SPANN keys have no effect."""
+    if not isinstance(spann, Mapping):
+        raise InvalidArgumentError(f"configuration['spann']: expected a dict, got {type(spann).__name__}")
+    for key in spann:
+        if key not in SPANN_KEYS:
+            raise InvalidArgumentError(
+                f"configuration['spann'][{key!r}]: unknown setting (known: {', '.join(SPANN_KEYS)})"
+            )
+    if "space" not in spann:
+        return {}
+    space = spann["space"]
+    if "space" not in allowed:
+        raise InvalidArgumentError(f"configuration['spann']['space']: cannot change {what} (the index is built with it)")
+    if space not in v.METRICS:
+        raise InvalidArgumentError(f"configuration['spann']['space']: expected one of {', '.join(v.METRICS)}, got {space!r}")
+    return {settings.SPACE_KEY: space}
 
 
 def function_in(configuration: Any, embedding_function: Any, not_given: Any) -> Any:

@@ -41,15 +41,23 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 
+class Message(str):
+    """An error's message: a str that may also be called, ``error.message()``, as Chroma's
+    ``ChromaError.message()`` is (code written for Chroma calls it)."""
+
+    def __call__(self) -> str:
+        return str(self)
+
+
 class VectorDBError(Exception):
-    """Base of every error vectordb raises on purpose."""
+    """Base of every error vectordb raises on purpose; ``message`` is its text (see :class:`Message`)."""
 
     code = "vectordb_error"
     http_status = 500
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message)
-        self.message = message
+        self.message = Message(message)
 
 
 class InvalidArgumentError(VectorDBError, ValueError):
@@ -104,6 +112,11 @@ class CollectionNotFoundError(VectorDBError, ValueError):
 def collection_not_found(name_or_id: object) -> CollectionNotFoundError:
     """The error for a collection that does not exist, in Chroma's words: ``Collection [NAME] does not exist``."""
     return CollectionNotFoundError(f"Collection [{name_or_id}] does not exist")
+
+
+def collection_deleted(name: object) -> CollectionNotFoundError:
+    """The error for a handle whose collection was deleted: Chroma's words, and why."""
+    return CollectionNotFoundError(f"Collection [{name}] does not exist (it was deleted after this handle was made)")
 
 
 class CollectionExistsError(VectorDBError, ValueError):

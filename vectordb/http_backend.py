@@ -133,8 +133,11 @@ class HttpBackend(Backend):
     # -- collections --------------------------------------------------------
 
     def create_collection(
-        self, name: str, metadata: Optional[Dict[str, Any]], ef_name: Optional[str], ef_config: Optional[Dict[str, Any]]
+        self, name: str, metadata: Optional[Dict[str, Any]], ef_name: Optional[str], ef_config: Optional[Dict[str, Any]],
+        metric: Optional[str] = None,
     ) -> CollectionInfo:
+        # ``metric`` is not sent: the server's client derives the same default space from the function's
+        # registered name (a custom function's default_space() is not known there: give hnsw:space)
         spec = None if ef_name is None else {"name": ef_name, "config": ef_config}
         body = {"name": name, "metadata": metadata, "embedding_function": spec, "get_or_create": False}
         return wire.collection_info(self._request("POST", "/collections", body))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -34,19 +34,38 @@ Where = Dict[str, Any]
 WhereDocument = Dict[str, Any]
 IncludeField = Literal["embeddings", "metadatas", "documents", "distances", "scores"]
 Include = List[IncludeField]
+CollectionMetadata = Dict[str, Any]
+"""A collection's metadata (``hnsw:*`` and ``text:*`` settings included)."""
+UpdateMetadata = Mapping[str, Optional[MetadataValue]]
+"""Metadata for ``update``/``upsert``: a key set to None is removed."""
+Space = Literal["cosine", "l2", "ip"]
+"""A distance metric (Chroma's name for it): what ``EmbeddingFunction.default_space()`` returns."""
+URI = str
+URIs = List[URI]
+"""Chroma's record URIs: vectordb stores none, so results carry ``uris: None``."""
+Image = np.ndarray
+Images = List[Image]
+"""Chroma's image inputs: vectordb embeds texts only; the names exist for annotations."""
+Embeddable = Union[Documents, Images]
+T = TypeVar("T")
+OneOrMany = Union[T, List[T]]
+"""One item or a list of them: what every list argument of the API also takes."""
 
 
 class GetResult(TypedDict):
     """What ``Collection.get`` and ``peek`` return; a field not included is None.
 
     ``embeddings`` is one float64 array of shape (n, dimension) (shape (0,) when nothing
-    matched), as Chroma 1.x returns it; ``included`` lists the fields asked for.
+    matched), as Chroma 1.x returns it; ``included`` lists the fields asked for. ``uris``
+    and ``data`` are always None (Chroma's fields for records kept by URI, which vectordb has not).
     """
 
     ids: List[ID]
     embeddings: Optional[np.ndarray]
     metadatas: Optional[List[Optional[Dict[str, MetadataValue]]]]
     documents: Optional[List[Optional[Document]]]
+    uris: Optional[URIs]
+    data: Optional[List[Any]]
     included: List[str]
 
 
@@ -56,7 +75,8 @@ class QueryResult(TypedDict):
     ``embeddings`` holds one float64 array of shape (k, dimension) per query. ``distances``
     come with vector results (``mode="vector"``, which have no ``scores`` key, as in Chroma);
     ``scores`` (higher is better: BM25 for ``mode="text"``, reciprocal rank fusion for
-    ``mode="hybrid"``) with the others, whose ``distances`` are None.
+    ``mode="hybrid"``) with the others, whose ``distances`` are None. ``uris`` and
+    ``data`` are always None, as in :class:`GetResult`.
     """
 
     ids: List[List[ID]]
@@ -65,7 +85,20 @@ class QueryResult(TypedDict):
     embeddings: Optional[List[np.ndarray]]
     metadatas: Optional[List[List[Optional[Dict[str, MetadataValue]]]]]
     documents: Optional[List[List[Optional[Document]]]]
+    uris: Optional[List[URIs]]
+    data: Optional[List[Any]]
     included: List[str]
+
+
+class CollectionModel(Dict[str, Any]):
+    """What ``Collection.get_model()`` returns: a dict whose keys also read as attributes
+    (``model["version"]`` and ``model.configuration_json``), as Chroma's collection model."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the collection model has no field {name!r}") from None
 
 
 class DeleteResult(TypedDict):
@@ -106,8 +139,10 @@ class CheckReport:
         return [p for p in self.problems if p.repaired]
 
     def __str__(self) -> str:
-        head = f"checked {self.collections_checked} collections: "
-        head += f"{len(self.problems)} problems" if self.problems else "no problems"
+        checked = self.collections_checked
+        head = f"checked {checked} collection{'' if checked == 1 else 's'}: "
+        problems = len(self.problems)
+        head += f"{problems} problem{'' if problems == 1 else 's'}" if problems else "no problems"
         lines = [f"- {p}" for p in self.problems] + [f"- note: {n}" for n in self.notes]
         return "\n".join([head] + lines)
 

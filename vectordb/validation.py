@@ -29,9 +29,14 @@ HNSW_INT_KEYS = ("hnsw:M", "hnsw:construction_ef", "hnsw:search_ef")
 rest of the package reads them through (this module cannot import the index package)."""
 TEXT_INDEX_KEY = "text:index"
 TEXT_ANALYZER_KEY = "text:analyzer"
-TEXT_ANALYZERS = ("default", "english")
+TEXT_ANALYZERS = ("default", "english", "identifiers")
 """The ``text:*`` collection settings, fixed at creation: whether the collection keeps a
 full-text (BM25) index (a bool, default True) and the analyzer it uses (see :mod:`vectordb.text.analyzer`)."""
+DEFAULT_TEXT_ANALYZER = "identifiers"
+"""The analyzer of a collection created without ``text:analyzer`` (the catalog records it)."""
+LEGACY_TEXT_ANALYZER = "default"
+"""The analyzer of a collection made before the catalog recorded one and created without
+``text:analyzer``: what it was built with then, so that its text ranking never changes under it."""
 QUERY_MODES = ("vector", "text", "hybrid")
 TEXT_QUERY_INCLUDE = ("embeddings", "metadatas", "documents", "scores")
 """What ``query(mode="text" | "hybrid")`` may include (``scores``, higher is better, instead of ``distances``)."""
@@ -76,16 +81,21 @@ def as_list(value: Any, arg: str, item_types: tuple) -> List[Any]:
     raise InvalidArgumentError(f"{arg}: expected one item or a list, got {_type_name(value)}")
 
 
-def validate_ids(ids: Any, arg: str = "ids", unique: bool = True) -> List[str]:
-    """A non-empty list of non-empty string ids; repeated ids raise :class:`DuplicateIDError`."""
+def validate_ids(ids: Any, arg: str = "ids", unique: bool = True, allow_empty: bool = False) -> List[str]:
+    """A non-empty list (empty too with ``allow_empty``) of non-empty string ids; repeated ids
+    raise :class:`DuplicateIDError`."""
     if ids is None:
         raise InvalidArgumentError(f"{arg}: required")
+    if not isinstance(ids, (str, list, tuple)):
+        raise InvalidArgumentError(f"{arg}: expected one item or a list, got {_type_name(ids)} (an ID is a string)")
     items = as_list(ids, arg, (str,))
-    if not items:
+    if not items and not allow_empty:
         raise InvalidArgumentError(f"{arg}: expected at least one id, got an empty list")
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            raise InvalidArgumentError(f"{arg}[{i}]: expected str, got {_type_name(item)} {_short(item)}")
+            raise InvalidArgumentError(
+                f"{arg}[{i}]: expected str, got {_type_name(item)} {_short(item)} (an ID is a string)"
+            )
         if not item:
             raise InvalidArgumentError(f"{arg}[{i}]: ids must be non-empty strings")
         check_text(item, f"{arg}[{i}]")

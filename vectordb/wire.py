@@ -60,7 +60,7 @@ def collection_json(info: CollectionInfo) -> Dict[str, Any]:
     """A collection as the server describes it."""
     spec = None if info.ef_name is None else {"name": info.ef_name, "config": info.ef_config}
     return {"id": info.id, "name": info.name, "metadata": info.metadata, "dimension": info.dimension,
-            "embedding_function": spec}
+            "embedding_function": spec, "metric": info.metric}
 
 
 def collection_info(model: Dict[str, Any]) -> CollectionInfo:
@@ -68,7 +68,7 @@ def collection_info(model: Dict[str, Any]) -> CollectionInfo:
     spec = model.get("embedding_function") or {}
     return CollectionInfo(
         id=model["id"], name=model["name"], metadata=model.get("metadata"), dimension=model.get("dimension"),
-        ef_name=spec.get("name"), ef_config=spec.get("config"),
+        ef_name=spec.get("name"), ef_config=spec.get("config"), metric=model.get("metric"),
     )
 
 

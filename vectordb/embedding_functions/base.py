@@ -11,6 +11,7 @@ function; :func:`register_embedding_function` lets users make their own rebuilda
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Type, TypeVar, runtime_checkable
@@ -226,6 +227,14 @@ class UnavailableEmbeddingFunction:
 
     def get_config(self) -> Optional[Dict[str, Any]]:
         return self._config
+
+    def default_space(self) -> str:
+        """The default space the registered function of this name declares (a staticmethod
+        ``default_space()``, as the built-in functions have), else l2: what a new collection
+        of the function gets when the server creates it from its name."""
+        cls = registered_class(self._name)
+        declared = inspect.getattr_static(cls, "default_space", None) if cls is not None else None
+        return str(declared.__func__()) if isinstance(declared, staticmethod) else "l2"
 
     def __call__(self, input: Documents) -> Embeddings:
         raise self._error(self.reason)

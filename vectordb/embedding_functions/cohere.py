@@ -98,6 +98,12 @@ class CohereEmbeddingFunction:
         """The stable name persisted with a collection."""
         return "cohere"
 
+    @staticmethod
+    def default_space() -> str:
+        """The distance metric a new collection of this function gets, as in Chroma 1.x: cosine
+        (unless the collection's metadata or configuration names another)."""
+        return "cosine"
+
     def __call__(self, input: Documents) -> Embeddings:
         """Embed documents (``input_type="search_document"`` for models that take one)."""
         return self._embed(input, "search_document")

@@ -153,6 +153,12 @@ class GoogleGenerativeAiEmbeddingFunction(_GoogleEmbeddingBase):
         """The stable name persisted with a collection."""
         return "google_generative_ai"
 
+    @staticmethod
+    def default_space() -> str:
+        """The distance metric a new collection of this function gets, as in Chroma 1.x: cosine
+        (unless the collection's metadata or configuration names another)."""
+        return "cosine"
+
     def __call__(self, input: Documents) -> Embeddings:
         """Embed documents with ``task_type``."""
         return self._in_batches(input, lambda batch: self._embed(batch, self.task_type))
@@ -221,6 +227,12 @@ class GooglePalmEmbeddingFunction(_GoogleEmbeddingBase):
     def name() -> str:
         """The stable name persisted with a collection."""
         return "google_palm"
+
+    @staticmethod
+    def default_space() -> str:
+        """The distance metric a new collection of this function gets, as in Chroma 1.x: cosine
+        (unless the collection's metadata or configuration names another)."""
+        return "cosine"
 
     def __call__(self, input: Documents) -> Embeddings:
         """Embed texts with ``batchEmbedText``."""

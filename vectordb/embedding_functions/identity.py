@@ -33,7 +33,7 @@ IDENTITY_IGNORED_KEYS = frozenset({"timeout", "retry_policy", "device", "api_key
 
 def default_function() -> Any:
     """A new :class:`DefaultEmbeddingFunction` (all-MiniLM-L6-v2); loads nothing until first used."""
-    from vectordb.embedding_functions.sentence_transformer import DefaultEmbeddingFunction
+    from vectordb.embedding_functions.default import DefaultEmbeddingFunction
 
     return DefaultEmbeddingFunction()
 

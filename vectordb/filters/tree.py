@@ -198,9 +198,13 @@ def _document(where_document: Any, path: str, depth: int) -> Node:
     if op in _LOGIC:
         return _logic(op, value, _document, f"{path}[{op!r}]", depth, "where_document")
     if op not in _DOC_OPS:
-        raise InvalidArgumentError(f"{path}: unknown operator {_short(op)} (expected one of {', '.join(_DOC_OPS + _LOGIC)})")
+        raise InvalidArgumentError(
+            f"{path}: unknown operator {_short(op)} (a where document takes one of {', '.join(_DOC_OPS + _LOGIC)})"
+        )
     if not isinstance(value, str):
-        raise InvalidArgumentError(f"{path}[{op!r}]: expected a string, got {type(value).__name__} {_short(value)}")
+        raise InvalidArgumentError(
+            f"{path}[{op!r}]: expected a string, got {type(value).__name__} {_short(value)} (where document operators take text)"
+        )
     check_text(value, f"{path}[{op!r}]")
     if op in _REGEX_OPS:
         return DocRegex(check_pattern(value, f"{path}[{op!r}]"), negated=op == "$not_regex")

@@ -35,8 +35,11 @@ def setting(metadata: Optional[Mapping[str, Any]], key: str) -> Any:
     return (metadata or {}).get(key, DEFAULTS[key])
 
 
-def metric_of(metadata: Optional[Mapping[str, Any]]) -> str:
-    """The distance space a collection's metadata asks for (``l2`` when unset)."""
+def metric_of(metadata: Optional[Mapping[str, Any]], default: Optional[str] = None) -> str:
+    """The distance space a collection's metadata asks for; when unset, ``default`` (an
+    embedding function's default space, say), else ``l2``."""
+    if default is not None and SPACE_KEY not in (metadata or {}):
+        return default
     return str(setting(metadata, SPACE_KEY))
 
 

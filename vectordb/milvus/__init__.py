@@ -24,20 +24,32 @@ class MilvusClient(Client):
         token: Milvus's token (``"user:password"`` or an API key), if the server wants one.
         db_name: the Milvus database to use (the server's default when None).
         settings: as for :class:`vectordb.Client` (``Settings(allow_reset=True)`` allows ``reset()``).
+        consistency: ``"session"`` (the default): every read sees this client's acknowledged
+            writes (and those of every client in this process); the first read after a write
+            waits until the server applied it, other reads do not wait; another process's
+            writes show within a few hundred milliseconds. ``"strong"``: every read sees every
+            write acknowledged to anyone before it began, and waits for the server to have
+            applied them (~0.2-0.4 s a read on a Milvus server). See :mod:`vectordb.milvus.calls`.
+        timeout: seconds to wait for the connection and for each Milvus request, retries
+            included (None: pymilvus's own limits); past it, a typed connection error
+            (:class:`vectordb.errors.ServerUnreachableError` or ``OutcomeUnknownError``).
 
-    Every request uses consistency level "Strong": a read sees every acknowledged write.
+    Works with every Milvus server from 2.3 on and Milvus Lite; what a server supports
+    (nullable fields, expression templates) is found when the client connects.
 
     Raises:
         MissingDependencyError: pymilvus is not installed.
         ServerUnreachableError: the server cannot be reached.
+        InvalidArgumentError: an unknown ``consistency``.
     """
 
     def __init__(self, uri: str, token: Optional[str] = None, db_name: Optional[str] = None,
-                 settings: Optional[Settings] = None) -> None:
+                 settings: Optional[Settings] = None, consistency: str = "session",
+                 timeout: Optional[float] = None) -> None:
         from vectordb.milvus.backend import MilvusBackend
 
         check_settings(settings)
-        super().__init__(settings, backend=MilvusBackend(uri, token, db_name))
+        super().__init__(settings, backend=MilvusBackend(uri, token, db_name, timeout, consistency))
 
     @property
     def uri(self) -> str:

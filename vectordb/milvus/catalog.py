@@ -17,9 +17,14 @@ from typing import Any, Dict, List, Optional
 from vectordb.backend import CollectionInfo
 from vectordb.milvus import expressions as x
 
+CONFIRM_LEVEL = "Strong"
+"""The consistency level of the read that confirms an absence before it is reported."""
 CATALOG = "vectordb_catalog"
 """The Milvus collection holding the catalog."""
 DATA_PREFIX = "vdb_"
+DEFAULT_LEVEL = "Bounded"
+"""The consistency level Milvus uses for requests that name none (other tools' reads of vectordb's
+collections): Milvus's own default. vectordb names a level in each of its requests."""
 
 
 class MissingData(Exception):
@@ -39,7 +44,7 @@ def create(backend: Any, name: str, schema: Any, index: Any) -> None:
     to build, so it is asked for without the wait, and the load waits for what it needs.
     """
     client = backend.client
-    backend.call(client.create_collection, name, schema=schema, consistency_level="Strong")
+    backend.call(client.create_collection, name, schema=schema, consistency_level=DEFAULT_LEVEL)
     backend.call(client.create_index, name, index, sync=False)
     backend.call(client.load_collection, name)
 
@@ -81,25 +86,40 @@ class Catalog:
                 raise
             self._call(self._client.load_collection, CATALOG)
 
-    def rows(self) -> List[CollectionInfo]:
-        """Every collection, in creation order."""
-        found = self._query(CATALOG, ("created >= {p0}", {"p0": 0}), ["id", "created", "info"])
+    def rows(self, level: Optional[str] = None) -> List[CollectionInfo]:
+        """Every collection, in creation order (read at ``level``, else the client's)."""
+        found = self._query(CATALOG, ("created >= {p0}", {"p0": 0}), ["id", "created", "info"], level)
         found.sort(key=lambda r: (r["created"], r["id"]))
         return [_info(r) for r in found]
 
     def by_name(self, name: str) -> Optional[CollectionInfo]:
-        """The collection called ``name`` (compared in Python: names never enter an expression)."""
-        return next((info for info in self.rows() if info.name == name), None)
+        """The collection called ``name`` (compared in Python: names never enter an expression).
+
+        None only once a Strong read agrees: a collection another client made is found
+        as soon as its creation was acknowledged.
+        """
+        for level in (None, CONFIRM_LEVEL):
+            info = next((info for info in self.rows(level) if info.name == name), None)
+            if info is not None:
+                return info
+        return None
 
     def by_id(self, collection_id: str) -> Optional[CollectionInfo]:
-        """The collection with this id, or None."""
-        found = self._query(CATALOG, x.one_of("id", [collection_id]), ["id", "created", "info"])
+        """The collection with this id, or None (only once a Strong read agrees)."""
+        found = self._by_id(collection_id, ["id", "created", "info"])
         return _info(found[0]) if found else None
 
     def created(self, collection_id: str) -> int:
         """When the collection was created (its catalog order), or -1 if it is gone."""
-        found = self._query(CATALOG, x.one_of("id", [collection_id]), ["created"])
+        found = self._by_id(collection_id, ["created"])
         return int(found[0]["created"]) if found else -1
+
+    def _by_id(self, collection_id: str, fields: List[str]) -> List[Dict[str, Any]]:
+        for level in (None, CONFIRM_LEVEL):
+            found = self._query(CATALOG, x.one_of("id", [collection_id]), fields, level)
+            if found:
+                return found
+        return []
 
     def put(self, info: CollectionInfo, created: Optional[int] = None) -> None:
         """Write ``info``'s row (a new one with ``created`` now, or replacing the stored one)."""
@@ -108,9 +128,9 @@ class Catalog:
             if created < 0:
                 created = time.time_ns()
         body = {"name": info.name, "metadata": info.metadata, "dimension": info.dimension,
-                "ef_name": info.ef_name, "ef_config": info.ef_config}
+                "ef_name": info.ef_name, "ef_config": info.ef_config, "metric": info.metric}
         row = {"id": info.id, "created": created, "info": json.dumps(body), "vec": [0.0, 0.0]}
-        self._call(self._client.upsert, CATALOG, [row])
+        self._backend.write_call(CATALOG, self._client.upsert, [row])
 
     def remove(self, collection_id: str) -> None:
         """Remove the collection's row."""
@@ -120,4 +140,4 @@ class Catalog:
 def _info(row: Dict[str, Any]) -> CollectionInfo:
     body = json.loads(row["info"])
     return CollectionInfo(str(row["id"]), body["name"], body["metadata"], body["dimension"],
-                          body["ef_name"], body["ef_config"])
+                          body["ef_name"], body["ef_config"], body.get("metric"))  # none in rows written before it was kept

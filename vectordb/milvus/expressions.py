@@ -94,10 +94,11 @@ def render(expr: Expr) -> str:
 
 
 class _Builder:
-    """Collects the parameters of one template."""
+    """Collects the parameters of one template (and knows whether the server takes infix patterns)."""
 
-    def __init__(self) -> None:
+    def __init__(self, infix_like: bool = True) -> None:
         self.params: Params = {}
+        self.infix_like = infix_like
 
     def value(self, value: Any) -> str:
         name = f"p{len(self.params)}"
@@ -111,11 +112,15 @@ def one_of(field: str, values: Sequence[Any]) -> Expr:
     return f"{field} in {builder.value(list(values))}", builder.params
 
 
-def narrowing(filter: Optional[Filter]) -> Optional[Expr]:
-    """An expression matching a superset of ``filter``'s records; None when it narrows nothing."""
+def narrowing(filter: Optional[Filter], infix_like: bool = True) -> Optional[Expr]:
+    """An expression matching a superset of ``filter``'s records; None when it narrows nothing.
+
+    ``infix_like``: the server takes ``like "%text%"`` (Milvus 2.4+; 2.3 takes prefix
+    patterns only): without it a document's ``$contains`` narrows nothing.
+    """
     if filter is None:
         return None
-    builder = _Builder()
+    builder = _Builder(infix_like)
     parts = [text for text in (_node(n, builder) for n in (filter.where, filter.document) if n is not None) if text]
     if not parts:
         return None
@@ -138,7 +143,7 @@ def _node(node: Node, builder: _Builder) -> Optional[str]:
         return None
     if isinstance(node, Contains) and not node.negated and _narrowable(node.value):
         return f"json_contains({path(node.key)}, {builder.value(node.value)})"
-    if isinstance(node, DocContains) and not node.negated:
+    if isinstance(node, DocContains) and not node.negated and builder.infix_like:
         return f"doc like {builder.value(like_pattern(node.text))}"
     return None  # negations and unknown nodes: decided by the exact check alone
 
