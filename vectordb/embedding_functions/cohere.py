@@ -13,6 +13,8 @@ A stored config may carry only ``model_name``, ``api_base``, ``api_key_env_var``
 
 from __future__ import annotations
 
+import os
+
 from typing import Any, Dict, List, Optional
 
 from vectordb.embedding_functions._hosted import (
@@ -88,8 +90,11 @@ class CohereEmbeddingFunction:
         cohere = _import_cohere()
         key = find_api_key(api_key, api_key_env_var, DEFAULT_ENV_VARS, PROVIDER)
         options: Dict[str, Any] = {"timeout": self.timeout, "max_retries": 0}
-        if self.api_base:
-            options["base_url"] = self.api_base
+        # The SDK reads $CO_API_URL once, when ``cohere`` is first imported; read it here too, so
+        # that it counts whenever it was set (it is never stored in the persisted config).
+        base_url = self.api_base or os.environ.get("CO_API_URL")
+        if base_url:
+            options["base_url"] = base_url
         self._client = cohere.Client(api_key=key, client_name="vectordb", **options)
         self._api_error = cohere.core.ApiError
 
