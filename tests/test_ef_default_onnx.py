@@ -92,10 +92,10 @@ def test_vectors_are_unit_length_and_finite(vectors: np.ndarray) -> None:
 def test_batching_and_padding_do_not_change_vectors(texts: List[str], vectors: np.ndarray) -> None:
     """Each text alone (no padding), in another order, or among other texts: the same vector."""
     fn = DefaultEmbeddingFunction()
-    sample = list(range(0, 1000, 7)) + list(range(16))  # the fixed hard cases and a spread of the rest
+    sample = list(range(0, 1000, 25)) + list(range(16))  # the fixed hard cases and a spread of the rest
     one_by_one = np.stack([fn([texts[i]])[0] for i in sample])
     np.testing.assert_allclose(one_by_one, vectors[sample], rtol=0, atol=1e-6)
-    shuffled = np.random.default_rng(0).permutation(1000)
+    shuffled = np.random.default_rng(0).permutation(1000)[:200]  # other neighbours, other padding
     np.testing.assert_allclose(fn([texts[i] for i in shuffled]), vectors[shuffled], rtol=0, atol=1e-6)
 
 
