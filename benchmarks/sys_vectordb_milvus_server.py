@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import os
 
-from benchmarks import sys_vectordb
-from benchmarks.sys_vectordb import COLLECTION, COLLECTION_METADATA, import_library
+from benchmarks import sys_vectordb_milvus
+from benchmarks.sys_vectordb import import_library
 
 SERVER_DIR = "milvus-server"
 URI_FILE = "milvus-uri.txt"
 
 
-def _client(path: str):
-    with open(os.path.join(path, URI_FILE)) as fh:
-        return import_library().MilvusClient(fh.read().strip())
-
-
-class Store(sys_vectordb.Store):
+class Store(sys_vectordb_milvus.Store):
     """A ``MilvusClient`` of a Milvus 2.3 server started for the store, and its ``bench`` collection (cosine)."""
+
+    @staticmethod
+    def client_at(path: str):
+        """The ``MilvusClient`` of the server started for the store in ``path`` (its URI is kept there)."""
+        with open(os.path.join(path, URI_FILE)) as fh:
+            return import_library().MilvusClient(fh.read().strip())
 
     @classmethod
     def create(cls, path: str, dim: int, capacity: int) -> "Store":
@@ -36,16 +37,4 @@ class Store(sys_vectordb.Store):
         server = MilvusServer(os.path.join(path, SERVER_DIR), detached=True).start()
         with open(os.path.join(path, URI_FILE), "w") as fh:
             fh.write(server.uri)
-        client = _client(path)
-        col = client.create_collection(COLLECTION, metadata=COLLECTION_METADATA, embedding_function=None)
-        return cls(path, client, col)
-
-    @classmethod
-    def open(cls, path: str, dim: int) -> "Store":
-        client = _client(path)
-        return cls(path, client, client.get_collection(COLLECTION, embedding_function=None))
-
-    def prepare(self) -> None:
-        if self.closed:
-            reopened = Store.open(self.path, 0)
-            self.client, self.collection, self.closed = reopened.client, reopened.collection, False
+        return super().create(path, dim, capacity)

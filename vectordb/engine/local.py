@@ -319,11 +319,7 @@ class LocalBackend(Backend):
                         continue  # renamed while this thread waited: look the name up again
                     with self._resync_on_failure(row.id):
                         self._store.delete_collection(row.id)
-                    self._indexes.drop(row.id)
-                    self._text.drop(row.id)
-                    self._rows.pop(row.id, None)
-                    self._derived.drop(row.id)
-                    self._locks.remove(row.id)
+                    self._forget_deleted(row.id)
                     return
 
     def modify_collection(
@@ -382,13 +378,20 @@ class LocalBackend(Backend):
         except StorageError:
             return  # the store cannot be read now: the next call reads the row (see _row)
         if row is None:  # not created, or deleted after all
-            self._indexes.drop(collection_id)
-            self._text.drop(collection_id)
-            self._locks.remove(collection_id)
+            self._forget_deleted(collection_id)
         else:
             self._rows[collection_id] = row
             if self._locks.of(collection_id) is None:
                 self._locks.add(collection_id)
+
+    def _forget_deleted(self, collection_id: str) -> None:
+        """Drop everything this engine keeps of a collection the store no longer holds (and its
+        index files); the caller holds its lock, and the catalog's shared."""
+        self._indexes.drop(collection_id)
+        self._text.drop(collection_id)
+        self._rows.pop(collection_id, None)
+        self._derived.drop(collection_id)
+        self._locks.remove(collection_id)
 
     def _lock(self, collection_id: str, name: str, writable: bool = False) -> CollectionLock:
         """The collection's lock (not yet taken); CollectionNotFoundError once the collection is deleted."""
