@@ -14,6 +14,7 @@ the command line can speak of the same error in the same words::
     ├── CollectionExistsError (also ValueError)      409
     ├── EmbeddingFunctionConflictError (ValueError)  409
     ├── StoreLockedError                             423
+    │   └── StoreBusyError (waited past lock_timeout) 423
     ├── StorageError (the disk or the database file)  500
     │   ├── StorageFullError (disk full)             507
     │   ├── StoreCorruptedError (damaged database)   500
@@ -138,6 +139,20 @@ class StoreLockedError(VectorDBError):
 
     code = "store_locked"
     http_status = 423
+
+
+class StoreBusyError(StoreLockedError):
+    """Another process held the store for longer than this call may wait (``lock_timeout``).
+
+    ``holder`` is that process's PID when known. Nothing was changed: the call may be retried.
+    """
+
+    code = "store_busy"
+
+    def __init__(self, message: str, *, path: Optional[str] = None, holder: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.holder = holder
 
 
 class StorageError(VectorDBError):
@@ -288,6 +303,7 @@ ERRORS_BY_CODE = {
         CollectionExistsError,
         EmbeddingFunctionConflictError,
         StoreLockedError,
+        StoreBusyError,
         StorageError,
         StorageFullError,
         StoreCorruptedError,

@@ -31,6 +31,8 @@ class RecordCache:
         self._documents = np.full(size, None, dtype=object)
         self._metadatas = np.full(size, None, dtype=object)
         self._keys = np.zeros(size, dtype=np.uint64)
+        self._live = np.zeros(size, dtype=bool)
+        self._by_id: Dict[str, int] = {}
 
     @classmethod
     def load(cls, columns: Dict[str, np.ndarray], capacity: int) -> "RecordCache":
@@ -51,6 +53,9 @@ class RecordCache:
         keys = np.zeros(size, dtype=np.uint64)
         keys[: len(self._keys)] = self._keys
         self._keys = keys
+        live = np.zeros(size, dtype=bool)
+        live[: len(self._live)] = self._live
+        self._live = live
 
     def put(
         self,
@@ -68,14 +73,34 @@ class RecordCache:
         self._documents[labels] = _objects(documents)
         self._metadatas[labels] = _objects(metadata_json)
         self._keys[labels] = id_keys(ids)
+        self._live[labels] = True
+        self._by_id.update(zip(ids, labels.tolist()))
 
     def drop(self, labels: np.ndarray) -> None:
         """Forget deleted rows."""
         labels = np.asarray(labels, dtype=np.int64)
         labels = labels[labels < len(self._ids)]
+        for record_id in self._ids[labels]:
+            if record_id is not None:
+                self._by_id.pop(record_id, None)
+        self._live[labels] = False
         self._ids[labels] = None
         self._documents[labels] = None
         self._metadatas[labels] = None
+
+    def count(self) -> int:
+        """How many records the collection holds."""
+        return len(self._by_id)
+
+    def labels_of(self, ids: Sequence[str]) -> Dict[str, int]:
+        """Each held id among ``ids``, with its label."""
+        by_id = self._by_id
+        return {i: by_id[i] for i in ids if i in by_id}
+
+    def labels(self, limit: Optional[int] = None, offset: Optional[int] = None) -> np.ndarray:
+        """Labels of the records held, ascending (insertion order), from ``offset``, at most ``limit``."""
+        labels = np.flatnonzero(self._live)[offset or 0:]
+        return (labels if limit is None else labels[:limit]).astype(np.int64)
 
     def ids(self, labels: np.ndarray) -> List[str]:
         """The ids of these labels, in order."""

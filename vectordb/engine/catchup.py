@@ -47,12 +47,12 @@ class CatchUp:
         tail: Tail,
         seq: int,
         unsaved: int,
-        save: Optional[Callable[[int], None]],
+        save: Optional[Callable[[int], bool]],
         save_due: Callable[[int, int], bool],
         backlog_max: int,
     ) -> None:
         """``seq``: the last write the graph and tail together cover; ``unsaved``: changes the
-        saved file lacks; ``save(seq)`` writes the graph as covering ``seq`` (None: it is never
+        saved file lacks; ``save(seq)`` writes the graph as covering ``seq``, False if it may not now (None: it is never
         saved, e.g. read-only); ``save_due(unsaved, count)``: whether to save once the whole
         tail is in; ``backlog_max``: a write waits while more vectors than this are pending."""
         self.graph = graph
@@ -225,8 +225,8 @@ class CatchUp:
                 stopped = self._stop
             if not stopped and self._save is not None and self._save_due(self.unsaved, self.graph.count):
                 try:
-                    self._save(self.seq)
-                    self.saved_seq = self.seq
+                    if self._save(self.seq) is not False:  # False: not now (another process's turn)
+                        self.saved_seq = self.seq
                 except Exception as exc:  # a full disk: logged by the engine; the graph stays in memory
                     self.save_error = exc
         except BaseException as exc:  # taken in by the engine; an interrupt also goes on up

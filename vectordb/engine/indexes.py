@@ -36,7 +36,7 @@ import shutil
 import threading
 import weakref
 from dataclasses import replace
-from typing import Callable, Dict, Iterator, Optional, Tuple, Union
+from typing import Callable, ContextManager, Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
@@ -47,6 +47,7 @@ from vectordb.index.base import IndexParams, VectorIndex
 from vectordb.index.hnsw import HnswIndex
 from vectordb.index.tail import Tail
 from vectordb.persistence.store import CollectionRow, Store
+from vectordb.persistence.turns import Turns, generation_of, save_gate
 
 log = logging.getLogger("vectordb")
 
@@ -73,10 +74,14 @@ def index_params(row: CollectionRow) -> IndexParams:
 class IndexManager:
     """The live indexes of one store, and their files under ``<path>/index/<collection id>/``."""
 
-    def __init__(self, store: Store, folder: Optional[str], read_only: bool = False) -> None:
+    def __init__(self, store: Store, folder: Optional[str], read_only: bool = False,
+                 turns: Optional[Turns] = None) -> None:
+        """``turns``: a store shared by processes saves files only inside this process's turn."""
         self.store = store
         self.folder = folder
         self.read_only = read_only
+        self._turns = turns
+        self._saving = save_gate(turns)
         self._indexes: Dict[str, VectorIndex] = {}
         self._unsaved: Dict[str, int] = {}
         self._saved_seq: Dict[str, int] = {}
@@ -246,9 +251,14 @@ class IndexManager:
         folder = None if self.read_only else self._folder_of(row.id)
         collection_id = row.id
 
-        def save(seq: int) -> None:
+        generation = generation_of(self._turns)
+
+        def save(seq: int) -> bool:
             assert folder is not None
-            index.save(folder, seq, collection_id)
+            with self._saving(generation) as allowed:
+                if allowed:
+                    index.save(folder, seq, collection_id)
+                return allowed
 
         def due(unsaved: int, count: int) -> bool:
             return fresh or _save_due(unsaved, count)
@@ -355,11 +365,25 @@ class IndexManager:
         self._unsaved[row.id] = unsaved
         folder = self._folder_of(row.id)
         due = _save_due(unsaved, index.count + len(labels))
-        job = _IndexJob(new_row, index, labels, vectors, folder if due and not self.read_only else None)
+        job = _IndexJob(new_row, index, labels, vectors, folder if due and not self.read_only else None,
+                        lambda generation=generation_of(self._turns): self._saving(generation))
         with self._jobs_lock:
             self._jobs[row.id] = job
         job.start(background=len(labels) >= BACKGROUND_MIN)
         return new_row
+
+    def applied(self, row: CollectionRow, labels: np.ndarray, vectors: np.ndarray) -> None:
+        """Apply another process's committed write (``row``: the collection after it) to the index,
+        if it is loaded (else it is loaded from the records on next use)."""
+        self._join_jobs(row.id)
+        catchup = self._catchups.get(row.id)
+        if catchup is not None:
+            if catchup.append(row.seq, labels, vectors):
+                return
+            self._end_catch_up(row.id, finish=True)
+        index = self._indexes.get(row.id)
+        if index is not None and len(labels):
+            self._apply(row, lambda: index.add(labels, vectors), len(labels))
 
     def remove(self, row: CollectionRow, labels: np.ndarray) -> None:
         """Apply a committed delete to the index (if it is loaded)."""
@@ -399,21 +423,28 @@ class IndexManager:
         index = self._indexes.get(row.id)
         if folder is None or self.read_only or index is None:
             return
-        try:
-            index.save(folder, row.seq, row.id)
-        except (OSError, RuntimeError) as exc:  # hnswlib reports a failed write as RuntimeError
-            log.warning("saving the index of %r failed (%s); it stays in memory and is saved later", row.name, exc)
-            return
-        self._saved(row.id, row.seq)
+        with self._saving() as allowed:
+            if not allowed:
+                return  # another process's turn, or catching up: saved later, inside a turn
+            try:
+                index.save(folder, row.seq, row.id)
+            except (OSError, RuntimeError) as exc:  # hnswlib reports a failed write as RuntimeError
+                log.warning("saving the index of %r failed (%s); it stays in memory and is saved later",
+                            row.name, exc)
+                return
+            self._saved(row.id, row.seq)
 
     def _saved(self, collection_id: str, seq: int) -> None:
         """The index was saved as of ``seq``: older tombstones are no longer needed."""
         self._saved_seq[collection_id] = seq
         self._unsaved[collection_id] = 0
-        try:
-            self.store.forget_tombstones(collection_id, seq)
-        except StorageError as exc:  # kept tombstones only cost space; a later save drops them
-            log.warning("dropping the tombstones that a saved index covers failed: %s", exc)
+        with self._saving() as allowed:
+            if not allowed:
+                return  # kept tombstones only cost space; a later save drops them
+            try:
+                self.store.forget_tombstones(collection_id, seq)
+            except StorageError as exc:
+                log.warning("dropping the tombstones that a saved index covers failed: %s", exc)
 
     def flush(self, rows: Dict[str, CollectionRow]) -> None:
         """Save every index with unsaved changes (on close).
@@ -496,9 +527,12 @@ class _IndexJob:
     """
 
     def __init__(
-        self, row: CollectionRow, index: VectorIndex, labels: np.ndarray, vectors: np.ndarray, save_to: Optional[str]
+        self, row: CollectionRow, index: VectorIndex, labels: np.ndarray, vectors: np.ndarray, save_to: Optional[str],
+        saving: Callable[[], "ContextManager[bool]"],
     ) -> None:
+        """``saving()``: whether the save may happen when the insertion is done (see IndexManager)."""
         self.row = row
+        self.saving = saving
         self.index = index
         self.labels = labels
         self.vectors = vectors
@@ -540,7 +574,9 @@ class _IndexJob:
         if self.save_to is None or self.cancelled:
             return
         try:
-            self.index.save(self.save_to, self.row.seq, self.row.id)
-            self.saved = True
+            with self.saving() as allowed:
+                if allowed:
+                    self.index.save(self.save_to, self.row.seq, self.row.id)
+                    self.saved = True
         except Exception as exc:
             self.save_error = exc

@@ -21,6 +21,7 @@ swap of a compaction, ``check``, ``close``) holds every lock.
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import logging
 import os
@@ -28,9 +29,9 @@ import threading
 import time
 import uuid
 import weakref
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from vectordb.engine.check import check_store
 from vectordb.engine.derived import DerivedStructures
 from vectordb.engine.indexes import IndexManager, Searcher, index_params
 from vectordb.engine.locks import CollectionLock, EngineLocks
+from vectordb.engine.sharing import Change, Sharing, run_shared
 from vectordb.engine.textindexes import TextIndexes, analyzer_name, new_analyzer_name, text_enabled
 from vectordb.engine.writes import Plan, plan, texts_to_embed
 from vectordb.errors import (
@@ -49,6 +51,7 @@ from vectordb.errors import (
     CollectionNotFoundError,
     InvalidArgumentError,
     StorageError,
+    StoreBusyError,
     StoreLockedError,
     TextSearchUnavailableError,
     VectorDBError,
@@ -57,7 +60,7 @@ from vectordb.errors import (
 )
 from vectordb.filters import Filter, to_sql
 from vectordb.index import settings
-from vectordb.persistence.store import CollectionRow, Store
+from vectordb.persistence.store import CollectionRow, RecordBatch, Store
 from vectordb.text import fusion
 from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
 from vectordb.version import __version__
@@ -68,34 +71,86 @@ INDEX_SETTINGS = {key: settings.DEFAULTS[key] for key in settings.BUILD_KEYS}
 INDEX_SETTINGS.update({v.TEXT_INDEX_KEY: True, v.TEXT_ANALYZER_KEY: v.DEFAULT_TEXT_ANALYZER})  # the text index's
 """Collection metadata fixed once the collection exists (the index is built with it), with the
 defaults of a new collection (an existing one's analyzer is the catalog's: see :func:`_fixed_settings`)."""
+LOCK_TIMEOUT_S = 30.0
+"""How long a call waits for another process's turn on a shared store before StoreBusyError."""
 MAX_BATCH_SIZE = 100_000
 """The batch size ``get_max_batch_size`` advises (no batch is refused: this size stays fast)."""
+
+
+class _NotShared:
+    """The publishing context of a store no other process shares: nothing to tell."""
+
+    def __enter__(self) -> Callable[[Optional[Change]], None]:
+        return lambda change: None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+_NOT_SHARED = _NotShared()
+
+_M = TypeVar("_M", bound=Callable[..., Any])
+
+
+def _shared(write: bool = False) -> Callable[[_M], _M]:
+    """Run the method as one call on a store other processes may share (see :func:`run_shared`)."""
+
+    def decorate(method: _M) -> _M:
+        @functools.wraps(method)
+        def call(self: "LocalBackend", *args: Any, **kwargs: Any) -> Any:
+            sharing = self._sharing
+            if sharing is None or self._closed:
+                return method(self, *args, **kwargs)
+            return run_shared(sharing, lambda: method(self, *args, **kwargs), write)
+
+        return call  # type: ignore[return-value]
+
+    return decorate
 
 
 class LocalBackend(Backend):
     """A store in memory (``path=None``) or in the folder ``path``: ``vectordb.duckdb`` plus ``index/``."""
 
-    def __init__(self, path: Optional[str] = None, read_only: bool = False) -> None:
+    def __init__(self, path: Optional[str] = None, read_only: bool = False,
+                 lock_timeout: float = LOCK_TIMEOUT_S) -> None:
+        """A store in the folder ``path`` is shared with the other processes that open it (see
+        :mod:`vectordb.engine.sharing`); a call waits at most ``lock_timeout`` seconds for their turns."""
         if path is not None:
             path = _store_folder(path, read_only)
         self.path = path
         self.read_only = read_only
         self._locks = EngineLocks(())
         self._closed = True
+        self._sharing: Optional[Sharing] = None
+        self._rows: Dict[str, CollectionRow] = {}
+        """Every collection's catalog row, kept in memory (current with the store's feed)."""
+        self._rows_stale = False
         if path is not None:
             _claim(path, self)
         try:
-            self._store = Store(path, read_only=read_only)
+            self._sharing = _share(path, read_only, lock_timeout)
+            with self._turn():
+                self._open(path, read_only)
         except BaseException:
+            if self._sharing is not None:
+                self._sharing.close()
             _release(path, self)
             raise
-        self._indexes = IndexManager(self._store, None if path is None else os.path.join(path, "index"), read_only)
-        self._derived = DerivedStructures(self._store)
-        self._text = TextIndexes(self._store, None if path is None else os.path.join(path, "text"), read_only)
-        self._rows: Dict[str, CollectionRow] = {}
-        """Every collection's catalog row, kept in memory: this engine is the store's only writer."""
-        self._closed = False
+        if self._sharing is not None:
+            self._sharing.attach(self)
+        if path is not None:
+            atexit.register(_close_at_exit, weakref.ref(self))
+
+    def _open(self, path: Optional[str], read_only: bool) -> None:
+        """Open the database and read the catalog (inside the turn of a shared store)."""
+        turns = None if self._sharing is None else self._sharing.turns
+        self._store = Store(path, read_only=read_only, gate=None if self._sharing is None else self._sharing.gate)
         try:
+            self._indexes = IndexManager(self._store, None if path is None else os.path.join(path, "index"),
+                                         read_only, turns)
+            self._derived = DerivedStructures(self._store)
+            self._text = TextIndexes(self._store, None if path is None else os.path.join(path, "text"), read_only,
+                                     turns)
             self._rows = {row.id: row for row in self._store.collections()}
             self._locks = EngineLocks(self._rows)
             if path is not None:
@@ -105,12 +160,15 @@ class LocalBackend(Backend):
                     maintenance.remove_leftovers(path)
         except BaseException:
             try:
-                self.close()  # releases the store lock
+                self._store.close()
             except Exception:
                 pass  # the error of the open is the one to raise
             raise
-        if path is not None:
-            atexit.register(_close_at_exit, weakref.ref(self))
+        self._closed = False
+
+    def _turn(self) -> ContextManager[None]:
+        """Hold this process's turn on a shared store for the block (nothing to hold in memory)."""
+        return nullcontext() if self._sharing is None else self._sharing.turns.use()
 
     def __repr__(self) -> str:
         return f"LocalBackend({self.path or ':memory:'})"
@@ -123,14 +181,31 @@ class LocalBackend(Backend):
         The store lock is released even when the final save fails (a full disk); the
         typed StorageError is raised after that. A failed index save is only logged:
         the next open catches the index up from the records. Waits for every request
-        under way; later ones raise.
+        under way; later ones raise. On a shared store the indexes are saved inside a
+        turn; if none comes within ``lock_timeout``, they are not saved (the next open
+        catches them up from the records).
         """
+        if self._closed:
+            return
+        sharing = self._sharing
+        try:
+            try:
+                with self._turn():
+                    self._close(flush=True)
+            except StoreBusyError as exc:
+                log.warning("closing the store at %s without saving its indexes: %s", self.path, exc)
+                self._close(flush=False)
+        finally:
+            if sharing is not None:
+                sharing.close()
+
+    def _close(self, flush: bool) -> None:
         with self._locks.everything():
             if self._closed:
                 return
             self._closed = True
             try:
-                if not self.read_only:
+                if flush and not self.read_only:
                     try:
                         self._indexes.flush({row.id: row for row in self._store.collections()})
                     finally:
@@ -159,6 +234,7 @@ class LocalBackend(Backend):
     def max_batch_size(self) -> int:
         return MAX_BATCH_SIZE
 
+    @_shared(write=True)
     def reset(self) -> None:
         self._check_writable()
         for info in self.list_collections():
@@ -167,6 +243,7 @@ class LocalBackend(Backend):
             except CollectionNotFoundError:
                 pass  # deleted (or renamed) by another thread meanwhile
 
+    @_shared(write=True)
     def check(self, repair: bool = False) -> CheckReport:
         """Check the store while no other request runs (see :mod:`vectordb.engine.check`)."""
         with self._locks.everything():
@@ -176,10 +253,13 @@ class LocalBackend(Backend):
             report = check_store(self._store, self._indexes, repair)
             self._text.check(self._store.collections(), report, repair)
             if report.repairs:  # they may have rewritten what the rows and caches were loaded from
-                self._rows.clear()
+                self._rows_stale = True
                 self._derived.clear()
+                if self._sharing is not None:
+                    self._sharing.invalidate()  # the other processes reload too
             return report
 
+    @_shared(write=True)
     def compact(self, collection_id: Optional[str] = None, name: str = "") -> CompactResult:
         """Rebuild the indexes (of one collection, or all) and shrink the database file."""
         self._check_writable()
@@ -247,6 +327,7 @@ class LocalBackend(Backend):
 
     # -- collections --------------------------------------------------------
 
+    @_shared(write=True)
     def create_collection(
         self, name: str, metadata: Optional[Dict[str, Any]], ef_name: Optional[str], ef_config: Optional[Dict[str, Any]],
         metric: Optional[str] = None,
@@ -263,42 +344,51 @@ class LocalBackend(Backend):
                     ef_name=ef_name, ef_config=ef_config, next_label=0, seq=0, position=0,
                     text_analyzer=new_analyzer_name(metadata),
                 )
-                with self._resync_on_failure(row.id):
+                with self._resync_on_failure(row.id), self._publishing() as publish:
                     row = self._store.insert_collection(row)
+                    publish(Change("row", row.id, row))
                 self._rows[row.id] = row
                 self._locks.add(row.id)
             return _info(row)
 
+    @_shared()
     def get_collection(self, name: str) -> CollectionInfo:
         with self._locks.catalog.read:
             self._check_open()
-            row = self._store.collection_by_name(name)
+            row = next((r for r in self._catalog().values() if r.name == name), None)
+            if row is None:
+                row = self._store.collection_by_name(name)  # not in memory: the store has the last word
             if row is None:
                 raise collection_not_found(name)
             return _info(row)
 
+    @_shared()
     def collection(self, collection_id: str, name: str) -> CollectionInfo:
         with self._lock(collection_id, name).read:
             return _info(self._row(collection_id, name))
 
+    @_shared()
     def collection_by_id(self, collection_id: str) -> CollectionInfo:
         with self._locks.catalog.read:
             self._check_open()
-            row = self._store.collection_by_id(collection_id)
+            row = self._catalog().get(collection_id) or self._store.collection_by_id(collection_id)
             if row is None:
                 raise collection_not_found(collection_id)
             return _info(row)
 
+    @_shared()
     def list_collections(self) -> List[CollectionInfo]:
         with self._locks.catalog.read:
             self._check_open()
-            return [_info(row) for row in self._store.collections()]
+            return [_info(row) for row in sorted(self._catalog().values(), key=lambda r: r.position)]
 
+    @_shared()
     def count_collections(self) -> int:
         with self._locks.catalog.read:
             self._check_open()
-            return len(self._store.collections())
+            return len(self._catalog())
 
+    @_shared(write=True)
     def delete_collection(self, name: str) -> None:
         self._check_writable()
         with self._locks.catalog.read:
@@ -317,11 +407,13 @@ class LocalBackend(Backend):
                         continue  # deleted by another thread while this one waited
                     if current.name != name:
                         continue  # renamed while this thread waited: look the name up again
-                    with self._resync_on_failure(row.id):
+                    with self._resync_on_failure(row.id), self._publishing() as publish:
                         self._store.delete_collection(row.id)
+                        publish(Change("drop", row.id))
                     self._forget_deleted(row.id)
                     return
 
+    @_shared(write=True)
     def modify_collection(
         self, collection_id: str, name: str, new_name: Optional[str], new_metadata: Optional[Dict[str, Any]]
     ) -> CollectionInfo:
@@ -343,8 +435,9 @@ class LocalBackend(Backend):
             with self._locks.names:
                 if new_name is not None and new_name != row.name and self._store.collection_by_name(new_name):
                     raise CollectionExistsError(f"collection {new_name!r} already exists")
-                with self._resync_on_failure(row.id):
+                with self._resync_on_failure(row.id), self._publishing() as publish:
                     self._store.update_collection(updated)
+                    publish(Change("row", row.id, updated))
                 self._rows[row.id] = updated
             index = self._indexes.loaded(row.id)
             if index is not None and new_metadata is not None:
@@ -376,7 +469,8 @@ class LocalBackend(Backend):
         try:
             row = self._store.collection_by_id(collection_id)
         except StorageError:
-            return  # the store cannot be read now: the next call reads the row (see _row)
+            self._rows_stale = True  # the store cannot be read now: the next call reads the rows (see _catalog)
+            return
         if row is None:  # not created, or deleted after all
             self._forget_deleted(collection_id)
         else:
@@ -392,6 +486,65 @@ class LocalBackend(Backend):
         self._rows.pop(collection_id, None)
         self._derived.drop(collection_id)
         self._locks.remove(collection_id)
+
+    def _catalog(self) -> Dict[str, CollectionRow]:
+        """Every collection's catalog row, read again from the store when a failure left them unsure."""
+        if self._rows_stale:
+            rows = {row.id: row for row in self._store.collections()}
+            self._rows.clear()
+            self._rows.update(rows)
+            self._rows_stale = False
+        return self._rows
+
+    # -- other processes (see vectordb.engine.sharing) ---------------------------
+
+    def _publishing(self) -> ContextManager[Callable[[Optional[Change]], None]]:
+        """Around a commit: tell the other processes of a shared store what it changed."""
+        return _NOT_SHARED if self._sharing is None else self._sharing.publishing()
+
+    def apply(self, changes: List[Change]) -> None:
+        """Apply changes other processes published to what this one keeps in memory."""
+        with self._locks.everything():
+            if self._closed:
+                return
+            for change in changes:
+                cid, row = change.collection_id, change.row
+                if change.kind == "drop" or row is None:
+                    self._indexes.forget(cid)
+                    self._text.forget(cid)
+                    self._derived.drop(cid)
+                    self._rows.pop(cid, None)
+                    self._locks.remove(cid)
+                    continue
+                self._rows[cid] = row
+                if self._locks.of(cid) is None:
+                    self._locks.add(cid)
+                if change.kind == "write" and change.batch is not None and change.changed is not None:
+                    self._after_write(row, change.batch)
+                    self._indexes.applied(row, change.batch.labels[change.changed],
+                                          change.batch.embeddings[change.changed])
+                elif change.kind == "delete" and change.labels is not None:
+                    self._after_delete(row, change.labels)
+                elif change.kind == "row":
+                    index = self._indexes.loaded(cid)
+                    if index is not None:
+                        index.params = index_params(row)
+
+    def reload(self) -> None:
+        """Forget what this process keeps in memory and read the catalog again (inside the turn)."""
+        with self._locks.everything():
+            if self._closed:
+                return
+            for cid in list(self._rows):
+                self._indexes.forget(cid)
+                self._text.forget(cid)
+                self._derived.drop(cid)
+            self._rows_stale = True
+            self._locks.keep_only(self._catalog())
+
+    def park(self) -> None:
+        """Close the database connection: another process takes the turn."""
+        self._store.db.park()
 
     def _lock(self, collection_id: str, name: str, writable: bool = False) -> CollectionLock:
         """The collection's lock (not yet taken); CollectionNotFoundError once the collection is deleted."""
@@ -417,6 +570,7 @@ class LocalBackend(Backend):
 
     # -- writes -------------------------------------------------------------
 
+    @_shared(write=True)
     def write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
         embedded: Dict[str, np.ndarray] = {}
         lock = self._lock(collection_id, name, writable=True)
@@ -460,19 +614,34 @@ class LocalBackend(Backend):
         if batch.embeddings.shape[1] != dimension:
             raise v.dimension_error(planned.source, batch.embeddings.shape[1], dimension)
         changed = planned.changed
+
+        def commit() -> CollectionRow:
+            with self._publishing() as publish:
+                written = self._store.write(row, batch, planned.replaced, dimension)
+                publish(Change("write", row.id, written, batch=batch, changed=changed))
+                return written
+
         with self._resync_on_failure(row.id):
             new_row = self._indexes.add_after_commit(
-                row,
-                dimension,
-                batch.labels[changed],
-                batch.embeddings[changed],
-                lambda: self._store.write(row, batch, planned.replaced, dimension),
+                row, dimension, batch.labels[changed], batch.embeddings[changed], commit
             )
-        self._rows[new_row.id] = new_row
-        self._derived.written(new_row.id, batch)
-        self._text.written(new_row, batch.labels, batch.documents)
+        self._after_write(new_row, batch)
         return new_row
 
+    def _after_write(self, row: CollectionRow, batch: RecordBatch) -> None:
+        """A committed write, in the catalog row and derived structures (the index is the caller's)."""
+        self._rows[row.id] = row
+        self._derived.written(row.id, batch)
+        self._text.written(row, batch.labels, batch.documents)
+
+    def _after_delete(self, row: CollectionRow, labels: np.ndarray) -> None:
+        """A committed delete, in the catalog row, derived structures and index."""
+        self._rows[row.id] = row
+        self._derived.deleted(row.id, labels)
+        self._text.deleted(row, labels)
+        self._indexes.remove(row, labels)
+
+    @_shared(write=True)
     def delete(
         self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter], limit: Optional[int] = None
     ) -> int:
@@ -482,12 +651,10 @@ class LocalBackend(Backend):
             labels = self._select(row, ids, filter)[:limit]
             if len(labels) == 0:
                 return 0
-            with self._resync_on_failure(row.id):
+            with self._resync_on_failure(row.id), self._publishing() as publish:
                 new_row = self._store.delete(row, labels)
-            self._rows[new_row.id] = new_row
-            self._derived.deleted(new_row.id, labels)
-            self._text.deleted(new_row, labels)
-            self._indexes.remove(new_row, labels)
+                publish(Change("delete", row.id, new_row, labels=labels))
+            self._after_delete(new_row, labels)
             due = maintenance.compaction_due(self._indexes.loaded(row.id))
         if due:  # once the collection's lock is let go: the compaction takes the locks it needs
             self._maybe_compact(collection_id, name)
@@ -495,10 +662,12 @@ class LocalBackend(Backend):
 
     # -- reads --------------------------------------------------------------
 
+    @_shared()
     def count(self, collection_id: str, name: str) -> int:
         with self._lock(collection_id, name).read:
-            return self._store.count(self._row(collection_id, name).id)
+            return self._derived.records(self._row(collection_id, name)).count()
 
+    @_shared()
     def get(
         self,
         collection_id: str,
@@ -526,6 +695,7 @@ class LocalBackend(Backend):
             included=list(include),
         )
 
+    @_shared()
     def query(
         self,
         collection_id: str,
@@ -548,6 +718,7 @@ class LocalBackend(Backend):
                     for query_labels in labels]
         return _result(rows, include, distances=distances)
 
+    @_shared()
     def text_query(
         self,
         collection_id: str,
@@ -570,6 +741,7 @@ class LocalBackend(Backend):
             rows = [self._read(row, labels, "embeddings" in include, "metadatas" in include) for labels, _ in ranked]
         return _result(rows, include, scores=[scores for _, scores in ranked])
 
+    @_shared()
     def hybrid_query(
         self,
         collection_id: str,
@@ -629,10 +801,10 @@ class LocalBackend(Backend):
         """Labels of the records matching every given condition (by ids: in the order of ``ids``)."""
         if ids is None:
             if filter is None:
-                return self._store.select_labels(row.id, None, limit, offset)
+                return self._derived.records(row).labels(limit, offset)
             labels = self._matching(row, filter)[offset or 0 :]
             return labels if limit is None else labels[:limit]
-        by_id = self._store.labels_of(row.id, ids)
+        by_id = self._derived.records(row).labels_of(ids)
         labels = np.asarray(list(dict.fromkeys(by_id[i] for i in ids if i in by_id)), dtype=np.int64)
         if filter is None or len(labels) == 0:
             return labels
@@ -765,3 +937,18 @@ def _close_at_exit(ref: "weakref.ReferenceType[LocalBackend]") -> None:
             engine.close()
         except Exception:  # at exit, a failed save only means a catch-up on next open
             log.exception("closing the vectordb store at exit failed")
+
+
+def _share(path: Optional[str], read_only: bool, lock_timeout: float) -> Optional[Sharing]:
+    """The sharing of the store at ``path`` with other processes (None in memory, and for a read-only
+    store whose files this process may not write: no one can write it, DuckDB's own lock applies)."""
+    if path is None:
+        return None
+    if not isinstance(lock_timeout, (int, float)) or isinstance(lock_timeout, bool) or lock_timeout < 0:
+        raise InvalidArgumentError(f"lock_timeout: expected a number of seconds >= 0, got {lock_timeout!r}")
+    try:
+        return Sharing(path, float(lock_timeout))
+    except StorageError:
+        if read_only:
+            return None
+        raise

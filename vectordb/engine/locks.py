@@ -138,6 +138,16 @@ class EngineLocks:
         once it gets it."""
         self._collections.pop(collection_id, None)
 
+    def keep_only(self, collection_ids: Iterable[str]) -> None:
+        """Have a lock for exactly these collections (after reloading the catalog; the caller
+        holds :meth:`everything`, and the locks it took stay valid for its block)."""
+        wanted = set(collection_ids)
+        for collection_id in list(self._collections):
+            if collection_id not in wanted:
+                del self._collections[collection_id]
+        for collection_id in wanted - set(self._collections):
+            self._collections[collection_id] = CollectionLock()
+
     @contextmanager
     def everything(self) -> Iterator[None]:
         """Hold the catalog and every collection exclusively: no other request runs inside."""

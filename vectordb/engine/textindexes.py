@@ -36,6 +36,7 @@ from typing import Any, Dict, Iterable, Optional
 import numpy as np
 
 from vectordb.persistence.store import CollectionRow, Store
+from vectordb.persistence.turns import Turns, save_gate
 from vectordb.text import textfile
 from vectordb.text.analyzer import analyzer
 from vectordb.text.bm25 import TextIndex
@@ -80,10 +81,13 @@ def new_analyzer_name(metadata: Optional[Dict[str, Any]]) -> str:
 class TextIndexes:
     """The text indexes of one store, and their files under ``<path>/text/``."""
 
-    def __init__(self, store: Store, folder: Optional[str], read_only: bool = False) -> None:
+    def __init__(self, store: Store, folder: Optional[str], read_only: bool = False,
+                 turns: Optional[Turns] = None) -> None:
+        """``turns``: a store shared by processes saves files only inside this process's turn."""
         self.store = store
         self.folder = folder
         self.read_only = read_only
+        self._saving = save_gate(turns)
         self._indexes: Dict[str, TextIndex] = {}
         self._seq: Dict[str, int] = {}
         """The record-log position each index in memory reflects."""
@@ -198,12 +202,15 @@ class TextIndexes:
         path = self.path_of(collection_id)
         if path is None or self.read_only:
             return
-        try:
-            textfile.save(index, path, self._seq[collection_id], collection_id)
-        except OSError as exc:
-            log.warning("saving the text index of %s failed (%s); it is caught up from the records later",
-                        collection_id, exc)
-            return
+        with self._saving() as allowed:
+            if not allowed:
+                return  # another process's turn, or catching up: saved later, inside a turn
+            try:
+                textfile.save(index, path, self._seq[collection_id], collection_id)
+            except OSError as exc:
+                log.warning("saving the text index of %s failed (%s); it is caught up from the records later",
+                            collection_id, exc)
+                return
         self._unsaved[collection_id] = 0
 
     def flush(self) -> None:

@@ -109,7 +109,12 @@ def damaged(path: Optional[str], cause: str) -> StoreCorruptedError:
 class Database:
     """The DuckDB connection of one store (a folder, or memory when ``path`` is None)."""
 
-    def __init__(self, path: Optional[str], read_only: bool = False) -> None:
+    def __init__(self, path: Optional[str], read_only: bool = False, gate: Optional[Callable[[], None]] = None,
+                 on_connect: Optional[Callable[[duckdb.DuckDBPyConnection], None]] = None) -> None:
+        """``gate`` (a store shared by processes, see :mod:`vectordb.engine.sharing`) is called before
+        every use of the connection and raises while this thread may not use it; the turn-taking
+        then replaces the store lock, and :meth:`park` closes the connection between turns.
+        ``on_connect`` runs on each new connection (a read-only store's session tables)."""
         self.path = path
         self.read_only = read_only
         self.file = None if path is None else os.path.join(path, DB_FILE)
@@ -121,7 +126,10 @@ class Database:
         self._suspect: Optional[str] = None
         """Why the write-ahead log is not trusted (a commit failed), until a checkpoint succeeds."""
         self._closed = False
-        self._lock = None if path is None else StoreLock.acquire(path, shared=read_only)
+        self._gate = gate
+        self._on_connect = on_connect
+        self._parked = False
+        self._lock = None if path is None or gate is not None else StoreLock.acquire(path, shared=read_only)
         try:
             self._check_file_present()
             self._con = self._connect()
@@ -138,6 +146,8 @@ class Database:
         The connection is reopened first if a fatal error dropped it; a cursor made
         before a reopen or a file swap is replaced by a new one.
         """
+        if self._gate is not None:
+            self._gate()
         local = self._local
         pinned = getattr(local, "pinned", None)
         if pinned is not None:
@@ -148,7 +158,11 @@ class Database:
             return cursor
         with self._mutex:
             con = self._con
-            if con is None:
+            if con is None and self._parked and not self._closed:
+                self._check_file_present(reopening=True)
+                con = self._con = self._connect()
+                self._parked = False
+            elif con is None:
                 con = self._reopen()
             cursor = con.cursor()
         local.cursor, local.of = cursor, con
@@ -288,10 +302,23 @@ class Database:
         self._lost = None
         return self._con
 
+    def park(self) -> None:
+        """Close the connection (DuckDB checkpoints) until the next use reopens it: between the turns
+        of a shared store, when another process is to open the file."""
+        with self._mutex:
+            con, self._con = self._con, None
+            self._parked = self._parked or con is not None
+        if con is not None:
+            with self.guard("closing the database"):
+                con.close()  # and every thread's cursor
+
     def _connect(self) -> duckdb.DuckDBPyConnection:
         target = ":memory:" if self.file is None else self.file
         try:
-            return duckdb.connect(target, read_only=self.read_only)
+            con = duckdb.connect(target, read_only=self.read_only)
+            if self._on_connect is not None:
+                self._on_connect(con)
+            return con
         except duckdb.Error as exc:
             if any(w in str(exc).lower() for w in ("could not set lock", "conflicting lock")):
                 raise _lock_error(self.path, exc, self.read_only) from None

@@ -147,12 +147,13 @@ class Store:
     StoreLockedError); a damaged file raises StoreCorruptedError.
     """
 
-    def __init__(self, path: Optional[str], read_only: bool = False) -> None:
+    def __init__(self, path: Optional[str], read_only: bool = False, gate: Optional[Callable[[], None]] = None) -> None:
+        """``gate``: see :class:`~vectordb.persistence.database.Database` (a store shared by processes)."""
         self.path = path
         self.read_only = read_only
         self._scans = 0  # threads scanning embeddings now (see vectors_since)
         self._scans_lock = threading.Lock()
-        self.db = Database(path, read_only)
+        self.db = Database(path, read_only, gate, on_connect=_session_tables if read_only else None)
         try:
             self._prepare()
         except BaseException:
@@ -172,9 +173,6 @@ class Store:
         else:  # read what a writer's open reads, so that a damaged catalog shows here too
             self.con.execute("SELECT value FROM store_info WHERE key = 'schema'").fetchall()
             self.con.execute("SELECT count(*) FROM collections").fetchall()
-            tables = {r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-            if "metadata_lists" not in tables:  # a store made before list values: nothing to find in it
-                self.con.execute(_LISTS_TABLE.format(temp="TEMP "))
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -531,6 +529,14 @@ class Store:
 
 USE_PYARROW = True
 """Read embeddings through Arrow when pyarrow (an optional dependency) is installed."""
+
+
+def _session_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """On each read-only connection: a store made before list values gets an empty
+    ``metadata_lists`` for the session (nothing to find in it), so filters read it alike."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "metadata_lists" not in tables:
+        con.execute(_LISTS_TABLE.format(temp="TEMP "))
 
 
 def _pyarrow() -> Any:
