@@ -1,6 +1,6 @@
 """A writer for the crash tests, run as a child process and killed with SIGKILL.
 
-Usage: ``python crash_writer.py STORE LOG SEED FIRST_CALL``. Call number k writes a
+Usage: ``python crash_writer.py STORE LOG SEED FIRST_CALL [PREFIX]``. Call number k writes a
 batch whose every record carries ``k``: metadata ``{"call": k}``, document ``"<id>@k"``
 and the embedding :func:`vector` (k, id). Before each call the writer appends an
 ``intent`` line to LOG (fsynced); after the call returns, a ``done`` line. So the
@@ -10,9 +10,11 @@ Index saves and automatic compaction are made frequent so that kills land inside
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import random
+import signal
 import sys
 import zlib
 from typing import List
@@ -47,11 +49,14 @@ def _log(f, entry: dict) -> None:
     os.fsync(f.fileno())
 
 
-def main(path: str, log_path: str, seed: int, first_call: int) -> None:
+def main(path: str, log_path: str, seed: int, first_call: int, prefix: str = "") -> None:
+    """Write calls for ever; ``prefix`` keeps this writer's ids apart from other writers' (several
+    writer processes on one store, see test_multiprocess.py)."""
     manager.SAVE_MIN_CHANGES = 40
     manager.BACKGROUND_MIN = 10  # writes of 10-30 vectors go to the worker thread, smaller ones stay inline
     maintenance.AUTO_COMPACT_MIN_DELETED = 30
     textindexes.SAVE_MIN_CHANGES, textindexes.SAVE_FRACTION = 20, 0.05  # the text index is saved every few calls
+    faulthandler.register(signal.SIGUSR1)  # a test that finds the store held too long asks where this process is
     rng = random.Random(seed)
     collection = collection_of(vectordb.PersistentClient(path))
     collection.query(query_texts="r1", mode="text")  # the text index is loaded: every write then updates it
@@ -60,7 +65,7 @@ def main(path: str, log_path: str, seed: int, first_call: int) -> None:
         call = first_call
         while True:
             op = rng.choices(OPS, WEIGHTS)[0]
-            ids = [f"r{i}" for i in rng.sample(range(POOL), rng.randint(1, 30))]
+            ids = [f"{prefix}r{i}" for i in rng.sample(range(POOL), rng.randint(1, 30))]
             _log(log, {"intent": call, "op": op, "ids": ids})
             if op == "delete":
                 collection.delete(ids=ids)
@@ -78,4 +83,4 @@ def main(path: str, log_path: str, seed: int, first_call: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:6])

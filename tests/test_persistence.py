@@ -227,21 +227,22 @@ def test_changing_search_ef_keeps_the_saved_index(tmp_path, caplog):
     assert not [r for r in caplog.records if "rebuild" in r.getMessage()]
 
 
-def test_second_writer_process_is_refused(tmp_path):
+def test_a_second_writer_process_shares_the_store(tmp_path):
     path = str(tmp_path / "db")
     client = vectordb.PersistentClient(path)
-    client.create_collection("books", embedding_function=None)
+    books = client.create_collection("books", embedding_function=None)
+    books.add(ids="mine", embeddings=[1.0, 0.0])
     proc = run_python(f"""
         import vectordb
-        try:
-            vectordb.PersistentClient({path!r})
-        except vectordb.errors.StoreLockedError as exc:
-            print("locked:", exc)
+        client = vectordb.PersistentClient({path!r})
+        col = client.get_collection("books")
+        col.add(ids="theirs", embeddings=[0.0, 1.0])
+        print(sorted(col.get()["ids"]))
     """)
-    client.close()
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("locked:")
-    assert issubclass(StoreLockedError, vectordb.errors.VectorDBError)
+    assert proc.stdout.strip() == "['mine', 'theirs']"
+    assert sorted(books.get()["ids"]) == ["mine", "theirs"]  # seen here at once, without reopening
+    client.close()
 
 
 def test_deleted_collection_handle_raises(tmp_path):

@@ -27,7 +27,7 @@ from vectordb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings, check_se
 from vectordb.configuration import function_in, with_configuration
 from vectordb.embedding_functions.base import describe
 from vectordb.embedding_functions.identity import conflict_message, default_function, rebuild_function, same_function
-from vectordb.engine.local import LocalBackend
+from vectordb.engine.local import LOCK_TIMEOUT_S, LocalBackend
 from vectordb.engine.shared import open_store
 from vectordb.persistence.database import DB_FILE
 from vectordb.errors import (
@@ -66,6 +66,7 @@ class Client:
             "default_database"), any other raises InvalidArgumentError.
         path: the store's folder (None: in memory, unless the settings say otherwise).
         read_only: open the store without writing to it.
+        lock_timeout: seconds a call may wait while other processes use the store (then StoreBusyError).
         backend: the backend to use instead (HttpClient passes its own).
     """
 
@@ -77,6 +78,7 @@ class Client:
         *,
         path: Optional[str] = None,
         read_only: bool = False,
+        lock_timeout: float = LOCK_TIMEOUT_S,
         backend: Optional[Backend] = None,
     ) -> None:
         self._settings = check_settings(settings)
@@ -86,7 +88,7 @@ class Client:
         if backend is None:
             if path is None and self._settings.is_persistent:
                 path = self._settings.persist_directory
-            backend = LocalBackend(None, read_only) if path is None else open_store(path, read_only)
+            backend = LocalBackend(None, read_only) if path is None else open_store(path, read_only, lock_timeout)
         self._backend: Backend = backend
 
     @property
@@ -196,7 +198,8 @@ class Client:
         functions, l2 for the default one), else l2 (see :func:`default_space`); it is fixed
         at creation and not written into the metadata. ``configuration``
         (Chroma 1.x: ``{"hnsw": {"space", "ef_construction", "ef_search", "max_neighbors"}}``)
-        sets the index as the ``hnsw:*`` metadata does (:mod:`vectordb.configuration`); a
+        sets the index as the ``hnsw:*`` metadata does, and as in Chroma its settings are not
+        part of ``collection.metadata`` (:mod:`vectordb.configuration`); a
         setting given both ways with different values raises InvalidArgumentError. With
         ``get_or_create``, an existing collection is returned as it is (its metadata and
         configuration are not changed). ``embedding_function=None`` for an existing
@@ -326,8 +329,11 @@ def _check_name(name: Any) -> None:
 class PersistentClient(Client):
     """A store on disk under ``path``: a DuckDB file plus rebuildable index files.
 
-    ``read_only=True`` opens an existing store without writing to it (refused while
-    another process has it open for writing: see :mod:`vectordb.persistence.lock`).
+    Any number of processes may open one store at once, read-only or not: they take turns
+    on the database, and each call sees every write acknowledged before it began, in any
+    process (see :mod:`vectordb.engine.sharing`); a call waits at most ``lock_timeout``
+    seconds for the others (then :class:`~vectordb.errors.StoreBusyError`, naming the
+    holder). ``read_only=True`` opens an existing store without writing to it.
     Clients of one path in one process share one engine: closing one leaves the others
     working, and the store closes with the last (a read-only client of a path this
     process has open for writing, or the reverse, raises StoreLockedError).
@@ -344,9 +350,10 @@ class PersistentClient(Client):
         tenant: str = DEFAULT_TENANT,
         database: str = DEFAULT_DATABASE,
         read_only: bool = False,
+        lock_timeout: float = LOCK_TIMEOUT_S,
     ) -> None:
         super().__init__(settings, tenant, database, path=default_path() if path is None else path,
-                         read_only=read_only)
+                         read_only=read_only, lock_timeout=lock_timeout)
 
 
 DEFAULT_PATH = "./chroma"

@@ -10,7 +10,8 @@ it is garbage-collected; an engine nobody holds is closed at exit, as always.
 
 Every handle of one engine shares its mode: a read-only client of a folder that this
 process has open for writing (or the reverse) raises
-:class:`~vectordb.errors.StoreLockedError`, as it would from another process.
+:class:`~vectordb.errors.StoreLockedError` (one engine has one mode; other processes may open
+the store either way).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import weakref
 from typing import Any, Callable, Dict, Optional
 
 from vectordb.backend import Backend
-from vectordb.engine.local import LocalBackend, _store_folder
+from vectordb.engine.local import LOCK_TIMEOUT_S, LocalBackend, _store_folder
 from vectordb.errors import StoreLockedError, VectorDBError
 
 _ENGINES: Dict[str, "weakref.ReferenceType[LocalBackend]"] = {}
@@ -30,14 +31,15 @@ _LOCK = threading.RLock()
 garbage collection that starts while this thread holds the lock (opening another engine, say)."""
 
 
-def open_store(path: Any, read_only: bool = False) -> "SharedEngine":
-    """A handle on the engine of the store under ``path``, opening the engine if this process has none."""
+def open_store(path: Any, read_only: bool = False, lock_timeout: float = LOCK_TIMEOUT_S) -> "SharedEngine":
+    """A handle on the engine of the store under ``path``, opening the engine if this process has none
+    (``lock_timeout``: see :class:`LocalBackend`; an engine already open keeps its own)."""
     folder = _store_folder(path, read_only)
     with _LOCK:
         held = _ENGINES.get(folder)
         engine = held() if held is not None else None
         if engine is None or engine._closed:
-            engine = LocalBackend(folder, read_only)
+            engine = LocalBackend(folder, read_only, lock_timeout)
             _ENGINES[folder] = weakref.ref(engine)
         elif engine.read_only != read_only:
             mode = "read-only" if engine.read_only else "for writing"

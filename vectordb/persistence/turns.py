@@ -140,10 +140,13 @@ class Turns:
                 if joined:
                     self._users += 1
             if not joined:
-                if hand_over:  # another process has waited while this one kept the turn: its go first
-                    self._give_back()
+                if hand_over and self._give_back():  # another process has waited while this one kept it
                     self._let_waiter_in()
-                self._take()
+                if self.held:  # a save took it meanwhile: join
+                    with self._mutex:
+                        self._users += 1
+                else:
+                    self._take()
         local.depth = 1
         try:
             yield
@@ -216,17 +219,21 @@ class Turns:
             local.depth = 0
             with self._mutex:
                 self._users -= 1
-            self._give_back()
+            try:
+                self._give_back()
+            except Exception:
+                pass  # the error of the catch-up is the one to raise
             raise
         finally:
             self.catching_up = False
             local.depth = 0
 
-    def _give_back(self) -> None:
-        """Close the connection and drop the flock (the caller holds _acquiring; nobody uses the turn)."""
+    def _give_back(self) -> bool:
+        """Close the connection and drop the flock, unless a call (or a save) uses the turn; whether it
+        was given back (the caller holds _acquiring)."""
         with self._mutex:
-            if not self.held:
-                return
+            if not self.held or self._users:
+                return False
             self.held = False
         try:
             self.on_release()
@@ -238,6 +245,7 @@ class Turns:
             except OSError:
                 pass
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        return True
 
     def _let_waiter_in(self) -> None:
         """After handing the turn over: give the waiting process a moment to take it."""
@@ -258,10 +266,7 @@ class Turns:
             if want in (0, os.getpid()) or not self._acquiring.acquire(blocking=False):
                 continue
             try:
-                with self._mutex:
-                    idle = self.held and self._users == 0
-                if idle:
-                    self._give_back()
+                self._give_back()
             except Exception:  # the next call of this process meets the problem, if any
                 pass
             finally:
