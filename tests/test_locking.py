@@ -81,27 +81,26 @@ def test_a_second_writer_and_a_reader_open_the_store_beside_a_writer(store, writ
         assert out.stdout.split() == [b"3", b"c"]  # read after acknowledge, in another process
 
 
-SLOW_WRITER = """
-import sys, time, vectordb
-
-class Slow:
-    def __call__(self, input):
-        print("embedding", flush=True)
-        time.sleep(float(sys.argv[2]))
-        return [[1.0, 1.0] for _ in input]
-
+HOLDER_THAT_WRITES = """
+import sys, vectordb
 client = vectordb.PersistentClient(sys.argv[1])
-col = client.create_collection("slow", embedding_function=Slow())
-col.add(ids=["slow"], documents=["slow"])  # embeds inside the call: holds the store meanwhile
+col = client.get_collection("docs")
+col.add(["held"], [[0.5, 0.5]])  # it holds its turn now: nobody else has asked
+print("added", flush=True)
+sys.stdin.readline()
+col.add(["after"], [[0.7, 0.7]])
 print("added", col.count(), flush=True)
 """
 
 
 def test_a_call_that_waits_past_lock_timeout_gets_store_busy_naming_the_holder(store):
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, store, "6"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    """A process frozen while it holds the store (SIGSTOP: a debugger, a machine swapping) keeps
+    others out: they wait lock_timeout, then get StoreBusyError naming it, and changed nothing."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER_THAT_WRITES, store], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     try:
-        assert proc.stdout.readline().strip() == b"embedding", proc.stderr.read().decode()[-2000:]
+        assert proc.stdout.readline().strip() == b"added", proc.stderr.read().decode()[-2000:]
+        proc.send_signal(signal.SIGSTOP)
         start = time.monotonic()
         with pytest.raises(StoreBusyError) as err:
             with vectordb.PersistentClient(store, lock_timeout=1.0) as client:
@@ -112,14 +111,16 @@ def test_a_call_that_waits_past_lock_timeout_gets_store_busy_naming_the_holder(s
         assert store in message and f"process {proc.pid}" in message and "lock_timeout" in message
         assert err.value.holder == proc.pid and isinstance(err.value, StoreLockedError)
         assert err.value.http_status == 423
-        out, errs = proc.communicate(timeout=60)
+        proc.send_signal(signal.SIGCONT)
+        out, errs = proc.communicate(b"\n", timeout=60)
     finally:
         if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
             proc.kill()
         proc.wait()
-    assert proc.returncode == 0 and out.split() == [b"added", b"1"], errs.decode()[-2000:]  # the holder is unaffected
+    assert proc.returncode == 0 and out.split() == [b"added", b"4"], errs.decode()[-2000:]  # the holder is unaffected
     with vectordb.PersistentClient(store) as client:  # and the refused call changed nothing
-        assert sorted(client.get_collection("docs").get()["ids"]) == ["a", "b"]
+        assert sorted(client.get_collection("docs").get()["ids"]) == ["a", "after", "b", "held"]
 
 
 def test_lock_timeout_is_checked(tmp_path):

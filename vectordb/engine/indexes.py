@@ -30,6 +30,7 @@ one thread at a time; a mutex of the manager guards only the table of jobs. A ca
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -252,10 +253,11 @@ class IndexManager:
         collection_id = row.id
 
         generation = generation_of(self._turns)
+        saving = self._saving  # not self: the manager's finalizer holds the catch-ups, which must not hold it
 
         def save(seq: int) -> bool:
             assert folder is not None
-            with self._saving(generation) as allowed:
+            with saving(generation) as allowed:
                 if allowed:
                     index.save(folder, seq, collection_id)
                 return allowed
@@ -366,7 +368,7 @@ class IndexManager:
         folder = self._folder_of(row.id)
         due = _save_due(unsaved, index.count + len(labels))
         job = _IndexJob(new_row, index, labels, vectors, folder if due and not self.read_only else None,
-                        lambda generation=generation_of(self._turns): self._saving(generation))
+                        functools.partial(self._saving, generation_of(self._turns)))
         with self._jobs_lock:
             self._jobs[row.id] = job
         job.start(background=len(labels) >= BACKGROUND_MIN)

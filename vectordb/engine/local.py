@@ -129,7 +129,7 @@ class LocalBackend(Backend):
             _claim(path, self)
         try:
             self._sharing = _share(path, read_only, lock_timeout)
-            with self._turn():
+            with self.turn():
                 self._open(path, read_only)
         except BaseException:
             if self._sharing is not None:
@@ -166,8 +166,9 @@ class LocalBackend(Backend):
             raise
         self._closed = False
 
-    def _turn(self) -> ContextManager[None]:
-        """Hold this process's turn on a shared store for the block (nothing to hold in memory)."""
+    def turn(self) -> ContextManager[None]:
+        """Hold this process's turn on a shared store for the block (nothing to hold in memory): the
+        database may be read directly inside it (tools, tests); calls of this engine take it themselves."""
         return nullcontext() if self._sharing is None else self._sharing.turns.use()
 
     def __repr__(self) -> str:
@@ -190,7 +191,7 @@ class LocalBackend(Backend):
         sharing = self._sharing
         try:
             try:
-                with self._turn():
+                with self.turn():
                     self._close(flush=True)
             except StoreBusyError as exc:
                 log.warning("closing the store at %s without saving its indexes: %s", self.path, exc)
@@ -570,15 +571,17 @@ class LocalBackend(Backend):
 
     # -- writes -------------------------------------------------------------
 
-    @_shared(write=True)
+    @_shared()
     def write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
+        """Plan, embed (holding no lock, nor the turn of a shared store: other processes go on),
+        then commit inside the turn; planned again if the collection changed meanwhile."""
         embedded: Dict[str, np.ndarray] = {}
         lock = self._lock(collection_id, name, writable=True)
         while True:
             with lock.read:  # planning only reads: other reads of the collection go on
                 self._check_writable()
                 row = self._row(collection_id, name)
-                existing = self._store.labels_of(row.id, write.ids)
+                existing = self._derived.records(row).labels_of(write.ids)
                 stored = {} if write.mode == "add" or not existing else self._store.fetch(
                     row.id, np.fromiter(existing.values(), dtype=np.int64), embeddings=True
                 )
@@ -588,11 +591,11 @@ class LocalBackend(Backend):
                 if embed is None:
                     raise missing_function_error(name)
                 embedded.update(zip(missing, embed(missing)))
-            with lock.write:
+            with self.turn(), lock.write:  # the turn first: taking it catches up with other processes
                 self._check_writable()
                 current = self._row(collection_id, name)
                 if current.seq != row.seq:
-                    continue  # another thread wrote meanwhile: plan again with what it wrote
+                    continue  # another thread or process wrote meanwhile: plan again with what it wrote
                 row = current  # the same records; a rename meanwhile is kept
                 planned = plan(row.next_label, write, existing, stored, embedded)
                 if planned.skipped:

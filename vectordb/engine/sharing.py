@@ -23,6 +23,7 @@ import json
 import os
 import struct
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol
@@ -128,14 +129,15 @@ class Sharing:
             raise
         self.position = 0
         self.epoch = 0
-        self._engine: Optional[Applier] = None
+        self._engine: Optional["weakref.ReferenceType[Applier]"] = None
         self._sync_lock = threading.Lock()
         self.turns.on_acquire = self._acquired
         self.turns.on_release = self._released
 
     def attach(self, engine: Applier) -> None:
-        """Start applying changes to ``engine`` (opened under the turn, so current now)."""
-        self._engine = engine
+        """Start applying changes to ``engine`` (opened under the turn, so current now); held weakly, so
+        that an engine dropped without close() is collected."""
+        self._engine = weakref.ref(engine)
 
     # -- catching up --------------------------------------------------------
 
@@ -158,14 +160,15 @@ class Sharing:
             pass
 
     def _from_feed(self, upto: int) -> bool:
+        engine = self._engine() if self._engine is not None else None
         entries = self.feed.read(self.position, upto)
-        if entries is None or self._engine is None:
+        if entries is None or engine is None:
             return False
         try:
             changes = [Change.decode(payload) for _, payload in entries]
         except (ValueError, KeyError, TypeError):
             return False  # a damaged entry: reload instead
-        self._engine.apply(changes)
+        engine.apply(changes)
         self.position = upto
         return True
 
@@ -175,15 +178,16 @@ class Sharing:
             if header.busy:  # a writer died between its commit and its publication
                 header = self.turns.put(busy=0, epoch=header.epoch + 1, changes=header.changes + 1)
                 self.feed.restart(header.changes)
-            engine = self._engine
+            engine = self._engine() if self._engine is not None else None
             if engine is not None and (header.epoch != self.epoch or not self._from_feed(header.changes)):
                 engine.reload()
             self.position, self.epoch = header.changes, header.epoch
 
     def _released(self) -> None:
         self.feed.close()
-        if self._engine is not None:
-            self._engine.park()
+        engine = self._engine() if self._engine is not None else None
+        if engine is not None:
+            engine.park()
 
     # -- publishing ---------------------------------------------------------
 

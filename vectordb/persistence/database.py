@@ -114,7 +114,7 @@ class Database:
         """``gate`` (a store shared by processes, see :mod:`vectordb.engine.sharing`) is called before
         every use of the connection and raises while this thread may not use it; the turn-taking
         then replaces the store lock, and :meth:`park` closes the connection between turns.
-        ``on_connect`` runs on each new connection (a read-only store's session tables)."""
+        ``on_connect`` runs on each new cursor (a read-only store's session tables)."""
         self.path = path
         self.read_only = read_only
         self.file = None if path is None else os.path.join(path, DB_FILE)
@@ -165,6 +165,8 @@ class Database:
             elif con is None:
                 con = self._reopen()
             cursor = con.cursor()
+            if self._on_connect is not None:
+                self._on_connect(cursor)  # per cursor: DuckDB's temporary tables belong to one connection
         local.cursor, local.of = cursor, con
         return cursor
 
@@ -315,10 +317,7 @@ class Database:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         target = ":memory:" if self.file is None else self.file
         try:
-            con = duckdb.connect(target, read_only=self.read_only)
-            if self._on_connect is not None:
-                self._on_connect(con)
-            return con
+            return duckdb.connect(target, read_only=self.read_only)
         except duckdb.Error as exc:
             if any(w in str(exc).lower() for w in ("could not set lock", "conflicting lock")):
                 raise _lock_error(self.path, exc, self.read_only) from None

@@ -34,6 +34,7 @@ import struct
 import sys
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterator, Optional
@@ -99,7 +100,9 @@ class Turns:
         self._mutex = threading.Lock()  # guards held, _users
         self._acquiring = threading.RLock()  # one thread takes or gives back the turn at a time
         self._closed = False
-        self._keeper = threading.Thread(target=self._keep, name="vectordb-turns", daemon=True)
+        self._files = weakref.finalize(self, _close_fds, self._lock_fd, self._header_fd)
+        """Closes the files once (at close(), or when a client dropped without close() is collected)."""
+        self._keeper = threading.Thread(target=_keep, args=(weakref.ref(self),), name="vectordb-turns", daemon=True)
         self._keeper.start()
 
     # -- the header ---------------------------------------------------------
@@ -253,24 +256,22 @@ class Turns:
         while time.monotonic() < end and self.header().want not in (0, os.getpid()):
             time.sleep(POLL_S / 4)
 
-    def _keep(self) -> None:
-        """The keeper thread: hands the turn over when another process waits and no call uses it."""
-        while not self._closed:
-            time.sleep(POLL_S)
-            if not self.held or self._users:
-                continue
-            try:
-                want = self.header().want
-            except OSError:
-                continue
-            if want in (0, os.getpid()) or not self._acquiring.acquire(blocking=False):
-                continue
-            try:
-                self._give_back()
-            except Exception:  # the next call of this process meets the problem, if any
-                pass
-            finally:
-                self._acquiring.release()
+    def keep(self) -> None:
+        """One look of the keeper thread: hand the turn over if another process waits and no call uses it."""
+        if not self.held or self._users:
+            return
+        try:
+            want = self.header().want
+        except OSError:
+            return
+        if want in (0, os.getpid()) or not self._acquiring.acquire(blocking=False):
+            return
+        try:
+            self._give_back()
+        except Exception:  # the next call of this process meets the problem, if any
+            pass
+        finally:
+            self._acquiring.release()
 
     def close(self) -> None:
         """Give the turn back (if held) and close the files; the keeper thread ends."""
@@ -279,11 +280,7 @@ class Turns:
             try:
                 self._give_back()
             finally:
-                for fd in (self._lock_fd, self._header_fd):
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+                self._files()
 
 
 class Presence:
@@ -317,6 +314,17 @@ class Presence:
             pass
 
 
+def _keep(ref: "weakref.ReferenceType[Turns]") -> None:
+    """The keeper thread: holds its Turns weakly, so that a client dropped without close() is collected."""
+    while True:
+        time.sleep(POLL_S)
+        turns = ref()
+        if turns is None or turns._closed:
+            return
+        turns.keep()
+        del turns
+
+
 @contextmanager
 def _always(generation: Optional[int] = None) -> Iterator[bool]:
     yield True
@@ -331,6 +339,14 @@ def save_gate(turns: Optional["Turns"]) -> Callable[..., "ContextManager[bool]"]
 def generation_of(turns: Optional["Turns"]) -> Optional[int]:
     """The current turn's generation, to pass to a later :func:`save_gate` (None: not shared)."""
     return None if turns is None else turns.generation
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _open_file(path: str) -> int:
