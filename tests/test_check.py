@@ -38,13 +38,25 @@ def client(tmp_path):
     c.close()
 
 
+class _InTurn:
+    """The store's connection, each statement run inside the engine's turn (to damage the store on purpose)."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+
+    def execute(self, *args):
+        with self.backend.turn():
+            return self.backend._store.con.execute(*args)
+
+
 def _con(client):
-    return client._backend._store.con
+    return _InTurn(client._backend)
 
 
 def _label(client, record_id: str) -> int:
     col = client.get_collection("docs")
-    return client._backend._store.labels_of(col.id, [record_id])[record_id]
+    with client._backend.turn():
+        return client._backend._store.labels_of(col.id, [record_id])[record_id]
 
 
 def _index(client):
@@ -119,7 +131,8 @@ def test_sequence_and_next_label_behind_the_records(client):
 def test_exact_search_matrix_differs_from_stored_embeddings(client):
     index = _index(client)
     label = _label(client, "r9")
-    index._exact.rows(np.asarray([label]))  # fill the exact-search matrix, then damage one row
+    with client._backend.turn():  # it reads the store
+        index._exact.rows(np.asarray([label]))  # fill the exact-search matrix, then damage one row
     index._exact._rows[label] = 7.0
     _assert_found_then_repaired(client, "exact-search matrix")
 

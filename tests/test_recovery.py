@@ -314,13 +314,15 @@ def test_the_tail_reads_the_same_through_arrow_or_rows(crashed, graph_paths, hel
     with vectordb.PersistentClient(crashed) as client:
         col = client.get_collection("docs")
         seq = _saved_seq(crashed, col.id)
-        chunks = list(client._backend._store.records_since(col.id, seq, chunk=700))
+        with client._backend.turn():
+            chunks = list(client._backend._store.records_since(col.id, seq, chunk=700))
         assert len(chunks) > 1 and all(len(labels) <= 700 for labels, _, _ in chunks)
         labels = np.concatenate([c[0] for c in chunks])
         seqs = np.concatenate([c[1] for c in chunks])
         vectors = np.concatenate([c[2] for c in chunks])
         got = col.get(include=["embeddings"])
-        by_label = client._backend._store.fetch(col.id, labels, embeddings=True)
+        with client._backend.turn():
+            by_label = client._backend._store.fetch(col.id, labels, embeddings=True)
         np.testing.assert_array_equal(vectors, np.stack([by_label[int(x)][3] for x in labels]))
         assert (seqs > seq).all() and len(set(labels.tolist())) == len(labels)
         assert len(labels) == TAIL_NEW + len(UPDATED) - sum(d.startswith("t") for d in DELETED)

@@ -384,8 +384,17 @@ class IndexManager:
                 return
             self._end_catch_up(row.id, finish=True)
         index = self._indexes.get(row.id)
-        if index is not None and len(labels):
+        if index is None or not len(labels) or row.dimension is None:
+            return
+        if len(labels) < BACKGROUND_MIN:
             self._apply(row, lambda: index.add(labels, vectors), len(labels))
+            return
+        # Many vectors: they go into the graph on a worker thread, searched exactly meanwhile
+        # (as a tail after a crash is), so that the reader's query does not wait for hnswlib.
+        tail = Tail(row.dimension)
+        tail.extend(labels, np.full(len(labels), row.seq, dtype=np.int64), vectors)
+        self._start_catch_up(row, index, tail, self._unsaved.get(row.id, 0), fresh=False)
+        self._catchups[row.id].start()
 
     def remove(self, row: CollectionRow, labels: np.ndarray) -> None:
         """Apply a committed delete to the index (if it is loaded)."""

@@ -561,7 +561,7 @@ class LocalBackend(Backend):
     def _row(self, collection_id: str, name: str) -> CollectionRow:
         """The collection's catalog row (the caller holds the collection's lock)."""
         self._check_open()
-        row = self._rows.get(collection_id)
+        row = self._catalog().get(collection_id)
         if row is None:
             row = self._store.collection_by_id(collection_id)
             if row is None:
