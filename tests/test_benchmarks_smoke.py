@@ -70,3 +70,34 @@ def test_recovery_benchmark_smoke(tmp_path: Path) -> None:
     assert report["scenarios"]["clean"]["pending_after_first"] == 0
     assert report["scenarios"]["dropped"]["tail"] == 3000 - 2000 > 0  # 1,500 + one batch saved, the rest not
     assert report["scenarios"]["dropped"]["pending_after_first"] == report["scenarios"]["dropped"]["tail"]
+
+
+def test_multiprocess_benchmark_smoke(tmp_path: Path) -> None:
+    """``python -m benchmarks.multiprocess``: six processes on one store, every phase measured."""
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.multiprocess", "--n", "1000", "--dim", "16", "--queries", "20",
+         "--rounds", "3", "--stream-s", "0.3", "--ingest", "300", "--batch", "100", "--timeout", "120",
+         "--out", str(out), "--tag", "smoke"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "met?" in proc.stdout and "two writers together" in proc.stdout and "RSS at end" in proc.stdout
+    report = json.loads((out / "multiprocess-n1000-smoke.json").read_text())
+    assert [t["key"] for t in report["targets"]] == [
+        "current_ratio", "catchup_p50_ms", "stream_p50_ms", "ingest_beside_readers_ratio", "two_writers_ratio"]
+    assert all(t["value"] > 0 and isinstance(t["met"], bool) for t in report["targets"])
+    assert report["current"]["lone"]["count"] == report["current"]["reader"]["count"] == 20
+    assert report["catchup"]["next_query"]["count"] == 3
+    assert report["stream"]["writer"]["batches"] >= 1 and report["stream"]["reader"]["count"] >= 1
+    ingest = report["ingest"]
+    assert len(ingest["lone_runs"]) == 2 and ingest["beside_readers"]["records"] == 300
+    assert set(ingest["beside_readers"]["readers"]) == {"R", "R2", "R3"}
+    assert ingest["two_writers"]["records"] == 300 and set(ingest["two_writers"]["processes"]) == {"W", "W2"}
+    # every process on the shared store sees every record written by the others
+    shared = 1000 + 100 + 3 * 100 + report["stream"]["writer"]["records"] + 300 + 300
+    assert report["counts"] == dict.fromkeys(["L", "R", "R2", "R3", "W", "W2"], shared)
+    # (the lone store L was filled to the shared one's size before its two ingest runs, as many as W's and W+W2's)
+    assert set(report["memory"]) == {"L", "R", "R2", "R3", "W", "W2"}
+    assert all(m["rss_mib"] > 0 for m in report["memory"].values())
+    assert report["exit_codes"] == dict.fromkeys(["L", "R", "R2", "R3", "W", "W2"], 0)
