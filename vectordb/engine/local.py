@@ -138,6 +138,7 @@ class LocalBackend(Backend):
             raise
         if self._sharing is not None:
             self._sharing.attach(self)
+            weakref.finalize(self, self._sharing.close)  # dropped without close(): its turn goes with it
         if path is not None:
             atexit.register(_close_at_exit, weakref.ref(self))
 

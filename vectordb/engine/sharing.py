@@ -20,6 +20,7 @@ the epoch: everyone reloads from the database, which holds every acknowledged wr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 import threading
@@ -30,6 +31,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol
 
 import numpy as np
 
+from vectordb.errors import StorageError
 from vectordb.persistence.feed import Feed
 from vectordb.persistence.store import CollectionRow, RecordBatch
 from vectordb.persistence.turns import Header, Presence, TurnNeeded, Turns
@@ -37,6 +39,7 @@ from vectordb.persistence.turns import Header, Presence, TurnNeeded, Turns
 __all__ = ["Change", "Sharing", "TurnNeeded"]
 
 _LENGTH = struct.Struct("<I")
+log = logging.getLogger("vectordb")
 
 
 @dataclass
@@ -131,6 +134,8 @@ class Sharing:
         self.epoch = 0
         self._engine: Optional["weakref.ReferenceType[Applier]"] = None
         self._sync_lock = threading.Lock()
+        self._owed = False
+        """A change was committed that the others could not be told of (see :meth:`invalidate`)."""
         self.turns.on_acquire = self._acquired
         self.turns.on_release = self._released
 
@@ -197,6 +202,12 @@ class Sharing:
         ``publish(change)`` once the commit succeeded (None: it changed nothing others keep).
         Should the block raise before publishing, the commit's outcome is unknown to others:
         the epoch moves, so that every other process reloads from the database."""
+        if self._owed:  # an earlier change could not be told: the others must reload first
+            self.invalidate()
+            if self._owed:
+                raise StorageError(f"the store at {self.turns.folder} accepts no writes until the other processes "
+                                   "can be told of a change (writing vectordb.changes failed)",
+                                   path=self.turns.folder, cause="header not writable")
         self.turns.put(busy=os.getpid())
         done: List[bool] = []
 
@@ -214,26 +225,37 @@ class Sharing:
             self.turns.put(busy=0)
 
     def _publish(self, change: Optional[Change]) -> None:
-        header = self.turns.header()
-        if change is None:
-            self.turns.put(busy=0)
-            return
-        number = header.changes + 1
+        """Tell the others what a commit changed. Never raises: the commit has landed, and this
+        process goes on knowing it; should the files fail, the others are made to reload."""
         try:
+            if change is None:
+                self.turns.put(busy=0)
+                return
+            number = self.turns.header().changes + 1
             if self.presence.others():
                 self.feed.append(number, change.encode())
             else:  # nobody to tell: a process that opens the store later reads it from the database
                 self.feed.skip(number)
-        except OSError:  # a full disk: the change is in the database, others reload it from there
+            self.turns.put(changes=number, busy=0)
+            self.position = number
+        except (OSError, StorageError) as exc:  # a full disk: the change is in the database, others reload it
+            log.warning("telling the other processes of %s about a change failed (%s); they reload from the "
+                        "database", self.turns.folder, exc)
             self.invalidate()
-            return
-        self.turns.put(changes=number, busy=0)
-        self.position = number
 
     def invalidate(self) -> None:
-        """Make every other process reload from the database (this one is current; it holds the turn)."""
-        header = self.turns.header()
-        header = self.turns.put(busy=0, epoch=header.epoch + 1, changes=header.changes + 1)
+        """Make every other process reload from the database (this one is current; it holds the turn).
+        Never raises: if the header cannot be written either, this process owes it, and accepts no
+        write until it has paid (see :meth:`publishing`); ``busy`` stays set meanwhile, so that the
+        next process to take the turn makes everyone reload."""
+        try:
+            header = self.turns.header()
+            header = self.turns.put(busy=0, epoch=header.epoch + 1, changes=header.changes + 1)
+        except (OSError, StorageError) as exc:
+            log.error("marking the store at %s for the other processes to reload failed: %s", self.turns.folder, exc)
+            self._owed = True
+            return
+        self._owed = False
         try:
             self.feed.restart(header.changes)
         except OSError:

@@ -113,11 +113,23 @@ class Turns:
         return Header(*_HEADER.unpack(data)) if len(data) == _HEADER.size else Header()
 
     def put(self, **fields: int) -> Header:
-        """Change some header fields (the caller holds the turn, or only says it wants one)."""
+        """Change some header fields (the caller holds the turn, or only says it wants one);
+        StorageError if the file cannot be written."""
         current = self.header()
         values = {**current.__dict__, **fields}
-        os.pwrite(self._header_fd, _HEADER.pack(*(values[k] for k in Header.__dataclass_fields__)), 0)
+        try:
+            os.pwrite(self._header_fd, _HEADER.pack(*(values[k] for k in Header.__dataclass_fields__)), 0)
+        except OSError as exc:
+            path = os.path.join(self.folder, HEADER_FILE)
+            raise StorageError(f"writing {path} failed: {exc.strerror or exc}", path=path, cause=str(exc)) from None
         return Header(**values)
+
+    def _note(self, **fields: int) -> None:
+        """Change informational header fields (``want``, ``holder``): a failure only costs a message."""
+        try:
+            self.put(**fields)
+        except StorageError:
+            pass
 
     # -- using the turn -----------------------------------------------------
 
@@ -203,10 +215,11 @@ class Turns:
                     f"has held it for the whole {self.wait_s:g} s this call may wait (lock_timeout); try again, "
                     "or give lock_timeout a larger value", path=self.folder, holder=holder or None)
             if header.want != os.getpid():
-                self.put(want=os.getpid())
+                self._note(want=os.getpid())
             time.sleep(pause)
             pause = min(pause * 2, POLL_S)
-        header = self.put(holder=os.getpid(), **({"want": 0} if self.header().want == os.getpid() else {}))
+        self._note(holder=os.getpid(), **({"want": 0} if self.header().want == os.getpid() else {}))
+        header = self.header()
         _write_pid(self._lock_fd)
         with self._mutex:
             self.held = True
@@ -243,7 +256,7 @@ class Turns:
         finally:
             try:
                 if self.header().holder == os.getpid():
-                    self.put(holder=0)
+                    self._note(holder=0)
                 os.ftruncate(self._lock_fd, 0)
             except OSError:
                 pass
