@@ -407,3 +407,27 @@ def test_a_notebook_left_open_sees_a_script_reindex(tmp_path):
         assert sorted(hybrid["ids"][0]) == ["new1", "new2"]
     finally:
         notebook.close()
+
+
+# -- `vectordb serve` and the CLI beside an app ----------------------------------------
+
+
+def test_the_server_and_the_cli_run_beside_an_app_process(tmp_path):
+    from server_helpers import running_server
+
+    store = str(tmp_path / "db")
+    app = vectordb.PersistentClient(store)  # the app keeps its client open throughout
+    try:
+        mine = app.create_collection("shared", embedding_function=None)
+        mine.add(ids=["app"], embeddings=[[1.0, 0.0]], documents=["from the app"])
+        with running_server(store) as server:
+            remote = vectordb.HttpClient(port=server.port).get_collection("shared")
+            assert remote.count() == 1  # the server sees the app's write
+            remote.add(ids=["http"], embeddings=[[0.0, 1.0]], documents=["from the server"])
+            assert sorted(mine.get()["ids"]) == ["app", "http"]  # and the app sees the server's at once
+            listed = subprocess.run([sys.executable, "-m", "vectordb", "ls", "--path", store, "--json"],
+                                    capture_output=True, env=ENV, timeout=120)
+            assert listed.returncode == 0, listed.stderr.decode()[-2000:]
+            assert [(c["name"], c["count"]) for c in json.loads(listed.stdout)] == [("shared", 2)]
+    finally:
+        app.close()
