@@ -64,6 +64,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from benchmarks.harness import REPO_ROOT, log, machine
+from benchmarks.worker import _status_mib
+from vectordb.engine.maintenance import disk_usage
 
 COLLECTION = "bench"
 COLLECTION_METADATA = {"hnsw:space": "cosine"}
@@ -119,17 +121,6 @@ def _slice(batch: Dict[str, Any], start: int, stop: int) -> Dict[str, Any]:
 
 
 # -- what runs in each process ------------------------------------------------
-
-
-def _status_mib(field: str) -> Optional[float]:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
 
 
 def _sched_s() -> Tuple[float, float]:
@@ -364,14 +355,7 @@ def _ms(seconds: Iterable[float]) -> Dict[str, Any]:
 
 
 def _disk_mib(path: str) -> float:
-    total = 0
-    for folder, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.path.getsize(os.path.join(folder, name))
-            except OSError:
-                pass
-    return total / 2**20
+    return disk_usage(path) / 2**20
 
 
 def start_all(procs: Dict[str, Proc], timeout: float) -> None:
