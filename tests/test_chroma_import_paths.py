@@ -120,3 +120,36 @@ def test_the_runner_counts_from_a_junit_report(runner, tmp_path):
     assert found == {"test_api.py::test_add[memory]": ("passed", ""), "test_api.py::test_peek[memory]": ("failed", "boom"),
                      "api__test_types.py::TestX::test_y": ("skipped", "no")}
     assert runner.summarize("all", found) == "all: 3 cases, 1 passed, 1 failed, 0 errors, 1 skipped"
+
+
+def test_the_runner_compares_both_systems_on_identical_cases(runner):
+    n_results = "t.py::test_invalid_n_results_param[memory]"
+    vectordb = {"t.py::test_a[memory]": ("passed", ""), "t.py::test_a[disk]": ("passed", ""),
+                n_results: ("failed", "vectordb.errors.InvalidArgumentError: n_results\nmore"),
+                "t.py::test_search[memory]": ("skipped", "Search API only available in distributed mode"),
+                "t.py::test_xfail[memory]": ("passed", ""), "t.py::test_internal": ("failed", "x"),
+                "t.py::test_vectordb_only[memory]": ("passed", "")}
+    chromadb = {"t.py::test_a[memory]": ("passed", ""), "t.py::test_a[disk]": ("failed", "httpx.ConnectError: no"),
+                n_results: ("passed", ""),
+                "t.py::test_search[memory]": ("skipped", "Search API only available in distributed mode"),
+                "t.py::test_xfail[memory]": ("skipped", "expected   to fail"), "t.py::test_internal": ("passed", "")}
+    clients = set(vectordb) - {"t.py::test_internal"}
+    lines = runner.compare({"vectordb": (vectordb, clients),
+                            "chromadb": (chromadb, clients - {"t.py::test_vectordb_only[memory]"})})
+    assert lines == [
+        "client cases collected for vectordb only (left out): 1: t.py::test_vectordb_only[memory]",
+        "identical client cases (collected for vectordb and chromadb): 5 (of 4 test functions, each case run in memory "
+        "and on disk)",
+        "  vectordb: 5 cases, 3 passed, 1 failed, 0 errors, 1 skipped",
+        "  chromadb: 5 cases, 2 passed, 1 failed, 0 errors, 2 skipped",
+        "counted client cases (identical, and not skipped by chromadb's own run): 3 (2 skipped there: "
+        "1 x Search API only available in distributed mode; 1 x expected to fail)",
+        "  vectordb: 2 passed of 3 counted client cases",
+        "  chromadb: 2 passed of 3 counted client cases",
+        "counted client cases that do not pass:",
+        f"  vectordb FAILED {n_results} (chromadb: passed)",
+        "      reason: vectordb.errors.InvalidArgumentError: n_results",
+        "      why: " + runner.WHY["vectordb"]["test_invalid_n_results_param"],
+        "  chromadb FAILED t.py::test_a[disk] (vectordb: passed)",
+        "      reason: httpx.ConnectError: no",
+    ]

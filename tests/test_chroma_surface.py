@@ -39,12 +39,12 @@ def filled(collection):
 # -- configuration -------------------------------------------------------------------
 
 
-def test_configuration_maps_onto_hnsw_metadata(client):
+def test_configuration_sets_the_index_and_stays_out_of_the_metadata(client):
     col = client.create_collection("conf", configuration={"hnsw": HNSW}, embedding_function=None)
-    expected_meta = {"hnsw:space": "cosine", "hnsw:construction_ef": 64, "hnsw:search_ef": 32, "hnsw:M": 8}
-    for handle in (col, client.get_collection("conf")):
-        assert handle.metadata == expected_meta
+    for handle in (col, client.get_collection("conf"), client.list_collections()[0]):
+        assert handle.metadata is None  # as in Chroma: configuration is not metadata
         assert handle.configuration == {"hnsw": HNSW, "spann": None, "embedding_function": None}
+        assert handle.get_model()["metadata"] is None
     col.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [1.0, 1.0]])
     got = col.query(query_embeddings=[[2.0, 0.0]], n_results=2, include=["distances"])
     np.testing.assert_allclose(got["distances"][0], [0.0, 1 - 1 / np.sqrt(2)], atol=1e-6)  # cosine
@@ -57,7 +57,8 @@ def test_configuration_defaults_and_metadata_spelling(client):
     assert meta.configuration["hnsw"] == {"space": "ip", "ef_construction": 100, "ef_search": 50, "max_neighbors": 5}
     both = client.create_collection("both", metadata={"hnsw:space": "ip", "owner": "me"},
                                     configuration={"hnsw": {"space": "ip", "ef_search": 7}}, embedding_function=None)
-    assert both.metadata == {"hnsw:space": "ip", "owner": "me", "hnsw:search_ef": 7}
+    assert both.metadata == {"hnsw:space": "ip", "owner": "me"}  # what the metadata gave, as in Chroma
+    assert both.configuration["hnsw"] == {"space": "ip", "ef_construction": 100, "ef_search": 7, "max_neighbors": 16}
     ignored = client.create_collection("tuned", configuration={"hnsw": {"sync_threshold": 10, "resize_factor": 1.5,
                                                                          "num_threads": 2, "batch_size": 5}},
                                        embedding_function=None)
@@ -112,7 +113,7 @@ def test_modify_configuration_changes_ef_search_only(client):
                                    embedding_function=None)
     col.modify(configuration={"hnsw": {"ef_search": 77}})
     assert client.get_collection("conf").configuration["hnsw"] == {**HNSW, "ef_search": 77}
-    assert client.get_collection("conf").metadata["owner"] == "me"
+    assert client.get_collection("conf").metadata == {"owner": "me"}
     for key, value in (("space", "l2"), ("max_neighbors", 4), ("ef_construction", 10)):
         with pytest.raises(InvalidArgumentError, match=rf"\['{key}'\]: cannot change it once the collection exists"):
             col.modify(configuration={"hnsw": {key: value}})
@@ -187,14 +188,27 @@ def test_bad_delete_limit_changes_nothing(filled, kwargs, match):
     assert snapshot(filled) == before
 
 
+@pytest.mark.parametrize("mode, args", [("vector", dict(query_embeddings=[0.0, 1.0])),
+                                        ("text", dict(query_texts="r")),
+                                        ("hybrid", dict(query_texts="r", query_embeddings=[0.0, 1.0]))])
+def test_query_ids_not_stored_raise_as_in_chroma(filled, mode, args):
+    """chromadb 1.5.9 raises ``Error finding id`` for an id that is not stored (its
+    test_query_id_filtering_e2e checks for those words), a deleted one included."""
+    filled.delete(ids=["r1"])
+    for ids, match in ((["r7", "missing"], r"ids: Error finding id 'missing': collection 'test-collection' holds no record"),
+                       (["r1"], r"Error finding id 'r1'"),
+                       (["x", "r2", "y", "x"], r"Error finding id 'x' \(and 1 more\)")):
+        with pytest.raises(InvalidArgumentError, match=match):
+            filled.query(mode=mode, ids=ids, **args)
+
+
 def test_query_ids_restricts_the_candidates(filled):
-    got = filled.query(query_embeddings=[0.0, 1.0], n_results=10, ids=["r7", "r4", "missing", "r4"], include=["distances"])
+    got = filled.query(query_embeddings=[0.0, 1.0], n_results=10, ids=["r7", "r4", "r4"], include=["distances"])
     assert got["ids"] == [["r4", "r7"]] and got["distances"] == [[16.0, 49.0]]
     both = filled.query(query_embeddings=[[0.0, 1.0], [9.0, 1.0]], n_results=2, ids=["r7", "r4", "r6"],
                         where={"even": True}, include=[])
     assert both["ids"] == [["r4", "r6"], ["r6", "r4"]]
     assert filled.query(query_embeddings=[0.0, 1.0], ids="r9", include=[])["ids"] == [["r9"]]
-    assert filled.query(query_embeddings=[0.0, 1.0], ids=["missing"], include=[])["ids"] == [[]]
     assert filled.query(query_embeddings=[[0.0, 1.0]] * 2, ids=[], include=[])["ids"] == [[], []]  # as Chroma: none
     with pytest.raises(InvalidArgumentError, match=r"ids: expected at least one id"):
         filled.get(ids=[])  # as Chroma, which refuses an empty list here

@@ -44,12 +44,10 @@ V2 = "/api/v2"
 DB = V2 + "/tenants/default_tenant/databases/default_database"
 TOKEN = "wire-s3cret"
 
-KNOWN_DIFFERENCES = {
-    "people metadata": "vectordb keeps configuration={'hnsw': ...} as hnsw:* collection metadata; "
-                       "Chroma keeps it out of the metadata",
-    "modified metadata": "the same: the hnsw:space given by configuration stays in vectordb's metadata",
-}
-"""Lines of the Python app whose values may differ (what vectordb's core does); all others must be equal."""
+KNOWN_DIFFERENCES: Dict[str, str] = {}
+"""Lines of the Python app whose values may differ, each with why; all others must be equal. None at present:
+index settings given as ``configuration`` stay out of the metadata and ``modify(metadata=...)`` replaces it,
+as on Chroma's server."""
 
 
 def _env() -> Dict[str, str]:
@@ -281,6 +279,42 @@ def test_embedding_function_entry_is_stored_not_run(url):
     # vectordb's own client (API v1) sees the same collection and its persisted function
     seen = httpx.get(url + "/api/v1/collections/ef-known").json()
     assert seen["embedding_function"] == {"name": "openai", "config": known["config"]}
+
+
+def test_configuration_stays_out_of_the_metadata_and_modify_replaces_it(url):
+    made = _create(url, "configured", metadata={"x": 1},
+                   configuration={"hnsw": {"space": "cosine", "ef_search": 20}, "embedding_function": None})
+    assert made["metadata"] == {"x": 1}, "as on Chroma's server: the index settings are configuration, not metadata"
+    assert (made["configuration_json"]["hnsw"]["space"], made["configuration_json"]["hnsw"]["ef_search"]) == ("cosine", 20)
+    assert httpx.put(url + DB + f"/collections/{made['id']}", json={"new_metadata": {"y": 2}}).json() == {}
+    seen = httpx.get(url + DB + "/collections/configured").json()
+    assert seen["metadata"] == {"y": 2}, "replaced, as chromadb 1.5.9 does"
+    assert (seen["configuration_json"]["hnsw"]["space"], seen["configuration_json"]["hnsw"]["ef_search"]) == ("cosine", 20)
+    assert httpx.put(url + DB + f"/collections/{made['id']}",
+                     json={"new_configuration": {"hnsw": {"ef_search": 33}}}).json() == {}
+    seen = httpx.get(url + DB + "/collections/configured").json()
+    assert seen["metadata"] == {"y": 2} and seen["configuration_json"]["hnsw"]["ef_search"] == 33
+    _error(httpx.put(url + DB + f"/collections/{made['id']}", json={"new_configuration": {"hnsw": {"space": "l2"}}}),
+           400, "InvalidArgumentError")
+
+
+def test_an_explicit_l2_space_is_kept():
+    from vectordb.server.chroma_v2 import _configuration_in
+
+    known = {"type": "known", "name": "sentence_transformer", "config": {"model_name": "all-MiniLM-L6-v2"}}
+    assert _configuration_in({"hnsw": {"space": "l2"}, "embedding_function": known}) == {"hnsw": {"space": "l2"}}
+    assert _configuration_in({"hnsw": {"space": "l2", "ef_search": 50, "ef_construction": 100}}) == {
+        "hnsw": {"space": "l2", "ef_search": 50, "ef_construction": 100}}, "settings equal to vectordb's defaults too"
+    assert _configuration_in({"embedding_function": known}) is None and _configuration_in(None) is None
+    served = vectordb.Client()
+    with serving_in_thread(served) as address:
+        made = _create(address, "explicit-l2", configuration={"hnsw": {"space": "l2"}, "embedding_function": known})
+    assert (made["metadata"], made["configuration_json"]["hnsw"]["space"]) == (None, "l2")
+    # the collection records the l2 that was asked for (a configured setting), not only a default that a
+    # function's default space (cosine for sentence_transformer) could stand in for
+    col = served.get_collection("explicit-l2", embedding_function=None)
+    assert (col.metadata, col.configuration["hnsw"]["space"]) == (None, "l2")
+    assert col._info.metadata == {"hnsw:space": "l2", "hnsw:configured": ["hnsw:space"]}
 
 
 def test_records(url):

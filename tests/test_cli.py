@@ -81,6 +81,23 @@ def test_info(store):
     assert "cosine" in text and "notes" in text
 
 
+def test_info_and_ls_show_the_collection_s_real_space(tmp_path):
+    """The space the index was built with (the catalog's), not one read from the metadata: a space given
+    as configuration is not in the metadata, nor is the one implied by an embedding function."""
+    path = str(tmp_path / "db")
+    with vectordb.PersistentClient(path) as client:
+        client.create_collection("configured", configuration={"hnsw": {"space": "ip"}}, embedding_function=None)
+        # what create_collection stores for a function whose default_space() is cosine: the metric, no metadata
+        client._backend.create_collection("implied", None, None, None, "cosine")
+    for name, space in (("configured", "ip"), ("implied", "cosine")):
+        info = json.loads(run("info", name, "--path", path, "--json").stdout)
+        assert (info["metric"], info["metadata"]) == (space, None)
+        assert [line.split() for line in run("info", name, "--path", path).stdout.splitlines()
+                if line.startswith("metric")] == [["metric", space]]
+    listed = json.loads(run("ls", "--path", path, "--json").stdout)
+    assert [(c["name"], c["metric"]) for c in listed] == [("configured", "ip"), ("implied", "cosine")]
+
+
 def test_peek(store):
     lines = run("peek", "notes", "--path", store, "-n", "2").stdout.splitlines()
     assert lines[0].split() == ["ID", "DOCUMENT", "METADATA"] and len(lines) == 3

@@ -18,7 +18,7 @@ import numpy as np
 from vectordb import validation as v
 from vectordb.backend import Backend, CollectionInfo, Write
 from vectordb.config import DEFAULT_DATABASE, DEFAULT_TENANT
-from vectordb.configuration import changed_configuration, configuration_of
+from vectordb.configuration import configuration_of, modified_metadata, user_metadata
 from vectordb.embedding_functions.base import embed_texts, missing_function_error
 from vectordb.errors import InvalidArgumentError, TextSearchUnavailableError
 from vectordb.filters import parse_filter
@@ -53,8 +53,9 @@ class Collection:
 
     @property
     def metadata(self) -> Optional[Dict[str, Any]]:
-        """The collection's metadata, ``hnsw:*`` settings included."""
-        return self._info.metadata
+        """The collection's metadata, ``hnsw:*`` settings given as metadata included; the settings given
+        as ``configuration`` are not in it (as in Chroma: see :attr:`configuration`)."""
+        return user_metadata(self._info.metadata)
 
     @property
     def configuration(self) -> Dict[str, Any]:
@@ -62,7 +63,7 @@ class Collection:
         ``{"hnsw": {"space", "ef_construction", "ef_search", "max_neighbors"}, "spann": None,
         "embedding_function": <the function or None>}`` (the ``hnsw:*`` metadata, defaults filled in;
         the space is the one the index was built with, which may be the function's default space)."""
-        configuration = configuration_of(self.metadata, self.embedding_function)
+        configuration = configuration_of(self._info.metadata, self.embedding_function)
         if self._info.metric is not None:
             configuration["hnsw"]["space"] = self._info.metric
         return configuration
@@ -221,8 +222,8 @@ class Collection:
 
         Give exactly one of ``query_embeddings`` and ``query_texts`` (embedded with the
         collection's function). Filters restrict the candidates, and so do ``ids`` (only
-        those records are searched; ids not stored are left out; ``ids=[]`` matches none, as
-        in Chroma); when few records match,
+        those records are searched; an id not stored raises InvalidArgumentError and
+        ``ids=[]`` matches none, both as in Chroma); when few records match,
         they are searched exactly, so filtered queries keep their recall.
 
         ``mode="text"`` ranks the documents by BM25 against ``query_texts`` instead;
@@ -240,6 +241,7 @@ class Collection:
             raise InvalidArgumentError("query: give exactly one of query_embeddings and query_texts")
         id_list = None if ids is None else v.validate_ids(ids, unique=False, allow_empty=True)
         parsed = parse_filter(where, where_document)
+        self._check_stored(id_list)
         if query_embeddings is not None:
             queries = v.validate_embeddings(query_embeddings, "query_embeddings")
             arg = "query_embeddings"
@@ -284,6 +286,7 @@ class Collection:
             )
         id_list = None if ids is None else v.validate_ids(ids, unique=False, allow_empty=True)
         parsed = parse_filter(where, where_document)
+        self._check_stored(id_list)
         if mode == "text":
             result = self._backend.text_query(self.id, self.name, texts, n_results, parsed, fields, id_list)
         else:
@@ -304,12 +307,27 @@ class Collection:
             result["embeddings"] = [_matrix(rows) for rows in result["embeddings"]]
         return _with_uris_and_data(result)
 
+    def _check_stored(self, ids: Optional[List[str]]) -> None:
+        """``query(ids=...)`` searches among stored records: an id that is not stored raises
+        InvalidArgumentError, as Chroma raises ("Error finding id")."""
+        if not ids:
+            return
+        found = set(self._backend.get(self.id, self.name, ids, None, None, None, [])["ids"])
+        missing = [i for i in dict.fromkeys(ids) if i not in found]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise InvalidArgumentError(
+                f"ids: Error finding id {missing[0]!r}{more}: collection {self.name!r} holds no record with it "
+                "(query(ids=...) searches among stored records; as in Chroma, an id not stored is an error)"
+            )
+
     # -- the collection itself ------------------------------------------------
 
     def modify(
         self, name: Optional[str] = None, metadata: Optional[Dict[str, Any]] = None, configuration: Any = None
     ) -> None:
-        """Rename the collection and/or replace its metadata (the metric and graph settings stay).
+        """Rename the collection and/or replace its metadata, as Chroma does (the index settings stay in
+        force, in :attr:`configuration`, whether they were given as configuration or as metadata).
 
         ``configuration={"hnsw": {"ef_search": n}}`` changes the search breadth (as
         ``hnsw:search_ef`` metadata would); the other settings are fixed at creation. The
@@ -319,12 +337,10 @@ class Collection:
         if name is not None:
             v.validate_collection_name(name)
         new_meta = (v.validate_collection_metadata(metadata) or {}) if metadata is not None else None
-        if new_meta is not None and v.HNSW_SPACE_KEY in new_meta:
+        if new_meta is not None and v.HNSW_SPACE_KEY in (user_metadata(new_meta) or {}):
             self._check_same_space(new_meta[v.HNSW_SPACE_KEY])
-        configured = changed_configuration(self.metadata if new_meta is None else new_meta, configuration)
-        if configured is not None:
-            new_meta = configured
-        self._info = self._backend.modify_collection(self.id, self.name, name, new_meta)
+        stored = modified_metadata(self._info.metadata, new_meta, configuration)
+        self._info = self._backend.modify_collection(self.id, self.name, name, stored)
 
     def _check_same_space(self, space: str) -> None:
         """A ``hnsw:space`` given to :meth:`modify` must be the one the metadata holds already."""

@@ -1,12 +1,12 @@
-"""A collection's ``configuration`` (Chroma 1.x's spelling of the index settings), and its one home: metadata.
+"""A collection's ``configuration`` (Chroma 1.x's spelling of the index settings), and where it is kept.
 
 Chroma 1.x configures a collection's index with ``configuration={"hnsw": {...}}``;
-vectordb keeps the same settings as ``hnsw:*`` collection metadata, whose names,
-defaults and build-time rules are :mod:`vectordb.index.settings`'. This module maps
-one onto the other, both ways:
+vectordb stores the same settings as ``hnsw:*`` keys of the collection's stored metadata
+(what every backend persists and the index is built from), whose names, defaults and
+build-time rules are :mod:`vectordb.index.settings`'. This module maps one onto the other:
 
 ====================  ==========================
-``configuration``     collection metadata
+``configuration``     stored metadata
 ====================  ==========================
 ``hnsw.space``        ``hnsw:space``
 ``hnsw.ef_construction``  ``hnsw:construction_ef``
@@ -14,7 +14,17 @@ one onto the other, both ways:
 ``hnsw.max_neighbors``  ``hnsw:M``
 ====================  ==========================
 
-Both spellings are accepted; giving one setting both ways with different values is an
+Settings given as ``configuration`` are index settings only: as in Chroma they are not
+part of the collection's metadata. They are stored beside it, listed under
+:data:`CONFIGURED_KEY` (``"hnsw:configured": ["hnsw:space", ...]``), and
+``Collection.metadata`` leaves them and that list out (:func:`split_metadata`). Settings
+given as ``hnsw:*`` metadata stay in the metadata, as in Chroma, and configure the index
+too. ``Collection.modify(metadata=...)`` replaces the metadata, as in Chroma, and the
+index settings stay in force (those the old metadata held move out of it:
+:func:`modified_metadata`). Collections stored before ``hnsw:configured`` existed have no
+such list: their metadata is shown as stored.
+
+Giving one setting both ways with different values is an
 :class:`~vectordb.errors.InvalidArgumentError`. ``configuration["embedding_function"]``
 is another way to pass ``embedding_function=`` (see :func:`function_in`). Chroma's tuning knobs of its own
 implementation (``num_threads``, ``resize_factor``, ``sync_threshold``, ``batch_size``)
@@ -26,7 +36,7 @@ together are refused, as in Chroma.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from vectordb import validation as v
 from vectordb.errors import InvalidArgumentError
@@ -44,6 +54,8 @@ IGNORED_HNSW_KEYS = ("num_threads", "resize_factor", "sync_threshold", "batch_si
 SPANN_KEYS = ("space", "search_nprobe", "write_nprobe", "ef_construction", "ef_search", "max_neighbors",
               "reassign_neighbor_count", "split_threshold", "merge_threshold")
 """Chroma's ``configuration["spann"]`` keys (its distributed index): only ``space`` has an effect here."""
+CONFIGURED_KEY = v.HNSW_CONFIGURED_KEY
+"""The stored-metadata key listing the ``hnsw:*`` keys that are settings only, not the user's metadata."""
 CHANGEABLE_KEYS = tuple(name for name, key in HNSW_KEYS.items() if key not in settings.BUILD_KEYS)
 """The settings ``Collection.modify(configuration=...)`` may change (the graph is built with the others)."""
 
@@ -120,42 +132,95 @@ def function_in(configuration: Any, embedding_function: Any, not_given: Any) -> 
     return inner
 
 
+def split_metadata(stored: Optional[Mapping[str, Any]]) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any]]:
+    """A collection's stored metadata as ``(its metadata as users see it, the index settings kept out of it)``.
+
+    Metadata without :data:`CONFIGURED_KEY` (every collection stored before it existed, and
+    those given no ``configuration``) is the user's as it is.
+    """
+    if not stored or CONFIGURED_KEY not in stored:
+        return (None if stored is None else dict(stored)), {}
+    names = stored[CONFIGURED_KEY]
+    hidden = {key: stored[key] for key in names if key in stored}
+    user = {key: value for key, value in stored.items() if key != CONFIGURED_KEY and key not in hidden}
+    return user or None, hidden
+
+
+def user_metadata(stored: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
+    """What ``Collection.metadata`` shows of a collection's stored metadata: the index settings given
+    as ``configuration`` left out; None when nothing is left."""
+    return split_metadata(stored)[0]
+
+
+def join_metadata(user: Optional[Dict[str, Any]], hidden: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The stored metadata for ``user`` metadata plus the index settings ``hidden`` (kept out of it);
+    a setting the user's metadata gives is the user's."""
+    kept = {key: hidden[key] for key in settings.KEYS if key in hidden and key not in (user or {})}
+    if not kept:
+        return dict(user) if user else None
+    return {**(user or {}), **kept, CONFIGURED_KEY: list(kept)}
+
+
+def _conflict(key: str, value: Any, given: Any) -> InvalidArgumentError:
+    name = next(k for k, m in HNSW_KEYS.items() if m == key)
+    return InvalidArgumentError(
+        f"configuration['hnsw'][{name!r}] = {value!r} conflicts with metadata[{key!r}] = {given!r}: "
+        "give the setting once"
+    )
+
+
 def with_configuration(metadata: Optional[Dict[str, Any]], configuration: Any) -> Optional[Dict[str, Any]]:
-    """Collection metadata holding the settings of ``configuration`` as ``hnsw:*`` keys.
+    """The stored metadata of a new collection: ``metadata`` (checked already) plus the settings of
+    ``configuration``, kept out of the user's metadata (listed under :data:`CONFIGURED_KEY`).
 
     Raises InvalidArgumentError for a malformed configuration, and when metadata and
     configuration give one setting different values.
     """
-    settings = _hnsw_section(configuration, HNSW_KEYS, "it here")
-    if not settings:
-        return metadata
-    merged = dict(metadata or {})
-    for key, value in settings.items():
-        if key in merged and merged[key] != value:
-            name = next(k for k, m in HNSW_KEYS.items() if m == key)
-            raise InvalidArgumentError(
-                f"configuration['hnsw'][{name!r}] = {value!r} conflicts with metadata[{key!r}] = {merged[key]!r}: "
-                "give the setting once"
-            )
-        merged[key] = value
-    return merged
+    user, hidden = split_metadata(metadata)
+    configured = _hnsw_section(configuration, HNSW_KEYS, "it here")
+    given = {**hidden, **(user or {})}
+    for key, value in configured.items():
+        if key in given and given[key] != value:
+            raise _conflict(key, value, given[key])
+    return join_metadata(user, {**hidden, **configured})
 
 
-def changed_configuration(metadata: Optional[Dict[str, Any]], configuration: Any) -> Optional[Dict[str, Any]]:
-    """The metadata after ``Collection.modify(configuration=...)``; None when it changes nothing.
+def modified_metadata(
+    stored: Optional[Mapping[str, Any]], metadata: Optional[Dict[str, Any]], configuration: Any
+) -> Optional[Dict[str, Any]]:
+    """The stored metadata after ``Collection.modify(metadata=..., configuration=...)``: None when it
+    changes nothing, ``{}`` when it is cleared.
 
-    Only ``ef_search`` can change once the collection exists.
+    New ``metadata`` (checked already) replaces the user's metadata, as in Chroma; the index
+    settings stay in force (those the old metadata held and the new one does not give are kept
+    out of it). Only ``ef_search`` can change through ``configuration`` once the collection exists;
+    with new metadata giving ``hnsw:search_ef`` too, the two must agree.
     """
-    settings = _hnsw_section(configuration, CHANGEABLE_KEYS, "it once the collection exists")
-    if not settings:
+    changed = _hnsw_section(configuration, CHANGEABLE_KEYS, "it once the collection exists")
+    if metadata is None and not changed:
         return None
-    return {**(metadata or {}), **settings}
+    old_user, old_hidden = split_metadata(stored)
+    if metadata is None:
+        user, hidden = old_user, dict(old_hidden)
+    else:
+        user, given_hidden = split_metadata(metadata)
+        old = {**old_hidden, **(old_user or {})}
+        hidden = {**{key: old[key] for key in settings.KEYS if key in old}, **given_hidden}
+    for key, value in changed.items():
+        if user and key in user:
+            if metadata is not None and user[key] != value:
+                raise _conflict(key, value, user[key])
+            user = {**user, key: value}  # a setting the metadata shows changes where it is shown
+        else:
+            hidden[key] = value
+    return join_metadata(user, hidden) or {}  # {}: the metadata is cleared
 
 
 def configuration_of(metadata: Optional[Mapping[str, Any]], embedding_function: Any) -> Dict[str, Any]:
     """A collection's configuration shaped as Chroma 1.x's: ``{"hnsw": {...}, "spann": None, "embedding_function": fn}``.
 
-    The hnsw values are the collection's own settings, vectordb's defaults for those not set.
+    ``metadata`` is the stored metadata (the settings kept out of the user's included); the
+    hnsw values are the collection's own settings, vectordb's defaults for those not set.
     """
     meta = metadata or {}
     hnsw = {name: settings.setting(meta, key) for name, key in HNSW_KEYS.items()}

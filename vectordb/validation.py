@@ -27,6 +27,10 @@ HNSW_INT_KEYS = ("hnsw:M", "hnsw:construction_ef", "hnsw:search_ef")
 """The ``hnsw:*`` collection settings and the values they take; what they mean for the index
 (defaults, which are fixed at build time) is in :mod:`vectordb.index.settings`, which the
 rest of the package reads them through (this module cannot import the index package)."""
+HNSW_CONFIGURED_KEY = "hnsw:configured"
+"""Stored in a collection's metadata beside the ``hnsw:*`` settings given as ``configuration`` (or
+kept when ``modify`` replaced the metadata): the list of those keys, which are index settings
+only and so are kept out of ``Collection.metadata`` (see :mod:`vectordb.configuration`)."""
 TEXT_INDEX_KEY = "text:index"
 TEXT_ANALYZER_KEY = "text:analyzer"
 TEXT_ANALYZERS = ("default", "english", "identifiers")
@@ -345,13 +349,32 @@ def validate_collection_metadata(metadata: Any) -> Optional[Dict[str, Any]]:
     for key in HNSW_INT_KEYS:
         if key in meta:
             validate_positive_int(meta[key], f"metadata[{key!r}]")
-    unknown = [k for k in meta if k.startswith("hnsw:") and k != HNSW_SPACE_KEY and k not in HNSW_INT_KEYS]
+    unknown = [k for k in meta if k.startswith("hnsw:") and k not in (HNSW_SPACE_KEY, HNSW_CONFIGURED_KEY)
+               and k not in HNSW_INT_KEYS]
     if unknown:
         raise InvalidArgumentError(
             f"metadata: unknown index setting {unknown[0]!r} (known: {HNSW_SPACE_KEY}, {', '.join(HNSW_INT_KEYS)})"
         )
+    if HNSW_CONFIGURED_KEY in meta:
+        _validate_configured(meta)
     _validate_text_settings(meta)
     return meta
+
+
+def _validate_configured(meta: Dict[str, Any]) -> None:
+    """``hnsw:configured``: a list of distinct ``hnsw:*`` settings that the metadata holds."""
+    names = meta[HNSW_CONFIGURED_KEY]
+    where = f"metadata[{HNSW_CONFIGURED_KEY!r}]"
+    settings = (HNSW_SPACE_KEY,) + HNSW_INT_KEYS
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise InvalidArgumentError(f"{where}: expected a non-empty list of index setting names, got {_short(names)}")
+    for name in names:
+        if name not in settings:
+            raise InvalidArgumentError(f"{where}: {name!r} is not an index setting (known: {', '.join(settings)})")
+        if name not in meta:
+            raise InvalidArgumentError(f"{where}: names {name!r}, which the metadata does not hold")
+    if len(set(names)) != len(names):
+        raise InvalidArgumentError(f"{where}: names a setting twice: {_short(names)}")
 
 
 def _validate_text_settings(meta: Dict[str, Any]) -> None:

@@ -1,8 +1,8 @@
-"""Run chromadb 1.5.9's own API test files against vectordb (or against chromadb itself) and count.
+"""Run chromadb 1.5.9's own API test files against vectordb and against chromadb itself, and count.
 
-    HF_HUB_OFFLINE=1 python tests/chroma_scripts/run_chroma_api_tests.py            # on vectordb
-    HF_HUB_OFFLINE=1 python tests/chroma_scripts/run_chroma_api_tests.py --target chromadb
-    python tests/chroma_scripts/run_chroma_api_tests.py -k test_add --show-errors  # a subset, with messages
+    HF_HUB_OFFLINE=1 python tests/chroma_scripts/run_chroma_api_tests.py            # both, compared
+    HF_HUB_OFFLINE=1 python tests/chroma_scripts/run_chroma_api_tests.py --target vectordb   # one system
+    python tests/chroma_scripts/run_chroma_api_tests.py --target vectordb -k test_add --show-errors  # a subset
 
 The test files are copied out of the installed chromadb wheel (the site-packages of
 ``--venv``, by default ``/opt/chroma-venv``) into a temporary folder (``--keep DIR`` keeps them). For ``--target vectordb``
@@ -17,9 +17,14 @@ client of the target, empty, allowing ``reset()``, in memory and on disk (each c
 runs on both), and adapts the few places where Chroma's helpers read Chroma's internals.
 
 A *client case* is a collected test that uses the ``client`` fixture (the API under
-test); the others test Chroma's internal functions or need Chroma's servers. The runner
-prints, for client cases and for all cases, how many passed, failed, errored and were
-skipped, then the failing client cases (with ``--show-errors``, their messages).
+test); the others test Chroma's internal functions or need Chroma's servers. With both
+targets (the default) the runner reports on identical cases: the client cases collected
+for both, and among them the *counted* cases, those chromadb's own run does not skip (the
+tests skip themselves where a feature is Chroma Cloud's, and one is marked xfail by
+Chroma): for each system, how many of those pass, then every counted case that does not
+pass on a system, with the first line of its message and, where known, why
+(:data:`WHY`). With ``--show-errors``, the whole messages. One target alone prints its own
+counts and failing client cases.
 Exit status: 0 when it ran (whatever the counts), 2 when it could not run.
 """
 
@@ -35,8 +40,9 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -69,6 +75,28 @@ CHROMA_INTERNALS = {"chromadb.config": {"System"}}
 """Names of those modules that are Chroma's machinery, not its API (a test file imports
 ``System`` for its type hints): imported from chromadb still."""
 DEFAULT_VENV = "/opt/chroma-venv"
+TARGETS = ("vectordb", "chromadb")
+WHY = {
+    "vectordb": {
+        "test_invalid_n_results_param": "the test wants a bare TypeError (exc.type == TypeError) for n_results=-1; "
+                                        "vectordb raises InvalidArgumentError, a ValueError, as for every bad input "
+                                        "(docs/api.md, Differences from Chroma)",
+        "test_add_large_exceeding": "Chroma refuses a batch over get_max_batch_size(); vectordb takes any batch (the "
+                                    "size is advice: docs/api.md, Differences from Chroma)",
+        "test_filterable_metadata_get_limit_offset": "get(ids=...) answers in the order asked (Chroma: storage order, "
+                                                     "which this test assumes; Chroma's own test_out_of_order_ids, "
+                                                     "marked xfail, asks for the order asked)",
+    },
+    "chromadb": {
+        "test_collection_query_with_invalid_collection_throws": "Chroma's default embedding function downloads its "
+                                                                "model at first use, and this machine is offline",
+        "test_collection_update_with_invalid_collection_throws": "Chroma's default embedding function downloads its "
+                                                                 "model at first use, and this machine is offline",
+        "test_persist_index_loading_params": "the test reads hnswlib.Index.file_handle_count, which Chroma's own "
+                                             "hnswlib build has and the venv's hnswlib has not",
+    },
+}
+"""Why a client case fails on a system, where the reason is known (by test function)."""
 
 
 def find_site(venv: str) -> Optional[str]:
@@ -167,9 +195,96 @@ def summarize(label: str, results: Dict[str, Tuple[str, str]]) -> str:
             f"{counts['error']} errors, {counts['skipped']} skipped")
 
 
+def run_target(site: str, target: str, folder: Path, k: Optional[str], workers: str) -> Optional[Tuple[dict, Set[str]]]:
+    """Run the copied test files on ``target`` in ``folder``: ``({nodeid: (outcome, message)}, client case ids)``,
+    or None when pytest gave no report (its output is printed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = prepare(site, target, folder)
+    report, items = folder / "report.xml", folder / "items.json"
+    for stale in (report, items):
+        if stale.exists():
+            stale.unlink()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False",
+           "CHROMA_HARNESS_TARGET": target, "CHROMA_SITE_PACKAGES": site,
+           "CHROMA_HARNESS_ITEMS": str(items), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+               "--rootdir", str(folder), "-o", "addopts=", "-o", "asyncio_mode=auto",
+               f"--junitxml={report}", "-W", "ignore"]
+    if workers != "0":
+        command += ["-n", workers]
+    if k:
+        command += ["-k", k]
+    proc = subprocess.run(command + files, cwd=folder, env=env, capture_output=True, text=True)
+    if not report.exists() or not items.exists():
+        print(proc.stdout[-4000:], proc.stderr[-4000:], file=sys.stderr)
+        return None
+    fixtures = json.loads(items.read_text())
+    return outcomes(report), {node for node, names in fixtures.items() if "client" in names}
+
+
+def _test_name(node: str) -> str:
+    return node.split("::")[-1].split("[")[0]
+
+
+def _first_line(message: str) -> str:
+    line = " ".join(next((l for l in message.splitlines() if l.strip()), "").split())
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def _failing(label: str, results: Dict[str, Tuple[str, str]], nodes: List[str], show_errors: bool,
+             others: Dict[str, Dict[str, Tuple[str, str]]]) -> List[str]:
+    """One entry per case of ``nodes`` that does not pass on ``label``: outcome, message, why."""
+    lines = []
+    for node in nodes:
+        outcome, message = results[node]
+        if outcome == "passed":
+            continue
+        beside = ", ".join(f"{o}: {r[node][0]}" for o, r in others.items() if node in r)
+        lines.append(f"  {label} {outcome.upper()} {node}" + (f" ({beside})" if beside else ""))
+        lines.append(f"      reason: {_first_line(message) or outcome}")
+        why = WHY.get(label, {}).get(_test_name(node))
+        if why:
+            lines.append(f"      why: {why}")
+        if show_errors and message:
+            lines.extend("        " + l for l in message[:2000].splitlines())
+    return lines
+
+
+def compare(runs: Dict[str, Tuple[Dict[str, Tuple[str, str]], Set[str]]], show_errors: bool = False) -> List[str]:
+    """The report on identical cases of every target in ``runs`` (``{target: (results, client case ids)}``)."""
+    targets = list(runs)
+    common = set.intersection(*(clients & set(results) for results, clients in runs.values()))
+    lines = []
+    for target, (results, clients) in runs.items():
+        alone = sorted((clients & set(results)) - common)
+        if alone:
+            lines.append(f"client cases collected for {target} only (left out): {len(alone)}: {', '.join(alone[:5])}")
+    tests = {node.split("[")[0] for node in common}
+    lines.append(f"identical client cases (collected for {' and '.join(targets)}): {len(common)} "
+                 f"(of {len(tests)} test functions, each case run in memory and on disk)")
+    for target, (results, _) in runs.items():
+        lines.append("  " + summarize(target, {n: results[n] for n in common}))
+    oracle = runs["chromadb"][0] if "chromadb" in runs else None
+    skipped = sorted(n for n in common if oracle is not None and oracle[n][0] == "skipped")
+    counted = sorted(common - set(skipped))
+    if oracle is not None:
+        reasons = Counter(_first_line(oracle[n][1]) for n in skipped)
+        lines.append(f"counted client cases (identical, and not skipped by chromadb's own run): {len(counted)} "
+                     f"({len(skipped)} skipped there: {'; '.join(f'{n} x {r}' for r, n in sorted(reasons.items()))})")
+    for target, (results, _) in runs.items():
+        passed = sum(1 for n in counted if results[n][0] == "passed")
+        lines.append(f"  {target}: {passed} passed of {len(counted)} counted client cases")
+    failing: List[str] = []
+    for target, (results, _) in runs.items():
+        others = {o: runs[o][0] for o in targets if o != target}
+        failing += _failing(target, results, counted, show_errors, others)
+    lines.append("counted client cases that do not pass:" if failing else "every counted client case passes")
+    return lines + failing
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--target", choices=("vectordb", "chromadb"), default="vectordb")
+    parser.add_argument("--target", choices=("both",) + TARGETS, default="both")
     parser.add_argument("--venv", default=DEFAULT_VENV, help="the venv whose site-packages hold chromadb 1.5.9")
     parser.add_argument("-k", default=None, help="pytest -k expression (a subset)")
     parser.add_argument("-n", "--workers", default="2", help="pytest-xdist workers (0: none)")
@@ -181,37 +296,27 @@ def main(argv: Optional[List[str]] = None) -> int:
     if site is None:
         print(f"no chromadb test files under {args.venv} (install chromadb==1.5.9 there)", file=sys.stderr)
         return 2
+    targets = TARGETS if args.target == "both" else (args.target,)
+    runs = {}
     with tempfile.TemporaryDirectory(prefix="chroma-api-tests-") as tmp:
-        folder = Path(args.keep or tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        files = prepare(site, args.target, folder)
-        report, items = folder / "report.xml", folder / "items.json"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False",
-               "CHROMA_HARNESS_TARGET": args.target, "CHROMA_SITE_PACKAGES": site,
-               "CHROMA_HARNESS_ITEMS": str(items), "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                   "--rootdir", str(folder), "-o", "addopts=", "-o", "asyncio_mode=auto",
-                   f"--junitxml={report}", "-W", "ignore"]
-        if args.workers != "0":
-            command += ["-n", args.workers]
-        if args.k:
-            command += ["-k", args.k]
-        proc = subprocess.run(command + files, cwd=folder, env=env, capture_output=True, text=True)
-        if not report.exists() or not items.exists():
-            print(proc.stdout[-4000:], proc.stderr[-4000:], file=sys.stderr)
-            return 2
-        results = outcomes(report)
-        fixtures = json.loads(items.read_text())
-    client_ids = {node for node, names in fixtures.items() if "client" in names}
-    client_results = {node: r for node, r in results.items() if node in client_ids}
+        base = Path(args.keep or tmp)
+        for target in targets:
+            ran = run_target(site, target, base / target if len(targets) > 1 else base, args.k, args.workers)
+            if ran is None:
+                return 2
+            runs[target] = ran
     print(f"chromadb test files from {site}, target {args.target}")
+    if len(runs) > 1:
+        print("\n".join(compare(runs, args.show_errors)))
+        return 0
+    results, client_ids = runs[targets[0]]
+    client_results = {node: r for node, r in results.items() if node in client_ids}
     print(summarize("client cases", client_results))
     print(summarize("all cases", results))
-    bad = sorted((node, r) for node, r in client_results.items() if r[0] in ("failed", "error"))
+    bad = sorted(node for node, r in client_results.items() if r[0] in ("failed", "error"))
     if bad:
         print("failing client cases:")
-    for node, (outcome, message) in bad:
-        print(f"  {outcome.upper()} {node}" + (f"\n      {message[:600]}" if args.show_errors else ""))
+        print("\n".join(_failing(targets[0], results, bad, args.show_errors, {})))
     return 0
 
 

@@ -15,7 +15,7 @@ from vectordb.collection import Collection
 from vectordb.embedding_functions.base import build_from_config, describe
 from vectordb.embedding_functions.identity import default_function
 from vectordb.errors import CollectionNotFoundError, InvalidArgumentError, VectorDBError
-from vectordb.index.settings import SPACE_KEY, metric_of
+from vectordb.index.settings import SPACE_KEY
 
 ALL_FIELDS = ["embeddings", "metadatas", "documents"]
 
@@ -76,7 +76,7 @@ def describe_collection(collection: Collection) -> Dict[str, Any]:
         "id": collection.id,
         "count": collection.count(),
         "dimension": collection.dimension,
-        "metric": metric_of(collection.metadata),
+        "metric": collection.configuration["hnsw"]["space"],  # the catalog's: also a function's default space
         "embedding_function": fn_name,
         "embedding_function_config": fn_config,
         "metadata": collection.metadata,

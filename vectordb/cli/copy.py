@@ -88,13 +88,13 @@ def _metadatas(metadatas: List[Optional[Dict[str, Any]]]) -> Optional[List[Optio
 def _made(target: Client, info: CollectionInfo) -> CollectionInfo:
     """The target's collection called ``info.name``, made like ``info`` if missing (same function, or an error)."""
     try:
-        return target._backend.create_collection(info.name, info.metadata, info.ef_name, info.ef_config)
+        return target._backend.create_collection(info.name, info.metadata, info.ef_name, info.ef_config, info.metric)
     except CollectionExistsError:
         pass
     try:
         existing = target._backend.get_collection(info.name)
     except CollectionNotFoundError:  # deleted meanwhile
-        return target._backend.create_collection(info.name, info.metadata, info.ef_name, info.ef_config)
+        return target._backend.create_collection(info.name, info.metadata, info.ef_name, info.ef_config, info.metric)
     if not same_function(existing.ef_name, existing.ef_config, info.ef_name, info.ef_config):
         raise EmbeddingFunctionConflictError(
             conflict_message(info.name, existing.ef_name, existing.ef_config, info.ef_name, info.ef_config)

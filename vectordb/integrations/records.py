@@ -57,7 +57,7 @@ def open_collection(
 
 def space_of(collection: Collection) -> str:
     """The collection's distance: ``l2`` (squared L2), ``cosine`` (1 − cosine) or ``ip`` (1 − dot)."""
-    space = (collection.metadata or {}).get("hnsw:space", "l2")
+    space = collection.configuration["hnsw"]["space"]  # the index's own (configuration, metadata or default)
     return space if space in SPACES else "l2"
 
 

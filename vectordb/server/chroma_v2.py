@@ -34,14 +34,12 @@ from vectordb import wire
 from vectordb.client import Client
 from vectordb.collection import Collection
 from vectordb.config import DEFAULT_DATABASE, DEFAULT_TENANT
-from vectordb.configuration import HNSW_KEYS
 from vectordb.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     InvalidArgumentError,
     ResetDisabledError,
 )
-from vectordb.index import settings as index_settings
 from vectordb.server import chroma_shapes as shapes
 from vectordb.server.chroma_shapes import NotImplementedByVectordb
 from vectordb.version import __version__
@@ -203,16 +201,15 @@ def _not_empty(metadata: Optional[Dict[str, Any]], field: str) -> None:
 
 
 def _configuration_in(configuration: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """A create call's configuration for vectordb, less the function and the index settings equal to vectordb's
-    defaults (Chroma's clients send ``{"hnsw": {"space": "l2"}}`` unasked; vectordb would keep it as metadata)."""
+    """A create call's configuration for vectordb: all of it but the function (stored by the route).
+
+    Every index setting is kept, those equal to vectordb's defaults too (an explicit
+    ``{"space": "l2"}`` must win over a function's default space); as in Chroma none of them
+    becomes collection metadata.
+    """
     if not configuration:
         return None
-    rest = {k: v for k, v in configuration.items() if k != "embedding_function"}
-    hnsw = rest.get("hnsw")
-    if isinstance(hnsw, dict):
-        rest["hnsw"] = {k: v for k, v in hnsw.items()
-                        if k not in HNSW_KEYS or index_settings.DEFAULTS[HNSW_KEYS[k]] != v} or None
-    return rest
+    return {k: v for k, v in configuration.items() if k != "embedding_function"} or None
 
 
 def _collection_routes(router: APIRouter, client: Client, forget: Callable[[str], None]) -> None:
