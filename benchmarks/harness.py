@@ -97,6 +97,16 @@ def disk_mib(folder: Path) -> float:
     return total / 2**20
 
 
+def write_report(out: Path, name: str, report: Dict[str, Any], table: str) -> Path:
+    """Write ``report`` as ``out/name.json``, print its ``table`` and say where it went."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(report, indent=1))
+    print(table)
+    log(f"wrote {path}")
+    return path
+
+
 def import_seconds(python: str, module: str, repeats: int) -> float:
     """Best of ``repeats`` timings of ``import module`` in a fresh process."""
     times = []

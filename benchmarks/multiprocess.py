@@ -47,7 +47,6 @@ Prints a table (figure, measured, target, met?) and writes
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import resource
@@ -63,7 +62,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from benchmarks.harness import REPO_ROOT, log, machine
+from benchmarks.harness import REPO_ROOT, log, machine, write_report
 from benchmarks.worker import _status_mib
 from vectordb.engine.maintenance import disk_usage
 
@@ -670,11 +669,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         report = run(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"multiprocess-n{args.n}{'-' + args.tag if args.tag else ''}.json"
-    path.write_text(json.dumps(report, indent=1))
-    print(format_table(report))
-    log(f"wrote {path}")
+    write_report(args.out, f"multiprocess-n{args.n}{'-' + args.tag if args.tag else ''}", report, format_table(report))
     return 0
 
 

@@ -42,7 +42,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from benchmarks import data
-from benchmarks.harness import REPO_ROOT, log, machine
+from benchmarks.harness import REPO_ROOT, log, machine, write_report
 
 CHILD = REPO_ROOT / "benchmarks" / "recovery_child.py"
 QUERIES = 21
@@ -257,11 +257,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         report = run_all(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"recovery-n{args.n}{'-' + args.tag if args.tag else ''}.json"
-    path.write_text(json.dumps(report, indent=1))
-    print(format_table(report))
-    log(f"wrote {path}")
+    write_report(args.out, f"recovery-n{args.n}{'-' + args.tag if args.tag else ''}", report, format_table(report))
     return 0
 
 
