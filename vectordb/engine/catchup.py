@@ -50,6 +50,7 @@ class CatchUp:
         save: Optional[Callable[[int], bool]],
         save_due: Callable[[int, int], bool],
         backlog_max: int,
+        chunk: Optional[int] = None,
     ) -> None:
         """``seq``: the last write the graph and tail together cover; ``unsaved``: changes the
         saved file lacks; ``save(seq)`` writes the graph as covering ``seq``, False if it may not now (None: it is never
@@ -67,6 +68,8 @@ class CatchUp:
         self._save = save
         self._save_due = save_due
         self._backlog_max = backlog_max
+        self._chunk = chunk
+        """Vectors per turn of the worker (None: ``INSERT_CHUNK``): how long a query may wait for it."""
         self._stop = False
         self._cond = threading.Condition()
         self._callers = 0  # callers waiting for or holding their turn
@@ -245,7 +248,7 @@ class CatchUp:
                 self._cond.wait()
             if self._stop:
                 return False
-            head = self.tail.head(INSERT_CHUNK)
+            head = self.tail.head(self._chunk or INSERT_CHUNK)
             if head is None:
                 self.state = SAVING  # from here on the graph no longer changes: queries go on, writes wait
                 return False

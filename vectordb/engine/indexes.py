@@ -56,6 +56,9 @@ SAVE_MIN_CHANGES = 50_000
 SAVE_FRACTION = 0.5
 BACKGROUND_MIN = 64
 """Writes of fewer vectors are inserted on the calling thread: a thread would cost more than it saves."""
+APPLY_CHUNK = 32
+"""Another process's vectors go into the graph this many at a time: a reader's query waits at most for
+one such chunk (a crash's tail goes in bigger chunks: nobody is querying yet, mostly)."""
 JOB_CHUNK = 1024
 """A write's insertion goes in chunks of this many vectors, so that a dropped engine's job stops soon."""
 
@@ -247,8 +250,10 @@ class IndexManager:
             self._save(row)
         return index
 
-    def _start_catch_up(self, row: CollectionRow, index: VectorIndex, tail: Tail, removed: int, fresh: bool) -> None:
-        """Hand ``tail`` to a worker that inserts it into ``index`` (started by the first use)."""
+    def _start_catch_up(self, row: CollectionRow, index: VectorIndex, tail: Tail, removed: int, fresh: bool,
+                        chunk: Optional[int] = None) -> None:
+        """Hand ``tail`` to a worker that inserts it into ``index`` (started by the first use), ``chunk``
+        vectors at a time (see :class:`CatchUp`)."""
         folder = None if self.read_only else self._folder_of(row.id)
         collection_id = row.id
 
@@ -267,7 +272,7 @@ class IndexManager:
 
         self._catchups[row.id] = CatchUp(
             index, tail, row.seq, removed + tail.count, save if folder is not None else None, due,
-            backlog_max=max(tail.count, SAVE_MIN_CHANGES),
+            backlog_max=max(tail.count, SAVE_MIN_CHANGES), chunk=chunk,
         )
 
     def _end_catch_up(self, collection_id: str, finish: bool) -> None:
@@ -393,7 +398,7 @@ class IndexManager:
         # (as a tail after a crash is), so that the reader's query does not wait for hnswlib.
         tail = Tail(row.dimension)
         tail.extend(labels, np.full(len(labels), row.seq, dtype=np.int64), vectors)
-        self._start_catch_up(row, index, tail, self._unsaved.get(row.id, 0), fresh=False)
+        self._start_catch_up(row, index, tail, self._unsaved.get(row.id, 0), fresh=False, chunk=APPLY_CHUNK)
         self._catchups[row.id].start()
 
     def remove(self, row: CollectionRow, labels: np.ndarray) -> None:
