@@ -77,17 +77,10 @@ MAX_BATCH_SIZE = 100_000
 """The batch size ``get_max_batch_size`` advises (no batch is refused: this size stays fast)."""
 
 
-class _NotShared:
-    """The publishing context of a store no other process shares: nothing to tell."""
-
-    def __enter__(self) -> Callable[[Optional[Change]], None]:
-        return lambda change: None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
+def _tell_nobody(change: Optional[Change]) -> None:
+    """What a store no other process shares does with a committed change."""
 
 
-_NOT_SHARED = _NotShared()
 
 _M = TypeVar("_M", bound=Callable[..., Any])
 
@@ -480,11 +473,16 @@ class LocalBackend(Backend):
             if self._locks.of(collection_id) is None:
                 self._locks.add(collection_id)
 
-    def _forget_deleted(self, collection_id: str) -> None:
-        """Drop everything this engine keeps of a collection the store no longer holds (and its
-        index files); the caller holds its lock, and the catalog's shared."""
-        self._indexes.drop(collection_id)
-        self._text.drop(collection_id)
+    def _forget_deleted(self, collection_id: str, files: bool = True) -> None:
+        """Drop everything this engine keeps of a collection the store no longer holds, and its
+        index files (``files=False``: another process deleted it, and its files with it); the
+        caller holds its lock, and the catalog's shared."""
+        if files:
+            self._indexes.drop(collection_id)
+            self._text.drop(collection_id)
+        else:
+            self._indexes.forget(collection_id)
+            self._text.forget(collection_id)
         self._rows.pop(collection_id, None)
         self._derived.drop(collection_id)
         self._locks.remove(collection_id)
@@ -502,7 +500,7 @@ class LocalBackend(Backend):
 
     def _publishing(self) -> ContextManager[Callable[[Optional[Change]], None]]:
         """Around a commit: tell the other processes of a shared store what it changed."""
-        return _NOT_SHARED if self._sharing is None else self._sharing.publishing()
+        return nullcontext(_tell_nobody) if self._sharing is None else self._sharing.publishing()
 
     def apply(self, changes: List[Change]) -> None:
         """Apply changes other processes published to what this one keeps in memory."""
@@ -512,11 +510,7 @@ class LocalBackend(Backend):
             for change in changes:
                 cid, row = change.collection_id, change.row
                 if change.kind == "drop" or row is None:
-                    self._indexes.forget(cid)
-                    self._text.forget(cid)
-                    self._derived.drop(cid)
-                    self._rows.pop(cid, None)
-                    self._locks.remove(cid)
+                    self._forget_deleted(cid, files=False)
                     continue
                 self._rows[cid] = row
                 if self._locks.of(cid) is None:

@@ -34,8 +34,8 @@ class Feed:
 
     def __init__(self, folder: str) -> None:
         self.path = os.path.join(folder, FEED_FILE)
-        self._reader: Optional[Tuple[int, int, int, int]] = None
-        """(fd, inode, offset of the next entry, number of the entry before it) of the last read."""
+        self._reader: Optional[Tuple[int, int, int]] = None
+        """(fd, offset of the next entry, number of the entry before it) of the last read."""
 
     def append(self, number: int, payload: bytes) -> None:
         """Add entry ``number`` (the caller holds the turn; the previous entry is ``number - 1``)."""
@@ -76,8 +76,8 @@ class Feed:
         if upto <= after:
             return []
         state = self._reader
-        if state is not None and state[3] == after:
-            entries = self._scan(state[0], state[2], after, upto)
+        if state is not None and state[2] == after:
+            entries = self._scan(state[0], state[1], after, upto)
             if entries is not None:
                 return entries
         return self._read_fresh(after, upto)
@@ -92,8 +92,9 @@ class Feed:
         if len(head) < _BASE.size or _BASE.unpack(head)[0] > after:
             os.close(fd)
             return None
-        self._reader = (fd, os.fstat(fd).st_ino, _BASE.size, _BASE.unpack(head)[0])
-        return self._scan(fd, _BASE.size, self._reader[3], upto, skip_to=after)
+        base = _BASE.unpack(head)[0]
+        self._reader = (fd, _BASE.size, base)
+        return self._scan(fd, _BASE.size, base, upto, skip_to=after)
 
     def _scan(self, fd: int, offset: int, last: int, upto: int, skip_to: Optional[int] = None
               ) -> Optional[List[Tuple[int, bytes]]]:
@@ -111,7 +112,7 @@ class Feed:
             last = number
             if skip_to is None or number > skip_to:
                 out.append((number, payload))
-        self._reader = (fd, self._reader[1] if self._reader else 0, offset, last)
+        self._reader = (fd, offset, last)
         return out
 
     def close(self) -> None:
