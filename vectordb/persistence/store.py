@@ -286,8 +286,6 @@ class Store:
         self,
         collection_id: str,
         condition: Optional[Tuple[str, List[Any]]] = None,
-        limit: Optional[int] = None,
-        offset: Optional[int] = None,
     ) -> np.ndarray:
         """Labels of the records matching ``condition`` (SQL over alias ``r``), in insertion order."""
         sql = "SELECT r.label FROM records r WHERE r.collection_id = ?"
@@ -296,12 +294,6 @@ class Store:
             sql += " AND " + condition[0]
             params += condition[1]
         sql += " ORDER BY r.label"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        if offset:
-            sql += " OFFSET ?"
-            params.append(offset)
         result = self.con.execute(sql, params).fetchnumpy()["label"]
         return np.asarray(result, dtype=np.int64)
 
