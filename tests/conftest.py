@@ -1,4 +1,5 @@
-"""Shared fixtures: one ``client`` fixture that runs each test in memory and on disk.
+"""Shared fixtures: one ``client`` fixture that runs each test on every backend of :data:`BACKENDS`
+(in memory, on disk, over HTTP to a ``vectordb serve`` server, on Milvus Lite).
 
 Core tests use ``embedding_function=None`` with explicit embeddings, or the small
 deterministic :class:`CountingEmbedding` below; none of them loads a model.

@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from vectordb.requests import CollectionRef
 from vectordb.filters import And, Filter, Node, Or, document_matches, parse_where, parse_where_document, to_sql
 from vectordb.index.metadata import EXACT, MAX_KEYS, MetadataIndex
 
@@ -142,7 +143,7 @@ def test_index_and_sql_agree(shared_memory_client, first, ops, wheres):
         incremental = MetadataIndex.load(store.metadata_columns(col.id), 0)
         for op, items in ops:
             _apply(col, incremental, op, items)
-        loaded = MetadataIndex.load(store.metadata_columns(col.id), col._backend._row(col.id, col.name).next_label)
+        loaded = MetadataIndex.load(store.metadata_columns(col.id), col._backend._row(CollectionRef(col.id, col.name)).next_label)
         stored_big = _has_big(col.get(include=["metadatas"])["metadatas"]) or _has_big([x for _, i in ops for x in i])
         for where in wheres:
             for node in _subtrees(parse_where(where)):  # every part, so no mismatch hides under an $and
@@ -200,7 +201,7 @@ def test_big_lists_on_both_paths(big, op, key, values, holds):
     assert 0 < len(expected) < N
     tree = parse_where({key: {op: values}})
     engine = big._backend
-    row = engine._row(big.id, big.name)
+    row = engine._row(CollectionRef(big.id, big.name))
     assert sql_labels(engine._store, big.id, tree) == expected
     from_index = engine._derived.metadata(row).evaluate(tree)
     if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > EXACT for v in values):
@@ -216,7 +217,7 @@ def test_big_list_through_sql_only_collection(shared_memory_client):
     try:
         _fill_big(col)
         col.add(ids="pad", embeddings=[[0.0]], metadatas={f"p{k}": k for k in range(MAX_KEYS + 1)})
-        row = col._backend._row(col.id, col.name)
+        row = col._backend._row(CollectionRef(col.id, col.name))
         assert col._backend._derived.metadata(row).evaluate(parse_where({"s": "v1"})) is None
         values = [f"v{j}" for j in range(1, 2 * BIG_LIST, 2)]
         odd = [f"r{i}" for i in range(1, N, 2) if i % 10]

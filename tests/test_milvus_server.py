@@ -1,6 +1,8 @@
 """MilvusClient against a real ``milvus-lite server`` process on a loopback port (a gRPC hop),
-and the Milvus backend's own promises: hostile keys, ids and values filter exactly, a
-collection's function comes back in another process, errors are typed.
+and the Milvus backend's own promises: hostile keys, ids and values filter exactly, filters
+beyond float64's exact range match what a local store matches (by vectordb's shared
+interpreters), text and hybrid searches are refused before any request, a collection's
+function comes back in another process, errors are typed.
 
 The server is started once for the module and killed for real in the last tests.
 """
@@ -17,6 +19,8 @@ from typing import Any, Dict, Iterator
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import vectordb
 from conftest import in_new_process
@@ -192,7 +196,7 @@ def test_an_unknown_version_is_probed_and_the_probe_leaves_nothing(server):
     with vectordb.MilvusClient(server["uri"]) as client:
         backend = client._backend
         before = set(backend.client.list_collections())
-        assert features.probe_nullable(backend) is True
+        assert features.probe_nullable(backend.calls) is True
         assert set(backend.client.list_collections()) == before
 
 
@@ -204,6 +208,108 @@ def test_consistency_is_checked_and_strong_is_available(server):
         col.add(ids=["a"], embeddings=[[1.0, 2.0]])
         assert client._backend.read_level == "Strong" and col.count() == 1
         client.delete_collection("strong-reads")
+
+
+def test_text_and_hybrid_searches_are_refused_before_any_request(server, monkeypatch):
+    from vectordb.errors import TextSearchUnavailableError
+    from vectordb.requests import CollectionRef, Search
+
+    with vectordb.MilvusClient(server["uri"]) as client:
+        backend = client._backend
+        monkeypatch.setattr(backend.calls, "call", lambda *a, **k: pytest.fail("a request was sent"))
+        ref = CollectionRef("no-such-id", "notes")
+        for search in (Search("text", 1, ("scores",), texts=["x"]),
+                       Search("hybrid", 1, ("scores",), vectors=np.ones((1, 2), np.float32), texts=["x"])):
+            with pytest.raises(TextSearchUnavailableError, match=f"mode={search.mode!r}.*not available on Milvus"):
+                backend.search(ref, search)
+
+
+BIG = 2**53
+EXACT_CASES = [  # what float64 cannot compare exactly: only exact arithmetic answers
+    {"n": BIG + 1}, {"n": {"$gte": BIG + 1}}, {"n": {"$lt": BIG + 1}}, {"n": {"$in": [BIG + 1, 3]}},
+    {"n": {"$nin": [BIG + 1]}}, {"n": {"$ne": float(BIG)}}, {"n": float(BIG)}, {"n": {"$contains": BIG + 1}},
+    {"n": {"$not_contains": 2}}, {"$or": [{"k7": 7}, {"n": 3}]}, {"k7": {"$ne": 7}}, {"flag": 1}, {"flag": True},
+    {"n": {"$lte": float(BIG)}}, {"n": {"$lte": BIG}}, {"n": {"$gt": -float(BIG)}}, {"n": {"$in": [float(BIG)]}},
+]
+DOCUMENT_CASES = [{"$regex": "^a.c$"}, {"$not_regex": "(?i)B"}, {"$and": [{"$regex": "b"}, {"$not_contains": "x"}]}]
+
+
+def _exact_cases_collection(client: vectordb.Client) -> Any:
+    col = client.create_collection("exact-cases", embedding_function=None)
+    metadatas = [{"n": BIG + 1}, {"n": BIG}, {"n": float(BIG)}, {"n": 3, "flag": True}, {"n": [BIG + 1, 2]},
+                 None, {"n": -BIG - 1, "flag": 1}, {f"k{j}": j for j in range(130)}]  # more keys than the index holds
+    documents = ["abc", "aBc", None, "xbx", "", "abc\n", "b", "a\nc"]
+    col.add(ids=[f"r{i}" for i in range(len(metadatas))], embeddings=[[float(i), 1.0] for i in range(len(metadatas))],
+            metadatas=metadatas, documents=documents)
+    return col
+
+
+def test_filters_beyond_float64_and_regexes_match_what_a_local_store_matches(server, monkeypatch):
+    """Milvus narrows, vectordb's interpreters decide: where the vectorised index declines, the
+    exact per-record check answers, with the local store's semantics; never a store of its own."""
+    from vectordb.filters import documents
+    from vectordb.milvus import matching
+
+    exact = []
+    monkeypatch.setattr(matching, "metadata_matches", lambda *a: exact.append(1) or documents.metadata_matches(*a))
+    with vectordb.Client() as local, vectordb.MilvusClient(server["uri"]) as remote:
+        expected, got = _exact_cases_collection(local), _exact_cases_collection(remote)
+        for where in EXACT_CASES + [None]:
+            for where_document in DOCUMENT_CASES + [None]:
+                want, have = (
+                    (col.get(where=where, where_document=where_document)["ids"],
+                     col.query(query_embeddings=[[2.5, 1.0]], n_results=3, where=where, where_document=where_document,
+                               include=["distances"]))
+                    for col in (expected, got))
+                assert have[0] == want[0], (where, where_document)
+                assert have[1]["ids"] == want[1]["ids"], (where, where_document)
+                np.testing.assert_allclose(have[1]["distances"][0], want[1]["distances"][0], rtol=1e-6)
+        assert exact  # the exact check answered what the index declined
+        remote.delete_collection("exact-cases")
+
+
+NUMBERS = [-2, 0, 1, 3, -0.0, 1.0, 2.5, 1e300, BIG - 1, BIG, BIG + 1, float(BIG), -BIG - 1, 2**63 - 1]
+scalar = st.one_of(st.sampled_from(NUMBERS), st.booleans(), st.sampled_from(["", "x", "X", "é"]))
+INTS, FLOATS = [n for n in NUMBERS if isinstance(n, int)], [n for n in NUMBERS if isinstance(n, float)]
+stored_value = st.one_of(scalar, scalar, st.lists(st.sampled_from(INTS), min_size=1, max_size=3),
+                         st.lists(st.sampled_from(FLOATS), min_size=1, max_size=3),
+                         st.lists(st.booleans(), min_size=1, max_size=2), st.lists(st.sampled_from(["x", "y"]), min_size=1))
+condition = st.one_of(
+    scalar,
+    st.tuples(st.sampled_from(["$eq", "$ne", "$contains", "$not_contains"]), scalar).map(lambda t: {t[0]: t[1]}),
+    st.tuples(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), st.sampled_from(NUMBERS)).map(lambda t: {t[0]: t[1]}),
+    st.tuples(st.sampled_from(["$in", "$nin"]), st.one_of(
+        st.lists(st.sampled_from(NUMBERS), min_size=1, max_size=4), st.lists(st.booleans(), min_size=1, max_size=2),
+        st.lists(st.sampled_from(["x", "y", ""]), min_size=1, max_size=3))).map(lambda t: {t[0]: t[1]}),
+)
+where_tree = st.recursive(
+    st.dictionaries(st.sampled_from(["a", "b", "c"]), condition, min_size=1, max_size=2),
+    lambda inner: st.tuples(st.sampled_from(["$and", "$or"]), st.lists(inner, min_size=2, max_size=3)).map(
+        lambda t: {t[0]: t[1]}),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(metadatas=st.lists(st.one_of(st.none(), st.dictionaries(st.sampled_from(["a", "b"]), stored_value, max_size=2)),
+                          min_size=1, max_size=10),
+       wheres=st.lists(where_tree, min_size=1, max_size=4))
+def test_the_exact_metadata_check_agrees_with_the_local_store(shared_memory_client, metadatas, wheres):
+    """:func:`metadata_matches` (Milvus's exact check where the vectorised index declines) against the
+    store's SQL, on ints and floats around 2**53, bools beside numbers, lists beside scalars."""
+    from vectordb.filters import parse_where
+    from vectordb.filters.documents import metadata_matches
+
+    col = shared_memory_client.create_collection("exact-metadata", embedding_function=None)
+    try:
+        col.add(ids=[f"r{i}" for i in range(len(metadatas))], embeddings=[[1.0]] * len(metadatas), metadatas=metadatas)
+        stored = col.get(include=["metadatas"])
+        for where in wheres:
+            node = parse_where(where)
+            got = [i for i, m in zip(stored["ids"], stored["metadatas"]) if metadata_matches(node, m)]
+            assert got == col.get(where=where, include=[])["ids"], where
+    finally:
+        shared_memory_client.delete_collection("exact-metadata")
 
 
 def test_a_killed_server_is_a_typed_error_naming_it(server):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import threading
 
-from vectordb.engine import shared
+from vectordb.engine import registry, shared
 
 
 def test_a_handle_collected_under_the_registry_lock_gives_its_share_back(tmp_path):
@@ -23,7 +23,7 @@ def test_a_handle_collected_under_the_registry_lock_gives_its_share_back(tmp_pat
     done = threading.Event()
 
     def collect_holding_the_lock() -> None:
-        with shared._LOCK:  # as open_store holds it while it builds an engine
+        with registry.LOCK:  # as open_store holds it while it builds an engine
             gc.collect()  # runs the handle's finalizer in this thread
         done.set()
 

@@ -9,7 +9,7 @@ to defeat the 8-byte id keys (shared prefixes, NUL characters, non-ASCII), with 
 after deletes and re-indexing, on few documents and on enough (thousands, tied) to take
 the selection paths; scores bit for bit equal to adding every term into a dense zeroed
 array in query term order (the compiled loops' arithmetic, which these replaced); and
-fusion against the id-based :func:`vectordb.text.fusion.fuse`. Also: nothing loads numba.
+fusion against the id-based :func:`vectordb.text.fusion.rrf` over :func:`~vectordb.text.fusion.ranks`. Also: nothing loads numba.
 """
 
 from __future__ import annotations
@@ -93,6 +93,14 @@ def test_ties_inside_one_shared_id_key_are_ordered_by_the_full_ids():
     assert [ids[label] for label in labels.tolist()] == sorted(ids)[:25]
 
 
+def id_based_fusion(ids, v_labels, v_dist, t_labels, t_scores, n_results):
+    """``(id, fused score)`` of the best ``n_results``, by the plain id-based rule of :mod:`vectordb.text.fusion`."""
+    v_ids = [ids[i] for i in v_labels.tolist()]
+    t_ids = [ids[i] for i in t_labels.tolist()]
+    return fusion.rrf([fusion.ranks(v_ids, v_dist.tolist(), higher_first=False),
+                       fusion.ranks(t_ids, t_scores.tolist(), higher_first=True)], n_results)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_fused_labels_equal_the_id_based_fusion(seed):
     rng = np.random.default_rng(seed)
@@ -103,13 +111,10 @@ def test_fused_labels_equal_the_id_based_fusion(seed):
         t_labels = rng.choice(len(ids), rng.integers(0, 120), replace=False)
         v_dist = np.sort(rng.choice([0.1, 0.2, 0.3], len(v_labels)) if seed % 2 else rng.random(len(v_labels)))
         t_scores = np.sort(rng.choice([1.0, 2.0], len(t_labels)) if seed % 2 else rng.random(len(t_labels)))[::-1]
-        vector = {"ids": [[ids[i] for i in v_labels.tolist()]], "distances": [v_dist.tolist()]}
-        text = {"ids": [[ids[i] for i in t_labels.tolist()]], "scores": [t_scores.tolist()]}
         for n_results in (1, 10, 300):
             labels, scores = fusion.fuse_labels((v_labels, v_dist), (t_labels, t_scores), n_results, order)
-            want = fusion.fuse(vector, text, n_results, ["scores"])  # type: ignore[arg-type]
-            assert [ids[label] for label in labels.tolist()] == want["ids"][0]
-            assert scores.tolist() == want["scores"][0]
+            want = id_based_fusion(ids, v_labels, v_dist, t_labels, t_scores, n_results)
+            assert [(ids[label], score) for label, score in zip(labels.tolist(), scores.tolist())] == want
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -196,13 +201,10 @@ def test_fused_long_rankings_equal_the_id_based_fusion(seed):
     t_labels = rng.choice(len(ids), 2000, replace=False)
     v_dist = np.sort(rng.choice([0.1, 0.2, 0.3], len(v_labels)))
     t_scores = np.sort(rng.choice([1.0, 2.0, 4.0], len(t_labels)))[::-1]
-    vector = {"ids": [[ids[i] for i in v_labels.tolist()]], "distances": [v_dist.tolist()]}
-    text = {"ids": [[ids[i] for i in t_labels.tolist()]], "scores": [t_scores.tolist()]}
     for n_results in (10, 1500, 5000):
         labels, scores = fusion.fuse_labels((v_labels, v_dist), (t_labels, t_scores), n_results, order)
-        want = fusion.fuse(vector, text, n_results, ["scores"])  # type: ignore[arg-type]
-        assert [ids[label] for label in labels.tolist()] == want["ids"][0]
-        assert scores.tolist() == want["scores"][0]
+        want = id_based_fusion(ids, v_labels, v_dist, t_labels, t_scores, n_results)
+        assert [(ids[label], score) for label, score in zip(labels.tolist(), scores.tolist())] == want
 
 
 def test_text_and_hybrid_queries_never_load_numba():

@@ -8,11 +8,12 @@ hnswlib) is one backend, :class:`vectordb.http_backend.HttpBackend` (a ``vectord
 serve`` server) another. Backends are plain classes chosen by the client
 constructors; nothing here loads a class by name.
 
-What crosses the seam is checked already: ids are unique strings, embeddings a float32
-matrix, metadata dicts of valid values, filters a parsed :class:`vectordb.filters.Filter`,
-``include`` a list of known field names. Results name the fields they hold under
-``included``; embeddings may come as any 2-D array-like (the collection makes them the
-numpy arrays users get). A backend still raises the typed errors that only it can
+What crosses the seam are the typed requests of :mod:`vectordb.requests`, checked
+already (ids are unique strings, embeddings a float32 matrix, metadata dicts of valid
+values, filters a parsed :class:`vectordb.filters.Filter`, ``include`` known field names),
+naming their collection by a :class:`~vectordb.requests.CollectionRef`. Results are built
+by :mod:`vectordb.results` and name the fields they hold under ``included``; embeddings
+may come as any 2-D array-like (the collection makes them the numpy arrays users get). A backend still raises the typed errors that only it can
 detect (a missing collection, a dimension that differs from the stored one, a locked or
 read-only store).
 """
@@ -21,12 +22,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from vectordb.text import fusion
+from vectordb.requests import CollectionRef, Delete, Get, Search, Write
 from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
+
+__all__ = ["Backend", "CollectionInfo", "CollectionRef", "Delete", "Embed", "Get", "Search", "Write"]
 
 Embed = Callable[[List[str]], np.ndarray]
 """Embeds documents for storage (the collection's function, checked): a backend calls it
@@ -50,25 +53,14 @@ class CollectionInfo:
     metric: Optional[str] = None
 
 
-@dataclass(frozen=True)
-class Write:
-    """A checked ``add``, ``upsert`` or ``update`` call: one entry per id, aligned."""
-
-    mode: str
-    ids: List[str]
-    embeddings: Optional[np.ndarray]
-    metadatas: Optional[List[Optional[Dict[str, Any]]]]
-    documents: Optional[List[Optional[str]]]
-
-
 class Backend(ABC):
     """What an engine implements (each method documents its own contract).
 
     Every method is abstract, so a backend that lacks one cannot be built: the local
     and HTTP clients have the same methods by construction.
 
-    ``collection_id`` names a collection by its id; a collection deleted meanwhile raises
-    :class:`vectordb.errors.CollectionNotFoundError` naming ``name``.
+    A :class:`CollectionRef` names a collection by its id; a collection deleted meanwhile
+    raises :class:`vectordb.errors.CollectionNotFoundError` naming the ref's name.
     """
 
     # -- the store ----------------------------------------------------------
@@ -84,8 +76,8 @@ class Backend(ABC):
         raise NotImplementedError
 
     @abstractmethod
-    def compact(self, collection_id: Optional[str] = None, name: str = "") -> CompactResult:
-        """Give back the space of deleted records (one collection, or all); a CompactResult."""
+    def compact(self, collection: Optional[CollectionRef] = None) -> CompactResult:
+        """Give back the space of deleted records (of ``collection``, or of all); a CompactResult."""
         raise NotImplementedError
 
     @abstractmethod
@@ -128,8 +120,8 @@ class Backend(ABC):
         raise NotImplementedError
 
     @abstractmethod
-    def collection(self, collection_id: str, name: str) -> CollectionInfo:
-        """The current description of a collection known by id (``name`` is for the error)."""
+    def collection(self, collection: CollectionRef) -> CollectionInfo:
+        """The current description of a collection."""
         raise NotImplementedError
 
     @abstractmethod
@@ -154,7 +146,7 @@ class Backend(ABC):
 
     @abstractmethod
     def modify_collection(
-        self, collection_id: str, name: str, new_name: Optional[str], new_metadata: Optional[Dict[str, Any]]
+        self, collection: CollectionRef, new_name: Optional[str], new_metadata: Optional[Dict[str, Any]]
     ) -> CollectionInfo:
         """Rename and/or replace the metadata (the metric and graph settings cannot change)."""
         raise NotImplementedError
@@ -162,7 +154,7 @@ class Backend(ABC):
     # -- records ------------------------------------------------------------
 
     @abstractmethod
-    def write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
+    def write(self, collection: CollectionRef, write: Write, embed: Optional[Embed]) -> CollectionInfo:
         """Apply an add/upsert/update as one transaction; returns the collection's new description.
 
         add leaves existing ids unchanged; update skips unknown ids; upsert and update
@@ -173,88 +165,29 @@ class Backend(ABC):
         raise NotImplementedError
 
     @abstractmethod
-    def delete(
-        self, collection_id: str, name: str, ids: Optional[List[str]], filter: Any, limit: Optional[int] = None
-    ) -> int:
-        """Remove the records matching ``ids`` and ``filter`` (at most ``limit``, the first in
-        insertion order, or in the order of ``ids``); returns how many were removed."""
+    def delete(self, collection: CollectionRef, delete: Delete) -> int:
+        """Remove the records ``delete`` names; returns how many were removed."""
         raise NotImplementedError
 
     @abstractmethod
-    def count(self, collection_id: str, name: str) -> int:
+    def count(self, collection: CollectionRef) -> int:
         """How many records the collection holds."""
         raise NotImplementedError
 
     @abstractmethod
-    def get(
-        self,
-        collection_id: str,
-        name: str,
-        ids: Optional[List[str]],
-        filter: Any,
-        limit: Optional[int],
-        offset: Optional[int],
-        include: Sequence[str],
-    ) -> GetResult:
-        """Records by id (in the order asked) or by filter (in insertion order)."""
+    def get(self, collection: CollectionRef, get: Get) -> GetResult:
+        """The records ``get`` asks for (by id in the order asked, or by filter in insertion order)."""
         raise NotImplementedError
 
     @abstractmethod
-    def query(
-        self,
-        collection_id: str,
-        name: str,
-        queries: np.ndarray,
-        n_results: int,
-        filter: Any,
-        include: Sequence[str],
-        ids: Optional[List[str]] = None,
-    ) -> QueryResult:
-        """The ``n_results`` nearest records to each query row, nearest first, among those
-        matching ``filter`` and (when given) having one of ``ids``."""
+    def search(self, collection: CollectionRef, search: Search) -> QueryResult:
+        """For each query of ``search``, its ``n_results`` best records in the search's mode.
+
+        Text ranking is BM25 (:mod:`vectordb.text.bm25`), equal scores by ascending id, over
+        the records holding a term of the text (so fewer may come back); hybrid fuses the
+        vector and BM25 rankings, each cut at :func:`vectordb.text.fusion.depth`, by
+        reciprocal rank fusion (:mod:`vectordb.text.fusion`). A backend or collection that
+        cannot rank by text raises :class:`vectordb.errors.TextSearchUnavailableError`
+        before doing any work.
+        """
         raise NotImplementedError
-
-    @abstractmethod
-    def text_query(
-        self,
-        collection_id: str,
-        name: str,
-        texts: List[str],
-        n_results: int,
-        filter: Any,
-        include: Sequence[str],
-        ids: Optional[List[str]] = None,
-    ) -> QueryResult:
-        """For each text, the ``n_results`` records ranking highest by BM25 (see
-        :mod:`vectordb.text.bm25`), best first, equal scores by ascending id, among those that
-        hold at least one of the text's terms (so fewer may come back), match ``filter`` and
-        (when given) have one of ``ids``; ``scores`` (higher is better) when ``include`` has
-        them, ``distances`` None. Hybrid search is built on this and :meth:`query` by the
-        collection (:mod:`vectordb.text.fusion`). Raises
-        :class:`vectordb.errors.TextSearchUnavailableError` when the collection (or the
-        backend) cannot rank by text."""
-        raise NotImplementedError
-
-    def hybrid_query(
-        self,
-        collection_id: str,
-        name: str,
-        queries: np.ndarray,
-        texts: List[str],
-        n_results: int,
-        filter: Any,
-        include: Sequence[str],
-        ids: Optional[List[str]] = None,
-    ) -> QueryResult:
-        """For each pair of query row and text, the ``n_results`` best records of the reciprocal
-        rank fusion of the vector ranking and the BM25 ranking, each cut at
-        :func:`vectordb.text.fusion.depth` (see :mod:`vectordb.text.fusion`), with ``scores``.
-
-        This default asks :meth:`query` and :meth:`text_query` for their candidates with the
-        fields in ``include`` and fuses them; a backend that can rank without reading rows
-        (the local engine) overrides it to read only the fused records' fields."""
-        depth = fusion.depth(n_results)
-        side = [f for f in include if f != "scores"]
-        vector = self.query(collection_id, name, queries, depth, filter, side + ["distances"], ids)
-        text = self.text_query(collection_id, name, texts, depth, filter, side + ["scores"], ids)
-        return fusion.fuse(vector, text, n_results, include)

@@ -92,6 +92,12 @@ class Client:
         self._backend: Backend = backend
 
     @property
+    def backend(self) -> Backend:
+        """The :class:`~vectordb.backend.Backend` this client runs on: for tools that move collections
+        between stores as they are described, without building their embedding functions (``vectordb copy``)."""
+        return self._backend
+
+    @property
     def path(self) -> Optional[str]:
         """The store's folder (None in memory or over HTTP)."""
         return getattr(self._backend, "path", None)

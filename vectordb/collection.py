@@ -16,12 +16,14 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from vectordb import validation as v
-from vectordb.backend import Backend, CollectionInfo, Write
+from vectordb.backend import Backend, CollectionInfo
 from vectordb.config import DEFAULT_DATABASE, DEFAULT_TENANT
 from vectordb.configuration import configuration_of, modified_metadata, user_metadata
 from vectordb.embedding_functions.base import embed_texts, missing_function_error
 from vectordb.errors import InvalidArgumentError, TextSearchUnavailableError
 from vectordb.filters import parse_filter
+from vectordb.requests import HYBRID, TEXT, VECTOR, CollectionRef, Delete, Get, Search, Write
+from vectordb.results import for_user
 from vectordb.text import fusion
 from vectordb.types import CollectionModel, CompactResult, DeleteResult, GetResult, QueryResult
 
@@ -52,6 +54,26 @@ class Collection:
         return self._info.id
 
     @property
+    def info(self) -> CollectionInfo:
+        """The collection as its backend last described it (what a server sends its clients)."""
+        return self._info
+
+    def refresh(self) -> CollectionInfo:
+        """Read the collection's description from its backend again (a rename or a first add by
+        another client shows), and return it."""
+        self._info = self._backend.collection(self._ref)
+        return self._info
+
+    def using(self, embedding_function: Any) -> "Collection":
+        """This collection, embedding with ``embedding_function`` instead (a server embeds a write's
+        documents with the vectors its client sent)."""
+        return Collection(self._backend, self._info, embedding_function)
+
+    @property
+    def _ref(self) -> CollectionRef:
+        return CollectionRef(self._info.id, self._info.name)
+
+    @property
     def metadata(self) -> Optional[Dict[str, Any]]:
         """The collection's metadata, ``hnsw:*`` settings given as metadata included; the settings given
         as ``configuration`` are not in it (as in Chroma: see :attr:`configuration`)."""
@@ -72,7 +94,7 @@ class Collection:
     def dimension(self) -> Optional[int]:
         """The embeddings' dimension, fixed by the first add (None before)."""
         if self._info.dimension is None:
-            self._info = self._backend.collection(self.id, self.name)
+            self.refresh()
         return self._info.dimension
 
     def get_model(self) -> CollectionModel:
@@ -137,7 +159,7 @@ class Collection:
 
     def _write(self, write: Write) -> None:
         embed = None if self.embedding_function is None else self._embed_documents
-        self._info = self._backend.write(self.id, self.name, write, embed)
+        self._info = self._backend.write(self._ref, write, embed)
 
     def _embed_documents(self, texts: List[str]) -> np.ndarray:
         return embed_texts(self.embedding_function, texts)
@@ -167,7 +189,7 @@ class Collection:
             raise InvalidArgumentError("delete: limit can only be specified when where or where_document is given")
         id_list = None if ids is None else v.validate_ids(ids)
         parsed = parse_filter(where, where_document)
-        return DeleteResult(deleted=self._backend.delete(self.id, self.name, id_list, parsed, limit))
+        return DeleteResult(deleted=self._backend.delete(self._ref, Delete(id_list, parsed, limit)))
 
     def compact(self) -> CompactResult:
         """Give back the space of deleted records: rebuild the index and shrink the database file.
@@ -175,13 +197,13 @@ class Collection:
         Runs by itself after a delete once deleted index slots exceed half the live
         vectors (and 1000). Returns the store's bytes on disk before and after.
         """
-        return self._backend.compact(self.id, self.name)
+        return self._backend.compact(self._ref)
 
     # -- reads --------------------------------------------------------------
 
     def count(self) -> int:
         """How many records the collection holds."""
-        return self._backend.count(self.id, self.name)
+        return self._backend.count(self._ref)
 
     def get(
         self,
@@ -198,10 +220,8 @@ class Collection:
         offset = v.validate_optional_count(offset, "offset")
         id_list = None if ids is None else v.validate_ids(ids, unique=False)
         parsed = parse_filter(where, where_document)
-        result = self._backend.get(self.id, self.name, id_list, parsed, limit, offset, fields)
-        if result.get("embeddings") is not None:
-            result["embeddings"] = _matrix(result["embeddings"])
-        return _with_uris_and_data(result)
+        result = self._backend.get(self._ref, Get(id_list, parsed, limit, offset, tuple(fields)))
+        return for_user(result, search=False)
 
     def peek(self, limit: int = 10) -> GetResult:
         """The first ``limit`` records, with embeddings."""
@@ -233,86 +253,66 @@ class Collection:
         (higher is better) instead of ``distances``; see README "Hybrid search".
         """
         mode = v.validate_mode(mode)
-        if mode != "vector":
-            return self._query_text(mode, query_embeddings, query_texts, n_results, where, where_document, include, ids)
-        fields = v.validate_include(include, v.QUERY_INCLUDE)
+        if mode == VECTOR:
+            fields = v.validate_include(include, v.QUERY_INCLUDE)
+        else:
+            if include is DEFAULT_QUERY_INCLUDE:
+                include = DEFAULT_TEXT_QUERY_INCLUDE
+            if isinstance(include, (list, tuple)) and "distances" in include:
+                raise InvalidArgumentError(
+                    f"include: 'distances' come with mode='vector'; mode={mode!r} results carry 'scores'")
+            fields = v.validate_include(include, v.TEXT_QUERY_INCLUDE)
         n_results = v.validate_positive_int(n_results, "n_results")
-        if (query_embeddings is None) == (query_texts is None):
-            raise InvalidArgumentError("query: give exactly one of query_embeddings and query_texts")
+        texts = self._query_texts(mode, query_embeddings, query_texts, n_results)
         id_list = None if ids is None else v.validate_ids(ids, unique=False, allow_empty=True)
         parsed = parse_filter(where, where_document)
         self._check_stored(id_list)
-        if query_embeddings is not None:
-            queries = v.validate_embeddings(query_embeddings, "query_embeddings")
-            arg = "query_embeddings"
-        else:
-            texts = v.as_list(query_texts, "query_texts", (str,))
-            if not texts or not all(isinstance(t, str) for t in texts):
-                raise InvalidArgumentError("query_texts: expected a string or a non-empty list of strings")
-            queries = embed_texts(self._require_function(), texts, query=True)
-            arg = "query_texts (embedded)"
-        if self._info.dimension is not None and queries.shape[1] != self._info.dimension:
-            raise v.dimension_error(arg, queries.shape[1], self._info.dimension)
-        result = self._backend.query(self.id, self.name, queries, n_results, parsed, fields, id_list)
-        if result.get("embeddings") is not None:
-            result["embeddings"] = [_matrix(rows) for rows in result["embeddings"]]
-        return _with_uris_and_data(result)
+        vectors = None
+        if mode != TEXT:
+            if query_embeddings is not None:
+                vectors, arg = v.validate_embeddings(query_embeddings, "query_embeddings"), "query_embeddings"
+                if mode == HYBRID and len(vectors) != len(texts or ()):
+                    raise InvalidArgumentError(f"query(mode='hybrid'): {len(vectors)} query_embeddings for "
+                                               f"{len(texts or ())} query_texts (one each)")
+            else:
+                vectors, arg = embed_texts(self._require_function(), texts, query=True), "query_texts (embedded)"
+            if self._info.dimension is not None and vectors.shape[1] != self._info.dimension:
+                raise v.dimension_error(arg, vectors.shape[1], self._info.dimension)
+        search = Search(mode, n_results, tuple(fields), vectors, None if mode == VECTOR else texts, parsed, id_list)
+        return for_user(self._backend.search(self._ref, search), search=True, ranked_by_text=mode != VECTOR)
 
-    def _query_text(
-        self, mode: str, query_embeddings: Any, query_texts: Any, n_results: Any, where: Any, where_document: Any,
-        include: Any, ids: Any,
-    ) -> QueryResult:
-        """``query(mode="text" | "hybrid")``: checked here, ranked and fused by the backend (:mod:`vectordb.text.fusion`)."""
-        if include is DEFAULT_QUERY_INCLUDE:
-            include = DEFAULT_TEXT_QUERY_INCLUDE
-        if isinstance(include, (list, tuple)) and "distances" in include:
-            raise InvalidArgumentError(f"include: 'distances' come with mode='vector'; mode={mode!r} results carry 'scores'")
-        fields = v.validate_include(include, v.TEXT_QUERY_INCLUDE)
-        n_results = v.validate_positive_int(n_results, "n_results")
-        if mode == "hybrid" and n_results > fusion.MAX_DEPTH:
-            raise InvalidArgumentError(f"n_results: at most {fusion.MAX_DEPTH:,} for mode='hybrid', got {n_results:,}")
+    def _query_texts(self, mode: str, query_embeddings: Any, query_texts: Any, n_results: int) -> Optional[List[str]]:
+        """The query's texts, checked against its mode (None for a vector query by embeddings)."""
+        if mode == VECTOR:
+            if (query_embeddings is None) == (query_texts is None):
+                raise InvalidArgumentError("query: give exactly one of query_embeddings and query_texts")
+        else:
+            if mode == HYBRID and n_results > fusion.MAX_DEPTH:
+                raise InvalidArgumentError(
+                    f"n_results: at most {fusion.MAX_DEPTH:,} for mode='hybrid', got {n_results:,}")
+            if query_texts is None:
+                beside = " beside query_embeddings (they rank the vector side only)" if query_embeddings is not None else ""
+                raise InvalidArgumentError(f"query(mode={mode!r}): give query_texts (the text to rank by BM25){beside}")
+            if mode == TEXT and query_embeddings is not None:
+                raise InvalidArgumentError("query(mode='text'): query_embeddings are not used; give query_texts only")
         if query_texts is None:
-            beside = " beside query_embeddings (they rank the vector side only)" if query_embeddings is not None else ""
-            raise InvalidArgumentError(f"query(mode={mode!r}): give query_texts (the text to rank by BM25){beside}")
-        if mode == "text" and query_embeddings is not None:
-            raise InvalidArgumentError("query(mode='text'): query_embeddings are not used; give query_texts only")
+            return None
         texts = v.as_list(query_texts, "query_texts", (str,))
         if not texts or not all(isinstance(t, str) for t in texts):
             raise InvalidArgumentError("query_texts: expected a string or a non-empty list of strings")
-        if (self.metadata or {}).get(v.TEXT_INDEX_KEY, True) is False:
+        if mode != VECTOR and (self.metadata or {}).get(v.TEXT_INDEX_KEY, True) is False:
             raise TextSearchUnavailableError(
                 f"collection {self.name!r} has no text index (created with metadata {{{v.TEXT_INDEX_KEY!r}: False}}): "
                 f"mode={mode!r} needs one; query it with mode='vector'"
             )
-        id_list = None if ids is None else v.validate_ids(ids, unique=False, allow_empty=True)
-        parsed = parse_filter(where, where_document)
-        self._check_stored(id_list)
-        if mode == "text":
-            result = self._backend.text_query(self.id, self.name, texts, n_results, parsed, fields, id_list)
-        else:
-            if query_embeddings is not None:
-                queries = v.validate_embeddings(query_embeddings, "query_embeddings")
-                if len(queries) != len(texts):
-                    raise InvalidArgumentError(
-                        f"query(mode='hybrid'): {len(queries)} query_embeddings for {len(texts)} query_texts (one each)")
-                arg = "query_embeddings"
-            else:
-                queries = embed_texts(self._require_function(), texts, query=True)
-                arg = "query_texts (embedded)"
-            if self._info.dimension is not None and queries.shape[1] != self._info.dimension:
-                raise v.dimension_error(arg, queries.shape[1], self._info.dimension)
-            result = self._backend.hybrid_query(self.id, self.name, queries, texts, n_results, parsed, fields, id_list)
-        result["distances"] = None
-        if result.get("embeddings") is not None:
-            result["embeddings"] = [_matrix(rows) for rows in result["embeddings"]]
-        return _with_uris_and_data(result)
+        return texts
 
     def _check_stored(self, ids: Optional[List[str]]) -> None:
         """``query(ids=...)`` searches among stored records: an id that is not stored raises
         InvalidArgumentError, as Chroma raises ("Error finding id")."""
         if not ids:
             return
-        found = set(self._backend.get(self.id, self.name, ids, None, None, None, [])["ids"])
+        found = set(self._backend.get(self._ref, Get(ids))["ids"])
         missing = [i for i in dict.fromkeys(ids) if i not in found]
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -340,7 +340,7 @@ class Collection:
         if new_meta is not None and v.HNSW_SPACE_KEY in (user_metadata(new_meta) or {}):
             self._check_same_space(new_meta[v.HNSW_SPACE_KEY])
         stored = modified_metadata(self._info.metadata, new_meta, configuration)
-        self._info = self._backend.modify_collection(self.id, self.name, name, stored)
+        self._info = self._backend.modify_collection(self._ref, name, stored)
 
     def _check_same_space(self, space: str) -> None:
         """A ``hnsw:space`` given to :meth:`modify` must be the one the metadata holds already."""
@@ -350,16 +350,3 @@ class Collection:
                 f"(not supported, as in Chroma; it is {self.configuration['hnsw']['space']!r}): leave "
                 f"{v.HNSW_SPACE_KEY!r} out"
             )
-
-
-def _with_uris_and_data(result: Any) -> Any:
-    """``result`` with Chroma's ``uris`` and ``data`` keys, None: vectordb keeps no records by URI."""
-    result.setdefault("uris", None)
-    result.setdefault("data", None)
-    return result
-
-
-def _matrix(rows: Any) -> np.ndarray:
-    """Embeddings as Chroma 1.x returns them: a float64 array of shape (n, dimension), or (0,) for none."""
-    matrix = np.asarray(rows, dtype=np.float64)
-    return matrix if matrix.size else np.empty(0, dtype=np.float64)

@@ -225,3 +225,31 @@ def configuration_of(metadata: Optional[Mapping[str, Any]], embedding_function: 
     meta = metadata or {}
     hnsw = {name: settings.setting(meta, key) for name, key in HNSW_KEYS.items()}
     return {"hnsw": hnsw, "spann": None, "embedding_function": embedding_function}
+
+
+FIXED_SETTINGS: Dict[str, Any] = {key: settings.DEFAULTS[key] for key in settings.BUILD_KEYS}
+FIXED_SETTINGS.update({v.TEXT_INDEX_KEY: True, v.TEXT_ANALYZER_KEY: v.DEFAULT_TEXT_ANALYZER})
+"""The stored-metadata settings fixed once a collection exists (its index and text index are built
+with them), with the defaults of a new collection."""
+
+
+def replaced_metadata(
+    old: Optional[Mapping[str, Any]], new: Mapping[str, Any], built_with: Mapping[str, Any]
+) -> Optional[Dict[str, Any]]:
+    """The stored metadata that replaces ``old`` when a collection's metadata is set to ``new``.
+
+    ``built_with`` holds the values of :data:`FIXED_SETTINGS` the collection was built with (each
+    backend knows them its own way: the catalog's metric and text analyzer, say). ``new`` may repeat
+    a fixed setting, never change it (InvalidArgumentError naming the key); the fixed settings the old
+    metadata held stay in the new one. Every backend applies this one rule.
+    """
+    for key in FIXED_SETTINGS:
+        if key in new and new[key] != built_with[key]:
+            raise InvalidArgumentError(
+                f"metadata[{key!r}]: cannot change from {built_with[key]!r} once the collection exists"
+            )
+    out = dict(new)
+    for key in FIXED_SETTINGS:
+        if old and key in old:
+            out.setdefault(key, old[key])
+    return out or None

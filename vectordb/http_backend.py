@@ -10,12 +10,13 @@ raised by the server is raised here as the same class (``DuplicateIDError`` stay
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional
 from urllib.parse import quote
 
 import numpy as np
 
-from vectordb.backend import Backend, CollectionInfo, Embed, Write
+from vectordb.backend import Backend, CollectionInfo, Embed
+from vectordb.requests import CollectionRef, Delete, Get, Search, Write
 from vectordb.client import Client
 from vectordb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings, check_settings, check_tenant_database
 from vectordb.embedding_functions.base import missing_function_error
@@ -29,7 +30,7 @@ from vectordb.errors import (
     VectorDBError,
     collection_not_found,
 )
-from vectordb.filters import Filter, to_dicts
+from vectordb.filters import to_dicts
 from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
 from vectordb import wire
 
@@ -123,8 +124,8 @@ class HttpBackend(Backend):
     def close(self) -> None:
         self._http.close()
 
-    def compact(self, collection_id: Optional[str] = None, name: str = "") -> CompactResult:
-        path = "/compact" if collection_id is None else self._records(collection_id) + "/compact"
+    def compact(self, collection: Optional[CollectionRef] = None) -> CompactResult:
+        path = "/compact" if collection is None else self._records(collection.id) + "/compact"
         return wire.compact_result(self._request("POST", path, {}))
 
     def check(self, repair: bool = False) -> CheckReport:
@@ -145,11 +146,11 @@ class HttpBackend(Backend):
     def get_collection(self, name: str) -> CollectionInfo:
         return wire.collection_info(self._request("GET", _name_path(name)))
 
-    def collection(self, collection_id: str, name: str) -> CollectionInfo:
-        return wire.collection_info(self._request("GET", self._records(collection_id) + "/info"))
+    def collection(self, collection: CollectionRef) -> CollectionInfo:
+        return wire.collection_info(self._request("GET", self._records(collection.id) + "/info"))
 
     def collection_by_id(self, collection_id: str) -> CollectionInfo:
-        return self.collection(collection_id, collection_id)
+        return self.collection(CollectionRef(collection_id, collection_id))
 
     def list_collections(self) -> List[CollectionInfo]:
         return [wire.collection_info(model) for model in self._request("GET", "/collections")]
@@ -161,18 +162,18 @@ class HttpBackend(Backend):
         self._request("DELETE", _name_path(name))
 
     def modify_collection(
-        self, collection_id: str, name: str, new_name: Optional[str], new_metadata: Optional[Dict[str, Any]]
+        self, collection: CollectionRef, new_name: Optional[str], new_metadata: Optional[Dict[str, Any]]
     ) -> CollectionInfo:
         body = {"new_name": new_name, "new_metadata": new_metadata}
-        return wire.collection_info(self._request("PUT", self._records(collection_id), body))
+        return wire.collection_info(self._request("PUT", self._records(collection.id), body))
 
     # -- records ------------------------------------------------------------
 
-    def write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
+    def write(self, collection: CollectionRef, write: Write, embed: Optional[Embed]) -> CollectionInfo:
         body: Dict[str, Any] = {"ids": write.ids, "embeddings": write.embeddings, "metadatas": write.metadatas,
                                 "documents": write.documents}
         provided: Dict[str, Any] = {}
-        path = self._records(collection_id) + "/" + write.mode
+        path = self._records(collection.id) + "/" + write.mode
         while True:
             try:
                 return wire.collection_info(self._request("POST", path, body))
@@ -181,81 +182,35 @@ class HttpBackend(Backend):
                 if not missing:
                     raise VectorDBError(f"the server at {self.url} asked again for embeddings it was sent") from None
                 if embed is None:
-                    raise missing_function_error(name) from None
+                    raise missing_function_error(collection.name) from None
                 provided.update(zip(missing, np.asarray(embed(missing)).tolist()))
                 body["document_embeddings"] = provided
 
-    def delete(
-        self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter], limit: Optional[int] = None
-    ) -> int:
-        where, where_document = to_dicts(filter)
-        body = {"ids": ids, "where": where, "where_document": where_document, "limit": limit}
-        return int(self._request("POST", self._records(collection_id) + "/delete", body)["deleted"])
+    def delete(self, collection: CollectionRef, delete: Delete) -> int:
+        where, where_document = to_dicts(delete.filter)
+        body = {"ids": delete.ids, "where": where, "where_document": where_document, "limit": delete.limit}
+        return int(self._request("POST", self._records(collection.id) + "/delete", body)["deleted"])
 
-    def count(self, collection_id: str, name: str) -> int:
-        return int(self._request("GET", self._records(collection_id) + "/count"))
+    def count(self, collection: CollectionRef) -> int:
+        return int(self._request("GET", self._records(collection.id) + "/count"))
 
-    def get(
-        self,
-        collection_id: str,
-        name: str,
-        ids: Optional[List[str]],
-        filter: Optional[Filter],
-        limit: Optional[int],
-        offset: Optional[int],
-        include: Sequence[str],
-    ) -> GetResult:
-        where, where_document = to_dicts(filter)
-        body = {"ids": ids, "where": where, "limit": limit, "offset": offset,
-                "where_document": where_document, "include": list(include)}
-        return self._request("POST", self._records(collection_id) + "/get", body)
+    def get(self, collection: CollectionRef, get: Get) -> GetResult:
+        where, where_document = to_dicts(get.filter)
+        body = {"ids": get.ids, "where": where, "limit": get.limit, "offset": get.offset,
+                "where_document": where_document, "include": list(get.include)}
+        return self._request("POST", self._records(collection.id) + "/get", body)
 
-    def query(
-        self,
-        collection_id: str,
-        name: str,
-        queries: np.ndarray,
-        n_results: int,
-        filter: Optional[Filter],
-        include: Sequence[str],
-        ids: Optional[List[str]] = None,
-    ) -> QueryResult:
-        return self._query(collection_id, n_results, filter, include, ids, query_embeddings=queries)
-
-    def _query(self, collection_id: str, n_results: int, filter: Optional[Filter], include: Sequence[str],
-               ids: Optional[List[str]], **ranking: Any) -> QueryResult:
-        """One ``POST .../query`` of any mode: ``ranking`` holds the mode's own fields."""
-        where, where_document = to_dicts(filter)
-        body = {**ranking, "n_results": n_results, "where": where, "where_document": where_document,
-                "include": list(include), "ids": ids}
-        return self._request("POST", self._records(collection_id) + "/query", body)
-
-    def text_query(
-        self,
-        collection_id: str,
-        name: str,
-        texts: List[str],
-        n_results: int,
-        filter: Optional[Filter],
-        include: Sequence[str],
-        ids: Optional[List[str]] = None,
-    ) -> QueryResult:
-        return self._query(collection_id, n_results, filter, include, ids, query_texts=texts, mode="text")
-
-    def hybrid_query(
-        self,
-        collection_id: str,
-        name: str,
-        queries: np.ndarray,
-        texts: List[str],
-        n_results: int,
-        filter: Optional[Filter],
-        include: Sequence[str],
-        ids: Optional[List[str]] = None,
-    ) -> QueryResult:
-        """One request: the server ranks, fuses and reads only the fused records' fields."""
-        return self._query(collection_id, n_results, filter, include, ids,
-                           query_embeddings=queries, query_texts=texts, mode="hybrid")
+    def search(self, collection: CollectionRef, search: Search) -> QueryResult:
+        """One ``POST .../query`` in the search's mode: the server ranks (and fuses) and reads only the
+        chosen records' fields."""
+        where, where_document = to_dicts(search.filter)
+        body: Dict[str, Any] = {"n_results": search.n_results, "where": where, "where_document": where_document,
+                                "include": list(search.include), "ids": search.ids, "mode": search.mode}
+        if search.vectors is not None:
+            body["query_embeddings"] = search.vectors
+        if search.texts is not None:
+            body["query_texts"] = search.texts
+        return self._request("POST", self._records(collection.id) + "/query", body)
 
 
 class HttpClient(Client):

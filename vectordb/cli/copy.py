@@ -61,11 +61,11 @@ def copy_collections(source: Client, target: Client, names: Sequence[str], batch
 
     if batch_size < 1:
         raise InvalidArgumentError(f"--batch-size: expected a positive integer, got {batch_size}")
-    infos = [source._backend.get_collection(n) for n in names] if names else source._backend.list_collections()
+    infos = [source.backend.get_collection(n) for n in names] if names else source.backend.list_collections()
     summary = []
     for info in infos:
-        from_col = Collection(source._backend, info, None)
-        to_col = Collection(target._backend, _made(target, info), None)
+        from_col = Collection(source.backend, info, None)
+        to_col = Collection(target.backend, _made(target, info), None)
         total = from_col.count()
         with tqdm(total=total, unit="record", desc=f"copying {info.name}", disable=True if quiet else None,
                   file=sys.stderr) as bar:
@@ -88,13 +88,13 @@ def _metadatas(metadatas: List[Optional[Dict[str, Any]]]) -> Optional[List[Optio
 def _made(target: Client, info: CollectionInfo) -> CollectionInfo:
     """The target's collection called ``info.name``, made like ``info`` if missing (same function, or an error)."""
     try:
-        return target._backend.create_collection(info.name, info.metadata, info.ef_name, info.ef_config, info.metric)
+        return target.backend.create_collection(info.name, info.metadata, info.ef_name, info.ef_config, info.metric)
     except CollectionExistsError:
         pass
     try:
-        existing = target._backend.get_collection(info.name)
+        existing = target.backend.get_collection(info.name)
     except CollectionNotFoundError:  # deleted meanwhile
-        return target._backend.create_collection(info.name, info.metadata, info.ef_name, info.ef_config, info.metric)
+        return target.backend.create_collection(info.name, info.metadata, info.ef_name, info.ef_config, info.metric)
     if not same_function(existing.ef_name, existing.ef_config, info.ef_name, info.ef_config):
         raise EmbeddingFunctionConflictError(
             conflict_message(info.name, existing.ef_name, existing.ef_config, info.ef_name, info.ef_config)

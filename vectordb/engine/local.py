@@ -2,7 +2,7 @@
 
 A request flows one way: the catalog row of its collection (kept in memory: this
 engine is the store's only writer) → the records it touches, read from the store → a
-plan of full rows (:mod:`vectordb.engine.writes`) → one DuckDB transaction → the
+plan of full rows (:mod:`vectordb.planner`) → one DuckDB transaction → the
 derived structures (:mod:`vectordb.engine.derived`) and the vector index
 (:mod:`vectordb.engine.indexes`, which inserts in the background). Reads answer from
 the derived structures and the index, after any background insertion of its own
@@ -22,55 +22,48 @@ from __future__ import annotations
 
 import atexit
 import functools
-import gc
 import logging
 import os
-import threading
 import time
 import uuid
 import weakref
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
-from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, TypeVar
 
 import numpy as np
 
 from vectordb import validation as v
-from vectordb.backend import Backend, CollectionInfo, Embed, Write
+from vectordb.backend import Backend, CollectionInfo, Embed
+from vectordb.configuration import FIXED_SETTINGS, replaced_metadata
 from vectordb.embedding_functions.base import missing_function_error
-from vectordb.engine import maintenance
+from vectordb.engine import maintenance, registry
 from vectordb.engine.check import check_store
 from vectordb.engine.derived import DerivedStructures
-from vectordb.engine.indexes import IndexManager, Searcher, index_params
+from vectordb.engine.indexes import IndexManager, index_params
 from vectordb.engine.locks import CollectionLock, EngineLocks
 from vectordb.engine.sharing import Change, Sharing, run_shared
-from vectordb.engine.textindexes import TextIndexes, analyzer_name, new_analyzer_name, text_enabled
-from vectordb.engine.writes import Plan, plan, texts_to_embed
+from vectordb.engine.reads import Reads
+from vectordb.engine.textindexes import TextIndexes, analyzer_name, new_analyzer_name
+from vectordb.planner import Plan, plan, texts_to_embed
 from vectordb.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     InvalidArgumentError,
     StorageError,
     StoreBusyError,
-    StoreLockedError,
-    TextSearchUnavailableError,
     VectorDBError,
     collection_deleted,
     collection_not_found,
 )
-from vectordb.filters import Filter, to_sql
 from vectordb.index import settings
 from vectordb.persistence.store import CollectionRow, RecordBatch, Store
-from vectordb.text import fusion
+from vectordb.requests import CollectionRef, Delete, Get, Search, Write
 from vectordb.types import CheckReport, CompactResult, GetResult, QueryResult
 from vectordb.version import __version__
 
 log = logging.getLogger("vectordb")
 
-INDEX_SETTINGS = {key: settings.DEFAULTS[key] for key in settings.BUILD_KEYS}
-INDEX_SETTINGS.update({v.TEXT_INDEX_KEY: True, v.TEXT_ANALYZER_KEY: v.DEFAULT_TEXT_ANALYZER})  # the text index's
-"""Collection metadata fixed once the collection exists (the index is built with it), with the
-defaults of a new collection (an existing one's analyzer is the catalog's: see :func:`_fixed_settings`)."""
 LOCK_TIMEOUT_S = 30.0
 """How long a call waits for another process's turn on a shared store before StoreBusyError."""
 MAX_BATCH_SIZE = 100_000
@@ -109,7 +102,7 @@ class LocalBackend(Backend):
         """A store in the folder ``path`` is shared with the other processes that open it (see
         :mod:`vectordb.engine.sharing`); a call waits at most ``lock_timeout`` seconds for their turns."""
         if path is not None:
-            path = _store_folder(path, read_only)
+            path = registry.store_folder(path, read_only)
         self.path = path
         self.read_only = read_only
         self._locks = EngineLocks(())
@@ -119,7 +112,7 @@ class LocalBackend(Backend):
         """Every collection's catalog row, kept in memory (current with the store's feed)."""
         self._rows_stale = False
         if path is not None:
-            _claim(path, self)
+            registry.claim(path, self)
         try:
             self._sharing = _share(path, read_only, lock_timeout)
             with self.turn():
@@ -127,13 +120,13 @@ class LocalBackend(Backend):
         except BaseException:
             if self._sharing is not None:
                 self._sharing.close()
-            _release(path, self)
+            registry.release(path, self)
             raise
         if self._sharing is not None:
             self._sharing.attach(self)
             weakref.finalize(self, self._sharing.close)  # dropped without close(): its turn goes with it
         if path is not None:
-            atexit.register(_close_at_exit, weakref.ref(self))
+            atexit.register(registry.close_at_exit, weakref.ref(self))
 
     def _open(self, path: Optional[str], read_only: bool) -> None:
         """Open the database and read the catalog (inside the turn of a shared store)."""
@@ -145,6 +138,7 @@ class LocalBackend(Backend):
             self._derived = DerivedStructures(self._store)
             self._text = TextIndexes(self._store, None if path is None else os.path.join(path, "text"), read_only,
                                      turns)
+            self._reads = Reads(self._store, self._derived, self._indexes, self._text)
             self._rows = {row.id: row for row in self._store.collections()}
             self._locks = EngineLocks(self._rows)
             if path is not None:
@@ -159,6 +153,11 @@ class LocalBackend(Backend):
                 pass  # the error of the open is the one to raise
             raise
         self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run."""
+        return self._closed
 
     def turn(self) -> ContextManager[None]:
         """Hold this process's turn on a shared store for the block (nothing to hold in memory): the
@@ -209,7 +208,7 @@ class LocalBackend(Backend):
                 try:
                     self._store.close()
                 finally:
-                    _release(self.path, self)
+                    registry.release(self.path, self)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -255,15 +254,15 @@ class LocalBackend(Backend):
             return report
 
     @_shared(write=True)
-    def compact(self, collection_id: Optional[str] = None, name: str = "") -> CompactResult:
+    def compact(self, collection: Optional[CollectionRef] = None) -> CompactResult:
         """Rebuild the indexes (of one collection, or all) and shrink the database file."""
         self._check_writable()
-        result = self._compact(None if collection_id is None else [(collection_id, name)])
+        result = self._compact(None if collection is None else [collection])
         assert result is not None  # only an automatic compaction may find nothing to do
         return result
 
-    def _compact(self, targets: Optional[List[Tuple[str, str]]], due_only: bool = False) -> Optional[CompactResult]:
-        """Rebuild the indexes of ``targets`` (``(id, name)`` pairs; every collection when None),
+    def _compact(self, targets: Optional[List[CollectionRef]], due_only: bool = False) -> Optional[CompactResult]:
+        """Rebuild the indexes of ``targets`` (every collection when None),
         then shrink the database file. The caller holds no lock of this engine.
 
         Each index is rebuilt holding only its collection's lock, so requests on other
@@ -278,13 +277,13 @@ class LocalBackend(Backend):
         if targets is None:
             with self._locks.catalog.read:
                 self._check_writable()
-                targets = [(row.id, row.name) for row in self._store.collections()]
+                targets = [CollectionRef(row.id, row.name) for row in self._store.collections()]
         rebuilt = 0
-        for collection_id, name in targets:
+        for target in targets:
             try:
-                with self._lock(collection_id, name, writable=True).write:
+                with self._lock(target, writable=True).write:
                     self._check_writable()
-                    row = self._row(collection_id, name)
+                    row = self._row(target)
                     if due_only:
                         index = self._indexes.loaded(row.id)
                         if index is None or not maintenance.compaction_due(index):
@@ -307,17 +306,17 @@ class LocalBackend(Backend):
         log.info("compacted the store at %s: %d -> %d bytes", self.path, before, after)
         return CompactResult(before, after, rebuilt)
 
-    def _maybe_compact(self, collection_id: str, name: str) -> None:
+    def _maybe_compact(self, collection: CollectionRef) -> None:
         """Compact a collection a delete left with many deleted index slots.
 
         The delete has committed: a failure here (a full disk, say) is logged and never
         fails the delete; ``compact()`` gives the space back later.
         """
         try:
-            self._compact([(collection_id, name)], due_only=True)
+            self._compact([collection], due_only=True)
         except Exception as exc:  # the delete's result stands whatever happens here
             log.warning("automatic compaction of collection %r after a delete failed (the delete stands; "
-                        "compact() gives the space back later): %s", name, exc,
+                        "compact() gives the space back later): %s", collection.name, exc,
                         exc_info=not isinstance(exc, StorageError))
 
     # -- collections --------------------------------------------------------
@@ -358,9 +357,9 @@ class LocalBackend(Backend):
             return _info(row)
 
     @_shared()
-    def collection(self, collection_id: str, name: str) -> CollectionInfo:
-        with self._lock(collection_id, name).read:
-            return _info(self._row(collection_id, name))
+    def collection(self, collection: CollectionRef) -> CollectionInfo:
+        with self._lock(collection).read:
+            return _info(self._row(collection))
 
     @_shared()
     def collection_by_id(self, collection_id: str) -> CollectionInfo:
@@ -397,7 +396,7 @@ class LocalBackend(Backend):
                     continue  # deleted by another thread a moment ago: look again
                 with lock.write:
                     try:
-                        current = self._row(row.id, name)
+                        current = self._row(CollectionRef(row.id, name))
                     except CollectionNotFoundError:
                         continue  # deleted by another thread while this one waited
                     if current.name != name:
@@ -410,23 +409,15 @@ class LocalBackend(Backend):
 
     @_shared(write=True)
     def modify_collection(
-        self, collection_id: str, name: str, new_name: Optional[str], new_metadata: Optional[Dict[str, Any]]
+        self, collection: CollectionRef, new_name: Optional[str], new_metadata: Optional[Dict[str, Any]]
     ) -> CollectionInfo:
-        with self._lock(collection_id, name, writable=True).write:
+        with self._lock(collection, writable=True).write:
             self._check_writable()
-            row = self._row(collection_id, name)
+            row = self._row(collection)
+            metadata = row.metadata
             if new_metadata is not None:
-                fixed = _fixed_settings(row)
-                for key in INDEX_SETTINGS:
-                    if key in new_metadata and new_metadata[key] != fixed[key]:
-                        raise InvalidArgumentError(
-                            f"metadata[{key!r}]: cannot change from {fixed[key]!r} once the collection exists"
-                        )
-            updated = replace(
-                row,
-                name=row.name if new_name is None else new_name,
-                metadata=row.metadata if new_metadata is None else _keep_index_settings(row, new_metadata),
-            )
+                metadata = replaced_metadata(row.metadata, new_metadata, _built_with(row))
+            updated = replace(row, name=row.name if new_name is None else new_name, metadata=metadata)
             with self._locks.names:
                 if new_name is not None and new_name != row.name and self._store.collection_by_name(new_name):
                     raise CollectionExistsError(f"collection {new_name!r} already exists")
@@ -542,40 +533,40 @@ class LocalBackend(Backend):
         """Close the database connection: another process takes the turn."""
         self._store.db.park()
 
-    def _lock(self, collection_id: str, name: str, writable: bool = False) -> CollectionLock:
+    def _lock(self, collection: CollectionRef, writable: bool = False) -> CollectionLock:
         """The collection's lock (not yet taken); CollectionNotFoundError once the collection is deleted."""
         if writable:
             self._check_writable()
         else:
             self._check_open()
-        lock = self._locks.of(collection_id)
+        lock = self._locks.of(collection.id)
         if lock is None:
-            raise collection_deleted(name)
+            raise collection_deleted(collection.name)
         return lock
 
-    def _row(self, collection_id: str, name: str) -> CollectionRow:
+    def _row(self, collection: CollectionRef) -> CollectionRow:
         """The collection's catalog row (the caller holds the collection's lock)."""
         self._check_open()
-        row = self._catalog().get(collection_id)
+        row = self._catalog().get(collection.id)
         if row is None:
-            row = self._store.collection_by_id(collection_id)
+            row = self._store.collection_by_id(collection.id)
             if row is None:
-                raise collection_deleted(name)
-            self._rows[collection_id] = row
+                raise collection_deleted(collection.name)
+            self._rows[collection.id] = row
         return row
 
     # -- writes -------------------------------------------------------------
 
     @_shared()
-    def write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
+    def write(self, collection: CollectionRef, write: Write, embed: Optional[Embed]) -> CollectionInfo:
         """Plan, embed (holding no lock, nor the turn of a shared store: other processes go on),
         then commit inside the turn; planned again if the collection changed meanwhile."""
         embedded: Dict[str, np.ndarray] = {}
-        lock = self._lock(collection_id, name, writable=True)
+        lock = self._lock(collection, writable=True)
         while True:
             with lock.read:  # planning only reads: other reads of the collection go on
                 self._check_writable()
-                row = self._row(collection_id, name)
+                row = self._row(collection)
                 existing = self._derived.records(row).labels_of(write.ids)
                 stored = {} if write.mode == "add" or not existing else self._store.fetch(
                     row.id, np.fromiter(existing.values(), dtype=np.int64), embeddings=True
@@ -584,11 +575,11 @@ class LocalBackend(Backend):
             missing = list(dict.fromkeys(t for t in texts if t not in embedded))  # in order, once each
             if missing:
                 if embed is None:
-                    raise missing_function_error(name)
+                    raise missing_function_error(collection.name)
                 embedded.update(zip(missing, embed(missing)))
             with self.turn(), lock.write:  # the turn first: taking it catches up with other processes
                 self._check_writable()
-                current = self._row(collection_id, name)
+                current = self._row(collection)
                 if current.seq != row.seq:
                     continue  # another thread or process wrote meanwhile: plan again with what it wrote
                 row = current  # the same records; a rename meanwhile is kept
@@ -640,13 +631,11 @@ class LocalBackend(Backend):
         self._indexes.remove(row, labels)
 
     @_shared(write=True)
-    def delete(
-        self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter], limit: Optional[int] = None
-    ) -> int:
-        with self._lock(collection_id, name, writable=True).write:
+    def delete(self, collection: CollectionRef, delete: Delete) -> int:
+        with self._lock(collection, writable=True).write:
             self._check_writable()
-            row = self._row(collection_id, name)
-            labels = self._select(row, ids, filter)[:limit]
+            row = self._row(collection)
+            labels = self._reads.select(row, delete.ids, delete.filter)[:delete.limit]
             if len(labels) == 0:
                 return 0
             with self._resync_on_failure(row.id), self._publishing() as publish:
@@ -655,286 +644,42 @@ class LocalBackend(Backend):
             self._after_delete(new_row, labels)
             due = maintenance.compaction_due(self._indexes.loaded(row.id))
         if due:  # once the collection's lock is let go: the compaction takes the locks it needs
-            self._maybe_compact(collection_id, name)
+            self._maybe_compact(collection)
         return len(labels)
 
-    # -- reads --------------------------------------------------------------
+    # -- reads (vectordb.engine.reads) --------------------------------------
 
     @_shared()
-    def count(self, collection_id: str, name: str) -> int:
-        with self._lock(collection_id, name).read:
-            return self._derived.records(self._row(collection_id, name)).count()
+    def count(self, collection: CollectionRef) -> int:
+        with self._lock(collection).read:
+            return self._derived.records(self._row(collection)).count()
 
     @_shared()
-    def get(
-        self,
-        collection_id: str,
-        name: str,
-        ids: Optional[List[str]],
-        filter: Optional[Filter],
-        limit: Optional[int],
-        offset: Optional[int],
-        include: Sequence[str],
-    ) -> GetResult:
-        with self._lock(collection_id, name).read:
-            row = self._row(collection_id, name)
-            if ids is None:
-                labels = self._select(row, None, filter, limit, offset)
-            else:
-                labels = self._select(row, ids, filter)[offset or 0 :]
-                if limit is not None:
-                    labels = labels[:limit]
-            records = self._read(row, labels, "embeddings" in include)
-        return GetResult(
-            ids=[r[0] for r in records],
-            embeddings=_vectors(records) if "embeddings" in include else None,
-            metadatas=[r[2] for r in records] if "metadatas" in include else None,
-            documents=[r[1] for r in records] if "documents" in include else None,
-            included=list(include),
-        )
+    def get(self, collection: CollectionRef, get: Get) -> GetResult:
+        with self._lock(collection).read:
+            return self._reads.get(self._row(collection), get)
 
     @_shared()
-    def query(
-        self,
-        collection_id: str,
-        name: str,
-        queries: np.ndarray,
-        n_results: int,
-        filter: Optional[Filter],
-        include: Sequence[str],
-        ids: Optional[List[str]] = None,
-    ) -> QueryResult:
-        lock = self._lock(collection_id, name)
+    def search(self, collection: CollectionRef, search: Search) -> QueryResult:
+        lock = self._lock(collection)
         with lock.read:
-            row = self._row(collection_id, name)
-            _check_dimension(row, queries)
-            with lock.load:  # loaded once; a catch-up after a crash goes on in the background
-                index = self._indexes.searcher(row)
-            allowed = self._allowed(row, ids, filter)
-            labels, distances = _nearest(index, queries, n_results, allowed)
-            rows = [self._read(row, query_labels, "embeddings" in include, "metadatas" in include)
-                    for query_labels in labels]
-        return _result(rows, include, distances=distances)
-
-    @_shared()
-    def text_query(
-        self,
-        collection_id: str,
-        name: str,
-        texts: List[str],
-        n_results: int,
-        filter: Optional[Filter],
-        include: Sequence[str],
-        ids: Optional[List[str]] = None,
-    ) -> QueryResult:
-        lock = self._lock(collection_id, name)
-        with lock.read:
-            row = self._row(collection_id, name)
-            _require_text(row)
-            with lock.load:  # loaded (caught up, or built from the documents) once
-                index = self._text.get(row)
-            allowed = self._allowed(row, ids, filter)
-            cache = self._derived.records(row)
-            ranked = [index.search(text, n_results, allowed, cache) for text in texts]
-            rows = [self._read(row, labels, "embeddings" in include, "metadatas" in include) for labels, _ in ranked]
-        return _result(rows, include, scores=[scores for _, scores in ranked])
-
-    @_shared()
-    def hybrid_query(
-        self,
-        collection_id: str,
-        name: str,
-        queries: np.ndarray,
-        texts: List[str],
-        n_results: int,
-        filter: Optional[Filter],
-        include: Sequence[str],
-        ids: Optional[List[str]] = None,
-    ) -> QueryResult:
-        """Both rankings as labels only, fused (:func:`vectordb.text.fusion.fuse_labels`), then the
-        fields of the fused records read: all under the collection's read lock, so a concurrent
-        write or delete is wholly before or after the query."""
-        lock = self._lock(collection_id, name)
-        with lock.read:
-            row = self._row(collection_id, name)
-            _check_dimension(row, queries)
-            _require_text(row)
-            with lock.load:
-                vectors = self._indexes.searcher(row)
-                text_index = self._text.get(row)
-            allowed = self._allowed(row, ids, filter)
-            depth = fusion.depth(n_results)
-            cache = self._derived.records(row)
-            labels, distances = _nearest(vectors, queries, depth, allowed)
-            fused = [fusion.fuse_labels((labels[q], distances[q]), text_index.search(text, depth, allowed, cache),
-                                        n_results, cache) for q, text in enumerate(texts)]
-            rows = [self._read(row, chosen, "embeddings" in include, "metadatas" in include) for chosen, _ in fused]
-        return _result(rows, include, scores=[scores for _, scores in fused])
-
-    def _read(self, row: CollectionRow, labels: np.ndarray, embeddings: bool, metadatas: bool = True) -> List[Tuple]:
-        """``(id, document, metadata, embedding or None)`` for each label, in order.
-
-        Served from the record cache unless embeddings are wanted; metadata is decoded
-        only when ``metadatas`` (None otherwise, for a result that does not include it).
-        """
-        if embeddings:
-            found = self._store.fetch(row.id, np.unique(labels), True)
-            return [found[int(label)] for label in labels]
-        return [(*r, None) for r in self._derived.records(row).rows(labels, metadatas)]
-
-    def _allowed(self, row: CollectionRow, ids: Optional[List[str]], filter: Optional[Filter]) -> Optional[np.ndarray]:
-        """The labels a query may return, ascending (None: every label)."""
-        if ids is not None:
-            return np.sort(self._select(row, ids, filter))
-        return None if filter is None else self._matching(row, filter)
-
-    def _select(
-        self,
-        row: CollectionRow,
-        ids: Optional[List[str]],
-        filter: Optional[Filter],
-        limit: Optional[int] = None,
-        offset: Optional[int] = None,
-    ) -> np.ndarray:
-        """Labels of the records matching every given condition (by ids: in the order of ``ids``)."""
-        if ids is None:
-            if filter is None:
-                return self._derived.records(row).labels(limit, offset)
-            labels = self._matching(row, filter)[offset or 0 :]
-            return labels if limit is None else labels[:limit]
-        by_id = self._derived.records(row).labels_of(ids)
-        labels = np.asarray(list(dict.fromkeys(by_id[i] for i in ids if i in by_id)), dtype=np.int64)
-        if filter is None or len(labels) == 0:
-            return labels
-        return labels[np.isin(labels, self._matching(row, filter))]
-
-    def _matching(self, row: CollectionRow, filter: Filter) -> np.ndarray:
-        """Labels matching the filter, ascending: from the in-memory metadata index when it
-        can answer (``where`` alone), else from the store's SQL."""
-        if filter.document is None:
-            labels = self._derived.metadata(row).evaluate(filter.where)
-            if labels is not None:
-                return labels
-        return self._store.select_labels(row.id, to_sql(filter, row.id))
-
-
-def _result(
-    rows: List[List[Tuple]], include: Sequence[str], distances: Optional[Sequence[np.ndarray]] = None,
-    scores: Optional[Sequence[np.ndarray]] = None,
-) -> QueryResult:
-    """A query result from the records read for each query: with their ``distances`` (a
-    vector query) or their ``scores`` (a text or hybrid query, whose result has no distances)."""
-    out = QueryResult(
-        ids=[[r[0] for r in rs] for rs in rows],
-        distances=[[float(d) for d in ds] for ds in distances] if distances is not None and "distances" in include
-        else None,
-        embeddings=[_vectors(rs) for rs in rows] if "embeddings" in include else None,
-        metadatas=[[r[2] for r in rs] for rs in rows] if "metadatas" in include else None,
-        documents=[[r[1] for r in rs] for rs in rows] if "documents" in include else None,
-        included=list(include),
-    )
-    if scores is not None:
-        out["scores"] = [[float(x) for x in s] for s in scores] if "scores" in include else None
-    return out
-
-
-def _check_dimension(row: CollectionRow, queries: np.ndarray) -> None:
-    if row.dimension is not None and queries.shape[1] != row.dimension:
-        raise v.dimension_error("query_embeddings", queries.shape[1], row.dimension)
-
-
-def _nearest(index: Optional[Searcher], queries: np.ndarray, k: int, allowed: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-    """``(labels, distances)`` of each query's k nearest allowed records; none when the
-    collection has no vector index yet (no record has an embedding)."""
-    if index is None:
-        return np.empty((len(queries), 0), dtype=np.int64), np.empty((len(queries), 0), dtype=np.float32)
-    return index.search(queries, k, allowed)
-
-
-def _require_text(row: CollectionRow) -> None:
-    if not text_enabled(row):
-        raise TextSearchUnavailableError(
-            f"collection {row.name!r} has no text index (it was created with metadata "
-            f"{{{v.TEXT_INDEX_KEY!r}: False}}): query it with mode='vector'"
-        )
-
-
-def _vectors(records: List[Tuple]) -> np.ndarray:
-    """The embeddings of ``(id, document, metadata, embedding)`` records as one (n, d) matrix."""
-    return np.stack([r[3] for r in records]) if records else np.empty((0, 0), dtype=np.float32)
+            return self._reads.search(self._row(collection), search, lock.load)
 
 
 def _info(row: CollectionRow) -> CollectionInfo:
     return CollectionInfo(row.id, row.name, row.metadata, row.dimension, row.ef_name, row.ef_config, row.metric)
 
 
-def _fixed_settings(row: CollectionRow) -> Dict[str, Any]:
-    """The values of :data:`INDEX_SETTINGS` the collection was built with: its metadata's or
-    the defaults, and the text analyzer the catalog holds for it (which may not be today's default)."""
+def _built_with(row: CollectionRow) -> Dict[str, Any]:
+    """The values of :data:`~vectordb.configuration.FIXED_SETTINGS` the collection was built with:
+    its metadata's or the defaults, its metric and the text analyzer the catalog holds for it
+    (which may not be today's default)."""
     old = row.metadata or {}
-    fixed = {key: old.get(key, default) for key, default in INDEX_SETTINGS.items()}
+    fixed = {key: old.get(key, default) for key, default in FIXED_SETTINGS.items()}
     fixed[settings.SPACE_KEY] = row.metric or fixed[settings.SPACE_KEY]  # the catalog's (an embedding function's
     # default space is not in the metadata)
     fixed[v.TEXT_ANALYZER_KEY] = analyzer_name(row)
     return fixed
-
-
-def _keep_index_settings(row: CollectionRow, metadata: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """New metadata, keeping the settings the index was built with (they cannot change)."""
-    out = dict(metadata or {})
-    for key in INDEX_SETTINGS:
-        if row.metadata and key in row.metadata:
-            out.setdefault(key, row.metadata[key])
-    return out or None
-
-
-def _store_folder(path: Any, read_only: bool) -> str:
-    """The store's folder as an absolute path, created for a writer."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise InvalidArgumentError(f"path: expected a folder path, got {type(path).__name__}")
-    path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise InvalidArgumentError(f"path: {path} exists and is not a folder")
-    if not read_only:
-        os.makedirs(path, exist_ok=True)
-    elif not os.path.isdir(path):
-        raise InvalidArgumentError(f"path: no store at {path} to open read-only")
-    return path
-
-
-_OPEN_PATHS: Dict[str, "weakref.ReferenceType[LocalBackend]"] = {}
-_OPEN_PATHS_LOCK = threading.Lock()
-
-
-def _claim(path: str, engine: LocalBackend) -> None:
-    """One engine per store in a process: a second one would keep an index of its own that drifts."""
-    with _OPEN_PATHS_LOCK:
-        holder = _OPEN_PATHS.get(path)
-        if holder is not None and holder() is not None:
-            gc.collect()  # a client the program dropped may only wait for the cycle collector
-        other = holder() if holder is not None else None
-        if other is not None and not other._closed:
-            raise StoreLockedError(
-                f"the store at {path} is already open in this process (by another client object); "
-                "use that client, or close() it first"
-            )
-        _OPEN_PATHS[path] = weakref.ref(engine)
-
-
-def _release(path: Optional[str], engine: LocalBackend) -> None:
-    with _OPEN_PATHS_LOCK:
-        holder = _OPEN_PATHS.get(path) if path is not None else None
-        if holder is not None and holder() is engine:
-            del _OPEN_PATHS[path]
-
-
-def _close_at_exit(ref: "weakref.ReferenceType[LocalBackend]") -> None:
-    engine = ref()
-    if engine is not None:
-        try:
-            engine.close()
-        except Exception:  # at exit, a failed save only means a catch-up on next open
-            log.exception("closing the vectordb store at exit failed")
 
 
 def _share(path: Optional[str], read_only: bool, lock_timeout: float) -> Optional[Sharing]:

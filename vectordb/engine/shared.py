@@ -16,31 +16,25 @@ the store either way).
 
 from __future__ import annotations
 
-import threading
 import weakref
 from typing import Any, Callable, Dict, Optional
 
 from vectordb.backend import Backend
-from vectordb.engine.local import LOCK_TIMEOUT_S, LocalBackend, _store_folder
+from vectordb.engine import registry
+from vectordb.engine.local import LOCK_TIMEOUT_S, LocalBackend
 from vectordb.errors import StoreLockedError, VectorDBError
 
-_ENGINES: Dict[str, "weakref.ReferenceType[LocalBackend]"] = {}
-_HANDLES: Dict[int, int] = {}  # id(engine) -> open handles
-_LOCK = threading.RLock()
-"""Guards the registry. Reentrant: a dropped handle's finalizer (:func:`_forget`) may run in a
-garbage collection that starts while this thread holds the lock (opening another engine, say)."""
+_HANDLES: Dict[int, int] = {}  # id(engine) -> open handles (guarded by registry.LOCK)
 
 
 def open_store(path: Any, read_only: bool = False, lock_timeout: float = LOCK_TIMEOUT_S) -> "SharedEngine":
     """A handle on the engine of the store under ``path``, opening the engine if this process has none
     (``lock_timeout``: see :class:`LocalBackend`; an engine already open keeps its own)."""
-    folder = _store_folder(path, read_only)
-    with _LOCK:
-        held = _ENGINES.get(folder)
-        engine = held() if held is not None else None
-        if engine is None or engine._closed:
+    folder = registry.store_folder(path, read_only)
+    with registry.LOCK:
+        engine = registry.open_engine(folder)
+        if engine is None:
             engine = LocalBackend(folder, read_only, lock_timeout)
-            _ENGINES[folder] = weakref.ref(engine)
         elif engine.read_only != read_only:
             mode = "read-only" if engine.read_only else "for writing"
             raise StoreLockedError(
@@ -52,7 +46,7 @@ def open_store(path: Any, read_only: bool = False, lock_timeout: float = LOCK_TI
 
 
 def _give_back(engine: LocalBackend) -> bool:
-    """Drop one handle's reference (the caller holds ``_LOCK``); True when it was the last."""
+    """Drop one handle's reference (the caller holds ``registry.LOCK``); True when it was the last."""
     left = _HANDLES.get(id(engine), 1) - 1
     if left > 0:
         _HANDLES[id(engine)] = left
@@ -64,7 +58,7 @@ def _give_back(engine: LocalBackend) -> bool:
 def _forget(engine: LocalBackend) -> None:
     """A handle garbage-collected without close(): its reference goes; the engine stays open
     (closed at exit, or reused by the next client of its folder)."""
-    with _LOCK:
+    with registry.LOCK:
         _give_back(engine)
 
 
@@ -115,7 +109,7 @@ class SharedEngine(Backend):
         if engine is None:
             return
         self._finalizer.detach()
-        with _LOCK:  # closed under the lock, so that no new client takes the engine as it closes
+        with registry.LOCK:  # closed under the lock, so that no new client takes the engine as it closes
             if _give_back(engine):
                 engine.close()
 
@@ -138,6 +132,4 @@ class SharedEngine(Backend):
     delete = _forward("delete")
     count = _forward("count")
     get = _forward("get")
-    query = _forward("query")
-    text_query = _forward("text_query")
-    hybrid_query = _forward("hybrid_query")
+    search = _forward("search")

@@ -9,10 +9,13 @@ Milvus and the exact checking of their answers; see each module's docstring.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from vectordb.client import Client
 from vectordb.config import Settings, check_settings
+
+if TYPE_CHECKING:
+    from vectordb.milvus.backend import MilvusBackend
 
 
 class MilvusClient(Client):
@@ -49,12 +52,14 @@ class MilvusClient(Client):
         from vectordb.milvus.backend import MilvusBackend
 
         check_settings(settings)
-        super().__init__(settings, backend=MilvusBackend(uri, token, db_name, timeout, consistency))
+        backend = MilvusBackend(uri, token, db_name, timeout, consistency)
+        super().__init__(settings, backend=backend)
+        self._milvus: MilvusBackend = backend
 
     @property
     def uri(self) -> str:
         """The Milvus Lite file or server this client stores in."""
-        return self._backend.uri  # type: ignore[attr-defined]
+        return self._milvus.uri
 
 
 __all__ = ["MilvusClient"]

@@ -1,4 +1,4 @@
-"""How the Milvus backend sends requests: at what consistency, and with which errors.
+""":class:`Calls`: how the Milvus backend sends requests, at what consistency, and with which errors.
 
 **Consistency.** Reads (searches, queries, counts, and the reads a write makes before
 it writes) use Milvus's *Session* level by default: the server answers once it has
@@ -10,7 +10,7 @@ wait at all when there is none. So:
   also across clients of the same process and server). The first read after a write
   waits until the server has applied that write (it applies writes time tick by time
   tick, ``proxy.timeTickInterval``: 200 ms by default; measured on Milvus 2.3: ~270 ms);
-  later reads do not wait. A delete returns only once it is applied (:meth:`Requests.settle`);
+  later reads do not wait. A delete returns only once it is applied (:meth:`Calls.settle`);
 - a read of a collection this process has not written recently does not wait: it
   sees what the server has applied, which trails the present by a time tick or two:
   another process's acknowledged write shows within a few hundred milliseconds
@@ -40,7 +40,7 @@ or may not have been.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from vectordb.errors import (
     BackendError,
@@ -62,7 +62,7 @@ _CONNECTION = ("connect", "unavailable", "socket closed", "connection reset", "b
 
 
 class NotLoaded(BackendError):
-    """The collection is released on the server (internal: :meth:`Requests.data_call` loads it and retries once)."""
+    """The collection is released on the server (internal: :meth:`Calls.data_call` loads it and retries once)."""
 
 
 def read_level(consistency: str) -> str:
@@ -76,24 +76,45 @@ def read_level(consistency: str) -> str:
     return READ_LEVELS[consistency]
 
 
-class Requests:
-    """Sending requests to Milvus (a mixin of the backend, which sets the attributes below)."""
+class Calls:
+    """Requests to one Milvus server: each pymilvus call with its errors mapped (see the module
+    docstring), collections loaded on first use, expressions sent as the server takes them.
 
-    uri: str
-    client: Any
-    timeout: Optional[float]
-    read_level: str
-    templates: bool
-    _closed: bool
-    _loaded: set
-    _exceptions: Any
+    Args:
+        uri: the Milvus Lite file or server (named in every error).
+        connect: makes the pymilvus client (called once, here, its errors mapped too).
+        exceptions: ``pymilvus.exceptions`` (whose MilvusException is told from other failures).
+        timeout: seconds for each request, retries included (None: pymilvus's own limits).
+        read_level: the Milvus consistency level of reads (:func:`read_level`).
+    """
+
+    def __init__(self, uri: str, connect: Callable[[], Any], exceptions: Any, timeout: Optional[float],
+                 read_level: str) -> None:
+        self.uri = uri
+        self.timeout = timeout
+        self.read_level = read_level
+        self.templates = False  # until the server is known: literals work everywhere
+        self.closed = False
+        self.loaded: Set[str] = set()
+        self._exceptions = exceptions
+        self.client: Any = None
+        self.client = self.call(connect)
+
+    def close(self) -> None:
+        """Close the connection (idempotent); every later call raises."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.client.close()
+        except Exception:  # closing a connection that is already gone
+            pass
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` with Milvus's errors as vectordb's (MissingData for a missing collection)."""
-        if self._closed:
+        if self.closed:
             raise VectorDBError("this client is closed")
-        client = getattr(self, "client", None)
-        if self.timeout is not None and client is not None and getattr(fn, "__self__", None) is client:
+        if self.timeout is not None and self.client is not None and getattr(fn, "__self__", None) is self.client:
             kwargs.setdefault("timeout", self.timeout)  # pymilvus's methods take it per request
         try:
             return fn(*args, **kwargs)
@@ -119,9 +140,9 @@ class Requests:
 
     def data_call(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A call on collection ``name``, loading it first if this server has it released."""
-        if name not in self._loaded:
+        if name not in self.loaded:
             self.call(self.client.load_collection, name)
-            self._loaded.add(name)
+            self.loaded.add(name)
         try:
             return self.call(fn, name, *args, **kwargs)
         except NotLoaded:  # released behind our back, or the server restarted: load and try once more

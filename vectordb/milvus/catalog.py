@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from vectordb.backend import CollectionInfo
 from vectordb.milvus import expressions as x
+
+if TYPE_CHECKING:
+    from vectordb.milvus.calls import Calls
 
 CONFIRM_LEVEL = "Strong"
 """The consistency level of the read that confirms an absence before it is reported."""
@@ -36,17 +39,17 @@ def data_name(collection_id: str) -> str:
     return DATA_PREFIX + collection_id.replace("-", "")
 
 
-def create(backend: Any, name: str, schema: Any, index: Any) -> None:
+def create(calls: "Calls", name: str, schema: Any, index: Any) -> None:
     """Make a Milvus collection with its index, and load it.
 
     pymilvus's ``create_collection(index_params=...)`` polls the index state every 0.5 s
     (a second per collection on Milvus Lite); an index on an empty collection has nothing
     to build, so it is asked for without the wait, and the load waits for what it needs.
     """
-    client = backend.client
-    backend.call(client.create_collection, name, schema=schema, consistency_level=DEFAULT_LEVEL)
-    backend.call(client.create_index, name, index, sync=False)
-    backend.call(client.load_collection, name)
+    client = calls.client
+    calls.call(client.create_collection, name, schema=schema, consistency_level=DEFAULT_LEVEL)
+    calls.call(client.create_index, name, index, sync=False)
+    calls.call(client.load_collection, name)
 
 
 def is_data_name(name: str) -> bool:
@@ -55,16 +58,18 @@ def is_data_name(name: str) -> bool:
 
 
 class Catalog:
-    """The catalog collection, read and written through its backend (which maps Milvus's errors,
-    and sends expressions as templates or rendered, as the server takes them)."""
+    """The catalog collection (made if missing), read and written through ``calls`` (a
+    :class:`vectordb.milvus.calls.Calls`: it maps Milvus's errors, and sends expressions as
+    templates or rendered, as the server takes them)."""
 
-    def __init__(self, backend: Any) -> None:
-        self._backend = backend
-        self._client = backend.client
-        self._call = backend.call
-        self._query = backend.query_rows
-        self._delete = backend.delete_where
+    def __init__(self, calls: "Calls") -> None:
+        self._calls = calls
+        self._client = calls.client
+        self._call = calls.call
+        self._query = calls.query_rows
+        self._delete = calls.delete_where
         self._ensure()
+        calls.loaded.add(CATALOG)
 
     def _ensure(self) -> None:
         from pymilvus import DataType
@@ -80,7 +85,7 @@ class Catalog:
         index = self._client.prepare_index_params()
         index.add_index(field_name="vec", index_type="FLAT", metric_type="L2")
         try:
-            create(self._backend, CATALOG, schema, index)
+            create(self._calls, CATALOG, schema, index)
         except Exception:
             if not self._call(self._client.has_collection, CATALOG):  # not a race with another client
                 raise
@@ -130,7 +135,7 @@ class Catalog:
         body = {"name": info.name, "metadata": info.metadata, "dimension": info.dimension,
                 "ef_name": info.ef_name, "ef_config": info.ef_config, "metric": info.metric}
         row = {"id": info.id, "created": created, "info": json.dumps(body), "vec": [0.0, 0.0]}
-        self._backend.write_call(CATALOG, self._client.upsert, [row])
+        self._calls.write_call(CATALOG, self._client.upsert, [row])
 
     def remove(self, collection_id: str) -> None:
         """Remove the collection's row."""

@@ -34,7 +34,7 @@ from vectordb.filters.tree import And, Compare, Contains, DocContains, Filter, M
 Params = Dict[str, Any]
 Expr = Tuple[str, Params]
 
-EXACT = 2**53  # numbers beyond this magnitude narrow nothing (engines compare them as doubles, or not)
+EXACT = 2**53  # numbers of this magnitude or more narrow nothing (engines compare them as doubles, or not)
 MAX_TERMS = 64  # an $in with more values narrows nothing (Milvus has no `in` on JSON paths everywhere)
 _OPS = {"$eq": "==", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _PLACEHOLDER = re.compile(r"\{(p\d+)\}")
@@ -159,10 +159,15 @@ def like_pattern(text: str) -> str:
 
 
 def _narrowable(value: Any) -> bool:
-    """Whether engines compare ``value`` as vectordb does for the records it should match."""
+    """Whether engines compare ``value`` as vectordb does for the records it should match.
+
+    Below 2**53 in magnitude, comparing a stored int with ``value`` exactly and as doubles
+    (vectordb's rule for an int beside a float) agree; at 2**53 they do not (2**53 + 1 as a
+    double is 2**53), so from there on a number narrows nothing.
+    """
     if isinstance(value, bool) or isinstance(value, str):
         return True
-    return abs(value) <= EXACT
+    return abs(value) < EXACT
 
 
 def joined(*exprs: Optional[Expr]) -> Optional[Expr]:

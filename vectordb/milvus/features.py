@@ -29,9 +29,12 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from vectordb.errors import BackendError
+
+if TYPE_CHECKING:
+    from vectordb.milvus.calls import Calls
 
 NULLABLE_SINCE = (2, 5)
 """The first release with nullable fields, of Milvus and of Milvus Lite (Lite 2.5 runs Milvus 2.5's engine)."""
@@ -78,40 +81,41 @@ def nullable_by_version(text: str) -> Optional[bool]:
     return parsed[1][:2] >= NULLABLE_SINCE
 
 
-def detect(backend: Any, catalog: str) -> Features:
-    """The features of ``backend``'s server (its ``client`` connected, its ``catalog`` collection made)."""
-    version = _version(backend)
-    templates = _accepts(backend, catalog, filter="id == {p0}", filter_params={"p0": ""})
-    infix_like = _accepts(backend, catalog, filter='info like "%a%"')
+def detect(calls: "Calls", catalog: str) -> Features:
+    """The features of the server ``calls`` (a :class:`vectordb.milvus.calls.Calls`) speaks to, its
+    ``catalog`` collection made."""
+    version = _version(calls)
+    templates = _accepts(calls, catalog, filter="id == {p0}", filter_params={"p0": ""})
+    infix_like = _accepts(calls, catalog, filter='info like "%a%"')
     nullable = nullable_by_version(version)
     if nullable is None:
-        nullable = probe_nullable(backend)
+        nullable = probe_nullable(calls)
     return Features(version, templates, nullable, infix_like)
 
 
-def _version(backend: Any) -> str:
+def _version(calls: "Calls") -> str:
     try:
-        return str(backend.call(backend.client.get_server_version))
+        return str(calls.call(calls.client.get_server_version))
     except BackendError:  # a proxy that does not implement it: probed instead
         return ""
 
 
-def _accepts(backend: Any, catalog: str, **args: Any) -> bool:
+def _accepts(calls: "Calls", catalog: str, **args: Any) -> bool:
     """Whether the server answers a query of the catalog with ``args`` (rather than refusing to parse it)."""
     with quiet_pymilvus():
         try:
-            backend.call(backend.client.query, catalog, output_fields=["id"], limit=1,
+            calls.call(calls.client.query, catalog, output_fields=["id"], limit=1,
                          consistency_level="Eventually", **args)
             return True
         except BackendError:
             return False
 
 
-def probe_nullable(backend: Any) -> bool:
+def probe_nullable(calls: "Calls") -> bool:
     """Whether the server keeps ``nullable=True``: a scratch collection is made, described and dropped."""
     from pymilvus import DataType
 
-    client = backend.client
+    client = calls.client
     name = "vectordb_probe_" + uuid.uuid4().hex
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=8)
@@ -119,14 +123,14 @@ def probe_nullable(backend: Any) -> bool:
     schema.add_field("note", DataType.VARCHAR, max_length=8, nullable=True)
     with quiet_pymilvus():
         try:
-            backend.call(client.create_collection, name, schema=schema)
+            calls.call(client.create_collection, name, schema=schema)
         except BackendError:  # the schema itself refused: no nullable fields here
             return False
     try:
-        fields = backend.call(client.describe_collection, name)["fields"]
+        fields = calls.call(client.describe_collection, name)["fields"]
         return any(f["name"] == "note" and f.get("nullable") for f in fields)
     finally:
-        backend.call(client.drop_collection, name)
+        calls.call(client.drop_collection, name)
 
 
 class quiet_pymilvus:

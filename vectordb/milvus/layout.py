@@ -22,12 +22,15 @@ Users read back exactly what they wrote whichever encoding holds it: only
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from vectordb import validation as v
 from vectordb.errors import BackendError, VectorDBError
 from vectordb.milvus import expressions as x
 from vectordb.milvus.catalog import create
+
+if TYPE_CHECKING:
+    from vectordb.milvus.calls import Calls
 
 VARCHAR_BYTES = 65535
 """The longest id or document Milvus stores (VARCHAR fields hold at most 65,535 bytes)."""
@@ -87,19 +90,20 @@ def layout_of(fields: List[Dict[str, Any]]) -> Layout:
     return Layout(STRICT)
 
 
-def create_data_collection(backend: Any, name: str, dimension: int, metric: str, nullable: bool) -> Layout:
+def create_data_collection(calls: "Calls", name: str, dimension: int, metric: str, nullable: bool) -> Layout:
     """Make the Milvus collection of one vectordb collection (if no client made it meanwhile); its layout.
 
-    ``metric`` is the collection's distance metric (``l2``, ``cosine``, ``ip``);
-    ``nullable``: the server keeps nullable fields (:mod:`vectordb.milvus.features`), so
-    the ``nullable`` layout is used; else ``flagged``.
+    ``calls`` sends the requests (:class:`vectordb.milvus.calls.Calls`); ``metric`` is the
+    collection's distance metric (``l2``, ``cosine``, ``ip``); ``nullable``: the server keeps
+    nullable fields (:mod:`vectordb.milvus.features`), so the ``nullable`` layout is used; else
+    ``flagged``.
 
     Raises:
         InvalidArgumentError: another client's first write made it with another dimension.
     """
     from pymilvus import DataType
 
-    client = backend.client
+    client = calls.client
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
     schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=VARCHAR_BYTES)
     schema.add_field("seq", DataType.INT64)
@@ -113,14 +117,14 @@ def create_data_collection(backend: Any, name: str, dimension: int, metric: str,
         schema.add_field("metadata", DataType.JSON)
     index = client.prepare_index_params()
     index.add_index(field_name="vec", index_type="FLAT", metric_type=METRICS[metric])
-    if not backend.call(client.has_collection, name):
+    if not calls.call(client.has_collection, name):
         try:
-            create(backend, name, schema, index)
+            create(calls, name, schema, index)
         except VectorDBError:
-            if not backend.call(client.has_collection, name):
+            if not calls.call(client.has_collection, name):
                 raise
     # made meanwhile by another client's first write, perhaps: its dimension and layout are the ones
-    fields = backend.call(client.describe_collection, name)["fields"]
+    fields = calls.call(client.describe_collection, name)["fields"]
     stored = next(int(f["params"]["dim"]) for f in fields if f["name"] == "vec")
     if stored != dimension:
         raise v.dimension_error("embeddings", dimension, stored)

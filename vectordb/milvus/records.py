@@ -1,31 +1,39 @@
-"""The record half of :class:`vectordb.milvus.backend.MilvusBackend`: writes, deletes, counts and gets.
+"""Records in Milvus: writes, deletes, counts and gets, and the reads that searches share.
 
-A mixin over the backend's helpers (``call``/``data_call``, ``query_rows``,
-``resolve``, ``missing``, ``layout``): kept apart so each module stays small (queries
-are in :mod:`vectordb.milvus.search`). Rows are encoded and decoded by the data
-collection's :class:`vectordb.milvus.layout.Layout` only. Record ids reach
-Milvus only inside ``id in [...]`` templates (:func:`vectordb.milvus.expressions.one_of`),
-never through pymilvus's ``get``/``delete(ids=...)``, which splice ids into the
-expression unescaped.
+:class:`Records` owns a backend's record operations (searches are
+:mod:`vectordb.milvus.search`'s, built on :meth:`Records.select` and :meth:`Records.records`),
+the write locks of this process and the insertion-order numbers it gives. Writes are planned
+by the rules every backend applies (:func:`vectordb.planner.plan`); rows are encoded and
+decoded by the data collection's :class:`vectordb.milvus.layout.Layout` only; filters are
+narrowed by Milvus and decided exactly by :func:`vectordb.milvus.matching.matching`. Record
+ids reach Milvus only inside ``id in [...]`` templates
+(:func:`vectordb.milvus.expressions.one_of`), never through pymilvus's
+``get``/``delete(ids=...)``, which splice ids into the expression unescaped.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from vectordb import validation as v
-from vectordb.backend import CollectionInfo, Embed, Write
+from vectordb.backend import CollectionInfo, Embed
 from vectordb.embedding_functions.base import missing_function_error
-from vectordb.engine.writes import plan, texts_to_embed
 from vectordb.errors import InvalidArgumentError
 from vectordb.filters import Filter
 from vectordb.milvus import expressions as x
+from vectordb.milvus.calls import Calls
 from vectordb.milvus.catalog import MissingData, data_name
 from vectordb.milvus.layout import VARCHAR_BYTES
 from vectordb.milvus.matching import matching
+from vectordb.milvus.registry import Registry
+from vectordb.planner import Stored, plan, texts_to_embed
+from vectordb.requests import CollectionRef, Delete, Get, Write
+from vectordb.results import Record, get_result
 from vectordb.types import GetResult
 
 log = logging.getLogger("vectordb")
@@ -46,7 +54,31 @@ def _check_sizes(write: Write) -> None:
 
 
 class Records:
-    """Record operations of the Milvus backend (see the module docstring)."""
+    """The record operations of one backend (see the module docstring).
+
+    Args:
+        calls: how requests reach Milvus.
+        registry: the collections' descriptions and layouts, and the errors for missing ones.
+    """
+
+    def __init__(self, calls: Calls, registry: Registry) -> None:
+        self._calls = calls
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._last_seq = 0
+        self._write_locks: Dict[str, threading.Lock] = {}
+
+    def _write_lock(self, collection_id: str) -> threading.Lock:
+        """The lock that runs this process's writes of one collection one at a time (each reads, then writes)."""
+        with self._lock:
+            return self._write_locks.setdefault(collection_id, threading.Lock())
+
+    def _next_seq(self, n: int) -> int:
+        """The first of ``n`` new insertion-order numbers (nanoseconds, increasing in this process)."""
+        with self._lock:
+            first = max(time.time_ns(), self._last_seq + 1)
+            self._last_seq = first + n
+            return first
 
     # -- lookups ------------------------------------------------------------
 
@@ -56,34 +88,42 @@ class Records:
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), ID_BATCH):
             chunk = unique[start:start + ID_BATCH]
-            for row in self.query_rows(name, x.one_of("id", chunk), fields):  # type: ignore[attr-defined]
+            for row in self._calls.query_rows(name, x.one_of("id", chunk), fields):
                 found[row["id"]] = row
         return found
 
-    def _select(self, info: CollectionInfo, ids: Optional[List[str]], filter: Optional[Filter]) -> List[str]:
-        """Ids matching every given condition: by ``ids`` in their order, else in insertion order."""
+    def select(self, info: CollectionInfo, ids: Optional[List[str]], filter: Optional[Filter]) -> List[str]:
+        """Ids matching every given condition: by ``ids`` in their order, else in insertion order.
+
+        Raises:
+            MissingData: the collection's data collection is gone.
+        """
         name = data_name(info.id)
-        layout = self.layout(name)  # type: ignore[attr-defined]
+        layout = self._registry.layout(name)
         fields = ["id", "seq"] + (layout.content_fields if filter is not None else [])
         if ids is not None:
             found = self._fetch(name, ids, fields)
             rows = [found[i] for i in dict.fromkeys(ids) if i in found]
         else:
-            rows = self.query_rows(name, x.narrowing(filter, self.features.infix_like), fields)  # type: ignore[attr-defined]
+            rows = self._calls.query_rows(name, x.narrowing(filter, self._registry.features.infix_like), fields)
             rows.sort(key=lambda r: r["seq"])
         if filter is not None and rows:
             keep = matching(filter, [layout.document(r) for r in rows], [layout.metadata(r) for r in rows])
             rows = [rows[i] for i in keep]
         return [r["id"] for r in rows]
 
-    def _records(self, info: CollectionInfo, ids: List[str], include: Sequence[str]) -> List[Tuple]:
-        """``(id, document, metadata, embedding or None)`` of ``ids``, in their order (those that
-        still exist: another process may delete a record between a selection and this)."""
+    def records(self, info: CollectionInfo, ids: List[str], include: Sequence[str]) -> List[Record]:
+        """The records of ``ids``, in their order (those that still exist: another process may
+        delete a record between a selection and this); embeddings only if ``include`` has them.
+
+        Raises:
+            MissingData: the collection's data collection is gone.
+        """
         name = data_name(info.id)
-        layout = self.layout(name)  # type: ignore[attr-defined]
+        layout = self._registry.layout(name)
         fields = ["id"] + layout.content_fields + (["vec"] if "embeddings" in include else [])
         found = self._fetch(name, ids, fields)
-        out = []
+        out: List[Record] = []
         for record_id in ids:
             row = found.get(record_id)
             if row is not None:
@@ -91,34 +131,25 @@ class Records:
                 out.append((record_id, layout.document(row), layout.metadata(row), vector))
         return out
 
-    def _with_data(self, collection_id: str, name: str, action: Any, empty: Any) -> Any:
-        """``action(info)`` on a collection that has records; ``empty`` for one never written to."""
-        info = self.resolve(collection_id, name)  # type: ignore[attr-defined]
-        if info.dimension is None:
-            return empty
-        try:
-            return action(info)
-        except MissingData:
-            raise self.missing(collection_id, name) from None  # type: ignore[attr-defined]
-
     # -- writes -------------------------------------------------------------
 
-    def write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
+    def write(self, ref: CollectionRef, write: Write, embed: Optional[Embed]) -> CollectionInfo:
+        """Apply ``write`` (see :meth:`vectordb.backend.Backend.write`), in batches of :data:`WRITE_BATCH` rows."""
         _check_sizes(write)
-        with self.write_lock(collection_id):  # type: ignore[attr-defined]
-            return self._write(collection_id, name, write, embed)
+        with self._write_lock(ref.id):
+            return self._write(ref, write, embed)
 
-    def _write(self, collection_id: str, name: str, write: Write, embed: Optional[Embed]) -> CollectionInfo:
-        info = self.resolve(collection_id, name)  # type: ignore[attr-defined]
+    def _write(self, ref: CollectionRef, write: Write, embed: Optional[Embed]) -> CollectionInfo:
+        info = self._registry.resolve(ref)
         existing: Dict[str, int] = {}
-        stored: Dict[int, Tuple] = {}
+        stored: Stored = {}
         if info.dimension is not None:
             try:
-                layout = self.layout(data_name(info.id))  # type: ignore[attr-defined]
+                layout = self._registry.layout(data_name(info.id))
                 fields = ["id", "seq"] + ([] if write.mode == "add" else layout.content_fields + ["vec"])
                 rows = self._fetch(data_name(info.id), write.ids, fields)
             except MissingData:
-                raise self.missing(collection_id, name) from None  # type: ignore[attr-defined]
+                raise self._registry.missing(ref) from None
             for record_id, row in rows.items():
                 existing[record_id] = int(row["seq"])
                 if write.mode != "add":
@@ -129,24 +160,24 @@ class Records:
         embedded: Dict[str, np.ndarray] = {}
         if missing:
             if embed is None:
-                raise missing_function_error(name)
+                raise missing_function_error(ref.name)
             embedded.update(zip(missing, embed(missing)))
-        planned = plan(self.next_seq(len(write.ids)), write, existing, stored, embedded)  # type: ignore[attr-defined]
+        planned = plan(self._next_seq(len(write.ids)), write, existing, stored, embedded)
         if planned.skipped:
             what = "already exist and were left unchanged" if write.mode == "add" else "do not exist and were skipped"
-            log.warning("%s %r: %d ids %s: %s", write.mode, name, len(planned.skipped), what,
+            log.warning("%s %r: %d ids %s: %s", write.mode, ref.name, len(planned.skipped), what,
                         ", ".join(planned.skipped[:10]))
         batch = planned.batch
         if len(batch.labels) == 0:
             return info
         got = batch.embeddings.shape[1]
         if info.dimension is None:
-            info = self.fix_dimension(info, got)  # type: ignore[attr-defined]
+            info = self._registry.fix_dimension(info, got)
         elif got != info.dimension:
             raise v.dimension_error(planned.source, got, info.dimension)
         target = data_name(info.id)
         try:
-            layout = self.layout(target)  # type: ignore[attr-defined]
+            layout = self._registry.layout(target)
             rows_out = [
                 layout.row(record_id, int(label), vector.tolist(), document, metadata)
                 for label, record_id, vector, document, metadata in zip(
@@ -154,58 +185,42 @@ class Records:
                     batch.documents, batch.metadatas)
             ]
             for start in range(0, len(rows_out), WRITE_BATCH):
-                self.write_call(target, self.client.upsert, rows_out[start:start + WRITE_BATCH])  # type: ignore[attr-defined]
+                self._calls.write_call(target, self._calls.client.upsert, rows_out[start:start + WRITE_BATCH])
         except MissingData:
-            raise self.missing(collection_id, name) from None  # type: ignore[attr-defined]
+            raise self._registry.missing(ref) from None
         return info
 
-    def delete(
-        self, collection_id: str, name: str, ids: Optional[List[str]], filter: Optional[Filter], limit: Optional[int] = None
-    ) -> int:
+    def delete(self, ref: CollectionRef, delete: Delete) -> int:
+        """Remove the records ``delete`` names (in pieces of :data:`ID_BATCH` ids); how many."""
         def run(info: CollectionInfo) -> int:
-            chosen = self._select(info, ids, filter)[:limit]
+            chosen = self.select(info, delete.ids, delete.filter)[:delete.limit]
             pieces = [x.one_of("id", chosen[start:start + ID_BATCH]) for start in range(0, len(chosen), ID_BATCH)]
             for piece in pieces:
-                self.delete_where(data_name(info.id), piece, settle=False)  # type: ignore[attr-defined]
+                self._calls.delete_where(data_name(info.id), piece, settle=False)
             if pieces:
-                self.settle(data_name(info.id), pieces[-1])  # type: ignore[attr-defined]
+                self._calls.settle(data_name(info.id), pieces[-1])
             return len(chosen)
 
-        with self.write_lock(collection_id):  # type: ignore[attr-defined]
-            return self._with_data(collection_id, name, run, 0)
+        with self._write_lock(ref.id):
+            return self._registry.with_data(ref, run, 0)
 
     # -- reads --------------------------------------------------------------
 
-    def count(self, collection_id: str, name: str) -> int:
+    def count(self, ref: CollectionRef) -> int:
+        """How many records the collection holds."""
         def run(info: CollectionInfo) -> int:
-            rows = self.data_call(data_name(info.id), self.client.query, filter="",  # type: ignore[attr-defined]
-                                  output_fields=["count(*)"], consistency_level=self.read_level)  # type: ignore[attr-defined]
+            rows = self._calls.data_call(data_name(info.id), self._calls.client.query, filter="",
+                                         output_fields=["count(*)"], consistency_level=self._calls.read_level)
             return int(rows[0]["count(*)"])
 
-        return self._with_data(collection_id, name, run, 0)
+        return self._registry.with_data(ref, run, 0)
 
-    def get(
-        self,
-        collection_id: str,
-        name: str,
-        ids: Optional[List[str]],
-        filter: Optional[Filter],
-        limit: Optional[int],
-        offset: Optional[int],
-        include: Sequence[str],
-    ) -> GetResult:
-        def run(info: CollectionInfo) -> List[Tuple]:
-            chosen = self._select(info, ids, filter)[offset or 0:]
-            if limit is not None:
-                chosen = chosen[:limit]
-            return self._records(info, chosen, include) if chosen else []
+    def get(self, ref: CollectionRef, get: Get) -> GetResult:
+        """The records ``get`` asks for: by id in the order asked, or by filter in insertion order."""
+        def run(info: CollectionInfo) -> List[Record]:
+            chosen = self.select(info, get.ids, get.filter)[get.offset or 0:]
+            if get.limit is not None:
+                chosen = chosen[:get.limit]
+            return self.records(info, chosen, get.include) if chosen else []
 
-        records = self._with_data(collection_id, name, run, [])
-        return GetResult(
-            ids=[r[0] for r in records],
-            embeddings=np.stack([r[3] for r in records]) if "embeddings" in include and records
-            else (np.empty((0, 0), dtype=np.float32) if "embeddings" in include else None),
-            metadatas=[r[2] for r in records] if "metadatas" in include else None,
-            documents=[r[1] for r in records] if "documents" in include else None,
-            included=list(include),
-        )
+        return get_result(self._registry.with_data(ref, run, []), get.include)

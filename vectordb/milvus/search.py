@@ -1,18 +1,21 @@
-"""Queries of the Milvus backend: exact nearest neighbours, filtered exactly, in one round trip when possible.
+"""Searches of the Milvus backend: exact nearest neighbours, filtered exactly, in one round trip when possible.
 
-A query without a filter is one Milvus search that also returns each hit's document
-and metadata. A filtered query first tries the same in one search narrowed by the
+:class:`Searcher` owns a backend's ``search``. Milvus keeps no BM25 index, so a text or
+hybrid search is refused before any request is sent (:class:`TextSearchUnavailableError`).
+A vector search without a filter is one Milvus search that also returns each hit's document
+and metadata. A filtered search first tries the same in one search narrowed by the
 filter's superset expression (:func:`vectordb.milvus.expressions.narrowing`), and checks
 every hit exactly (:mod:`vectordb.milvus.matching`): Milvus searches exactly (a FLAT
 index), so when every one of the ``k`` hits matches, or fewer than ``k`` came back, the
 hits that match are exactly the ``k`` nearest matching records. Otherwise (some hit
 matched the expression but not the filter) the matching records are selected first
-and searched among by id (:meth:`Records._select`), as a query restricted by ``ids`` is.
+and searched among by id (:meth:`vectordb.milvus.records.Records.select`), as a search
+restricted by ``ids`` is.
 """
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -22,9 +25,14 @@ from vectordb.errors import TextSearchUnavailableError
 from vectordb.filters import Filter
 from vectordb.index import settings
 from vectordb.milvus import expressions as x
+from vectordb.milvus.calls import Calls
 from vectordb.milvus.catalog import data_name
 from vectordb.milvus.layout import METRICS, Layout
 from vectordb.milvus.matching import matching
+from vectordb.milvus.records import Records
+from vectordb.milvus.registry import Registry
+from vectordb.requests import CollectionRef, Search
+from vectordb.results import Record, query_result
 from vectordb.types import QueryResult
 
 MAX_TOP_K = 16384
@@ -38,85 +46,76 @@ def _to_distance(metric: str, score: float) -> float:
     return float(score) if metric == "l2" else 1.0 - float(score)
 
 
-class Search:
-    """Query operations of the Milvus backend (a mixin; see the module docstring)."""
+class Searcher:
+    """The searches of one backend (see the module docstring).
 
-    def text_query(
-        self,
-        collection_id: str,
-        name: str,
-        texts: List[str],
-        n_results: int,
-        filter: Optional[Filter],
-        include: Sequence[str],
-        ids: Optional[List[str]] = None,
-    ) -> QueryResult:
-        """Refused: this backend keeps no BM25 index (Milvus's own full-text search uses its
-        analyzers and statistics, not the exact scores that ``mode="text"`` promises)."""
-        self.collection(collection_id, name)  # type: ignore[attr-defined]  # a missing collection is still CollectionNotFoundError
-        raise TextSearchUnavailableError(
-            f"collection {name!r}: text and hybrid queries are not available on Milvus ({self.uri}); "  # type: ignore[attr-defined]
-            "use mode='vector', or a local or HTTP client"
-        )
+    Args:
+        calls: how requests reach Milvus.
+        registry: the collections' descriptions and layouts, and the errors for missing ones.
+        records: selects the records a filter or ``ids`` allow, and reads their embeddings.
+    """
 
-    def query(
-        self,
-        collection_id: str,
-        name: str,
-        queries: np.ndarray,
-        n_results: int,
-        filter: Optional[Filter],
-        include: Sequence[str],
-        ids: Optional[List[str]] = None,
-    ) -> QueryResult:
-        content = any(f in include for f in ("metadatas", "documents"))
+    def __init__(self, calls: Calls, registry: Registry, records: Records) -> None:
+        self._calls = calls
+        self._registry = registry
+        self._records = records
+
+    def search(self, ref: CollectionRef, search: Search) -> QueryResult:
+        """The ``n_results`` nearest records of each query row, nearest first, with their distances.
+
+        Raises:
+            TextSearchUnavailableError: ``search.mode`` ranks by text (checked before any request:
+                this backend keeps no BM25 index, and Milvus's own full-text search uses its
+                analyzers and statistics, not the exact scores that ``mode="text"`` promises).
+        """
+        if search.ranks_text:
+            raise TextSearchUnavailableError(
+                f"collection {ref.name!r}: text and hybrid queries (mode={search.mode!r}) are not available on "
+                f"Milvus ({self._calls.uri}); use mode='vector', or a local or HTTP client"
+            )
+        assert search.vectors is not None  # a vector search has them (Search checks)
+        queries, n_results, filter, ids = search.vectors, search.n_results, search.filter, search.ids
+        content = any(f in search.include for f in ("metadatas", "documents"))
 
         def run(info: CollectionInfo) -> List[List[Hit]]:
             if queries.shape[1] != info.dimension:
                 raise v.dimension_error("query_embeddings", queries.shape[1], info.dimension or 0)
-            layout = self.layout(data_name(info.id))  # type: ignore[attr-defined]
+            layout = self._registry.layout(data_name(info.id))
             if ids is None and filter is not None:
                 found = self._narrowed(info, layout, queries, n_results, filter)
                 if found is not None:
                     return found
             within = None
             if ids is not None or filter is not None:
-                allowed = self._select(info, ids, filter)  # type: ignore[attr-defined]
+                allowed = self._records.select(info, ids, filter)
                 if not allowed:
                     return [[] for _ in range(len(queries))]
                 within = x.one_of("id", allowed)
             return self._search(info, layout, queries, n_results, within, content)
 
-        found = self._with_data(collection_id, name, run, [[] for _ in range(len(queries))])  # type: ignore[attr-defined]
-        found = [sorted(row, key=lambda hit: hit[1]) for row in found]
-        vectors = {}
+        none: List[List[Hit]] = [[] for _ in range(len(queries))]
+        found = [sorted(row, key=lambda hit: hit[1]) for row in self._registry.with_data(ref, run, none)]
+        vectors: Dict[str, Optional[np.ndarray]] = {}
         wanted = list(dict.fromkeys(hit[0] for row in found for hit in row))
-        if wanted and "embeddings" in include:
-            vectors = {r[0]: r[3] for r in self._with_data(  # type: ignore[attr-defined]
-                collection_id, name, lambda i: self._records(i, wanted, ["embeddings"]), [])}  # type: ignore[attr-defined]
+        if wanted and "embeddings" in search.include:
+            read: List[Record] = self._registry.with_data(
+                ref, lambda info: self._records.records(info, wanted, ["embeddings"]), [])
+            vectors = {r[0]: r[3] for r in read}
             found = [[hit for hit in row if hit[0] in vectors] for row in found]  # deleted meanwhile by another process
-        return QueryResult(
-            ids=[[hit[0] for hit in row] for row in found],
-            distances=[[hit[1] for hit in row] for row in found] if "distances" in include else None,
-            embeddings=[np.stack([vectors[hit[0]] for hit in row]) if row
-                        else np.empty((0, 0), dtype=np.float32) for row in found]
-            if "embeddings" in include else None,
-            metadatas=[[hit[3] for hit in row] for row in found] if "metadatas" in include else None,
-            documents=[[hit[2] for hit in row] for row in found] if "documents" in include else None,
-            included=list(include),
-        )
+        per_query: List[List[Record]] = [[(hit[0], hit[2], hit[3], vectors.get(hit[0])) for hit in row] for row in found]
+        return query_result(per_query, search.include, distances=[[hit[1] for hit in row] for row in found])
 
     def _search(self, info: CollectionInfo, layout: Layout, queries: np.ndarray, n_results: int,
                 expr: Optional[x.Expr], content: bool) -> List[List[Hit]]:
         """One Milvus search: the nearest ``n_results`` of each query among the rows ``expr`` matches."""
         metric = settings.metric_of(info.metadata, info.metric)
-        args = self.filter_args(expr) if expr is not None else {}  # type: ignore[attr-defined]
-        rows = self.data_call(data_name(info.id), self.client.search,  # type: ignore[attr-defined]
+        args = self._calls.filter_args(expr) if expr is not None else {}
+        rows = self._calls.data_call(data_name(info.id), self._calls.client.search,
                               data=np.asarray(queries, dtype=np.float32).tolist(),
                               limit=min(n_results, MAX_TOP_K),
                               output_fields=["id"] + (layout.content_fields if content else []),
                               search_params={"metric_type": METRICS[metric]},
-                              consistency_level=self.read_level, **args)  # type: ignore[attr-defined]
+                              consistency_level=self._calls.read_level, **args)
         out = []
         for row in rows:
             hits = []
@@ -133,7 +132,7 @@ class Search:
         """The filtered answer from one search narrowed by the filter's superset, or None when that
         search cannot tell (a hit outside the filter among a full ``k``): see the module docstring."""
         k = min(n_results, MAX_TOP_K)
-        expr = x.narrowing(filter, self.features.infix_like)  # type: ignore[attr-defined]
+        expr = x.narrowing(filter, self._registry.features.infix_like)
         rows = self._search(info, layout, queries, k, expr, content=True)
         out: List[List[Hit]] = []
         for hits in rows:

@@ -138,7 +138,7 @@ def _config_param(text: str) -> Dict[str, Any]:
 
 
 def _model(collection: Collection) -> Dict[str, Any]:
-    return wire.collection_json(collection._info)
+    return wire.collection_json(collection.info)
 
 
 class _Provided:
@@ -162,7 +162,7 @@ def _writer(collection: Collection, body: WriteRecords) -> Collection:
     """The collection, embedding the write's documents with the vectors its client sent."""
     if collection.embedding_function is None:
         return collection
-    return Collection(collection._backend, collection._info, _Provided(body.document_embeddings))
+    return collection.using(_Provided(body.document_embeddings))
 
 
 def _json(content: Any, status: int = 200) -> Response:
@@ -257,7 +257,7 @@ def _record_routes(router: APIRouter, collections: _Collections) -> None:
     @router.get("/collections/{collection_id}/info", response_model=CollectionModel, summary="a collection by id")
     def info(collection_id: str) -> Response:
         collection = collections.by_id(collection_id)
-        collection._info = collection._backend.collection(collection.id, collection.name)
+        collection.refresh()
         return _json(_model(collection))
 
     @router.get("/collections/{collection_id}/count", response_model=int, summary="Collection.count")

@@ -285,7 +285,7 @@ def schema_json(space: Any, hnsw: Dict[str, Any], function: Optional[Dict[str, A
 
 def collection_json(collection: Any) -> Dict[str, Any]:
     """A collection as Chroma's server describes it."""
-    info = collection._info  # the persisted description (name and config of its function), as app.py reads it
+    info = collection.info  # the persisted description (name and config of its function), as app.py reads it
     hnsw = dict((collection.configuration or {}).get("hnsw") or {})
     function = function_json(info.ef_name, info.ef_config)
     return {

@@ -6,6 +6,10 @@ reciprocal rank fusion of a vector ranking with a text ranking (hybrid search).
   that of collections made before it; ``english``, stemmed);
 - :mod:`vectordb.text.bm25`: the in-memory inverted index and its exact Lucene BM25 scoring;
 - :mod:`vectordb.text.textfile`: the index's file format (plain arrays, validated on load);
-- :mod:`vectordb.text.manager`: keeping each collection's index in step with the store;
-- :mod:`vectordb.text.fusion`: hybrid results from the two rankings (backend-independent).
+- :mod:`vectordb.text.kernels` and :mod:`vectordb.text.topk`: the numpy steps of scoring,
+  selecting the best and fusing (equal scores ordered by id);
+- :mod:`vectordb.text.fusion`: hybrid rankings from the two rankings (reciprocal rank fusion).
+
+Keeping each collection's index in step with the store is the local engine's
+(:mod:`vectordb.engine.textindexes`).
 """

@@ -1,30 +1,26 @@
 """Hybrid results: a vector ranking and a BM25 ranking fused by reciprocal rank fusion.
 
-Backend-independent: any backend that answers :meth:`Backend.query
-<vectordb.backend.Backend.query>` and :meth:`Backend.text_query
-<vectordb.backend.Backend.text_query>` gets hybrid search from :func:`fuse`. Each side is
-asked for its top :func:`depth` candidates (``max(100, n_results)``); each ranking is
+A hybrid :class:`~vectordb.requests.Search` asks each side for its top :func:`depth` candidates (``max(100, n_results)``); each ranking is
 ordered afresh with equal values by ascending id (nearest first for distances, highest
 first for BM25 scores), ranks count from 1, and a record's fused score is::
 
     score(d) = Σ_i 1 / (60 + rank_i(d))     over the rankings in which d appears
 
-The ``n_results`` best fused scores come back, equal scores by ascending id. Two forms:
-:func:`fuse` fuses two finished results (ids and their fields: any backend), and
-:func:`fuse_labels` fuses two rankings of labels (the local engine, which reads the
-fields of the fused records only, with every ordering vectorised by
-:mod:`vectordb.text.topk`). Both give the same ranks, scores and order.
+The ``n_results`` best fused scores come back, equal scores by ascending id.
+:func:`fuse_labels` fuses two rankings of labels (the local engine reads the fields of
+the fused records only), with every ordering vectorised by :mod:`vectordb.text.topk`;
+:func:`ranks` and :func:`rrf` are the same rule over ids, written plainly (the tests hold
+the two equal).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from vectordb.text import kernels, topk
 from vectordb.text.topk import IdOrder
-from vectordb.types import QueryResult
 
 RRF_K = 60
 MIN_DEPTH = 100
@@ -52,30 +48,6 @@ def rrf(rankings: Sequence[Dict[str, int]], n_results: int) -> List[Tuple[str, f
         for record_id, rank in ranking.items():
             fused[record_id] = fused.get(record_id, 0.0) + 1.0 / (RRF_K + rank)
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:n_results]
-
-
-def fuse(vector: QueryResult, text: QueryResult, n_results: int, include: Sequence[str]) -> QueryResult:
-    """One hybrid result per query from the vector result (with ``distances``) and the text
-    result (with ``scores``) of the same queries, holding the fields in ``include``."""
-    out: Dict[str, Any] = {"ids": [], "distances": None, "scores": [] if "scores" in include else None}
-    fields = [f for f in ("embeddings", "metadatas", "documents") if f in include]
-    for field in ("embeddings", "metadatas", "documents"):
-        out[field] = [] if field in fields else None
-    for q in range(len(vector["ids"])):
-        v_ids, t_ids = list(vector["ids"][q]), list(text["ids"][q])
-        chosen = rrf([ranks(v_ids, list(vector["distances"][q]), higher_first=False),
-                      ranks(t_ids, list(text["scores"][q]), higher_first=True)], n_results)
-        where: Dict[str, Tuple[QueryResult, int]] = {}
-        for side, side_ids in ((text, t_ids), (vector, v_ids)):
-            for j, record_id in enumerate(side_ids):
-                where[record_id] = (side, j)
-        out["ids"].append([record_id for record_id, _ in chosen])
-        if out["scores"] is not None:
-            out["scores"].append([score for _, score in chosen])
-        for field in fields:
-            out[field].append([where[record_id][0][field][q][where[record_id][1]] for record_id, _ in chosen])
-    out["included"] = list(include)
-    return QueryResult(**out)  # type: ignore[typeddict-item]
 
 
 def fuse_labels(

@@ -1,4 +1,4 @@
-"""The rules of add, upsert and update, written against the engine's own types.
+"""The rules of add, upsert and update, shared by every backend that plans its own writes.
 
 A write is planned from what the store holds for its ids (their labels, and for
 upsert/update their stored rows) into one :class:`RecordBatch` of full rows:
@@ -12,7 +12,7 @@ upsert/update their stored rows) into one :class:`RecordBatch` of full rows:
   the collection's function unless embeddings are given); an unchanged document is not
   embedded again.
 
-These functions do no I/O: :class:`vectordb.engine.local.LocalBackend` reads the stored
+These functions do no I/O: a backend (the local engine, Milvus) reads the stored
 state, embeds :func:`texts_to_embed`, and commits the :class:`Plan`.
 """
 
@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from vectordb.backend import Write
+from vectordb.requests import Write
 from vectordb.errors import InvalidArgumentError
 from vectordb.persistence.store import RecordBatch
 
