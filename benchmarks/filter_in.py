@@ -25,7 +25,7 @@ import numpy as np
 
 import vectordb
 
-PAD_KEYS = 130  # more than vectordb.index.metadata.MAX_KEYS (128)
+PAD_KEYS = 130  # more than vectordb.filters.metadata_index.MAX_KEYS (128)
 KINDS = {
     "str": ("s", lambda j: f"v{j}"),
     "int": ("n", lambda j: j),

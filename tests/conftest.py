@@ -24,6 +24,25 @@ import vectordb
 BACKENDS = ["memory", "disk", "http", "milvus"]
 """Every backend the shared API tests run on."""
 
+SLOW_MODULES = {
+    "test_benchmarks_smoke", "test_chroma_dropin", "test_chroma_import_paths", "test_chroma_surface",
+    "test_chroma_wire", "test_crash", "test_damaged_db", "test_demo", "test_disk_full", "test_docs_examples",
+    "test_ef_default", "test_ef_default_onnx", "test_ef_default_onnx_graph", "test_ef_instructor",
+    "test_http_faults", "test_integration_langchain", "test_integration_llama_index", "test_io_faults",
+    "test_locking", "test_milvus_real_server", "test_minilm_package", "test_multiprocess", "test_stateful",
+    "test_threads", "test_fuzz_inputs", "test_recovery", "test_compact", "test_server", "test_text_growth",
+    "test_shared_engine_gc", "test_quiet_reopen",
+}
+"""Test modules marked ``slow``: they start processes (SIGKILL, servers, several writers), build
+wheels, load models or run Chroma's oracle. ``pytest -m "not slow"`` runs the rest, the fast tier."""
+
+
+def pytest_collection_modifyitems(config: Any, items: List[Any]) -> None:
+    """Mark every test of :data:`SLOW_MODULES` ``slow``."""
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 class _MilvusLite:
     """One Milvus Lite file for the whole test session (starting one costs ~0.5 s). Each

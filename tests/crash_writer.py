@@ -22,9 +22,9 @@ from typing import List
 import numpy as np
 
 import vectordb
-from vectordb.engine import indexes as manager
 from vectordb.engine import maintenance
-from vectordb.engine import textindexes
+from vectordb.engine import vectorindex
+from vectordb.engine.structure import SavePolicy
 
 DIM = 8
 POOL = 240
@@ -52,13 +52,14 @@ def _log(f, entry: dict) -> None:
 def main(path: str, log_path: str, seed: int, first_call: int, prefix: str = "") -> None:
     """Write calls for ever; ``prefix`` keeps this writer's ids apart from other writers' (several
     writer processes on one store, see test_multiprocess.py)."""
-    manager.SAVE_MIN_CHANGES = 40
-    manager.BACKGROUND_MIN = 10  # writes of 10-30 vectors go to the worker thread, smaller ones stay inline
+    vectorindex.BACKGROUND_MIN = 10  # writes of 10-30 vectors go to the worker thread, smaller ones stay inline
     maintenance.AUTO_COMPACT_MIN_DELETED = 30
-    textindexes.SAVE_MIN_CHANGES, textindexes.SAVE_FRACTION = 20, 0.05  # the text index is saved every few calls
     faulthandler.register(signal.SIGUSR1)  # a test that finds the store held too long asks where this process is
     rng = random.Random(seed)
-    collection = collection_of(vectordb.PersistentClient(path))
+    client = vectordb.PersistentClient(path)
+    client._backend._indexes.policy = SavePolicy(min_changes=40)
+    client._backend._text.policy = SavePolicy(min_changes=20, fraction=0.05)  # the text index is saved every few calls
+    collection = collection_of(client)
     collection.query(query_texts="r1", mode="text")  # the text index is loaded: every write then updates it
     print("ready", flush=True)
     with open(log_path, "a") as log:

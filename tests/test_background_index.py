@@ -16,7 +16,8 @@ import pytest
 
 import vectordb
 from vectordb.index import hnsw
-from vectordb.engine import indexes as manager_module
+from vectordb.engine import vectorindex
+from vectordb.engine.structure import SavePolicy
 
 DIM = 8
 N = 3000  # above the exact-search size: queries go through the graph
@@ -137,14 +138,14 @@ def test_close_waits_for_the_insertion_and_saves_the_index(tmp_path, caplog):
 
 
 def test_save_runs_on_the_worker_once_due(tmp_path, monkeypatch):
-    monkeypatch.setattr(manager_module, "SAVE_MIN_CHANGES", 1000)
     client = vectordb.PersistentClient(tmp_path / "db")
+    client._backend._indexes.policy = SavePolicy(min_changes=1000)
     col = client.create_collection("docs", embedding_function=None)
     saver_threads = _threads_running(monkeypatch, "save")
     col.add(ids=[f"r{i}" for i in range(1500)], embeddings=_vectors(1500))
     client._backend._indexes.wait()
     assert saver_threads == ["vectordb-index"]
-    assert client._backend._indexes._unsaved[col.id] == 0
+    assert client._backend._indexes.unsaved(col.id) == 0
     client.close()
 
 
@@ -169,10 +170,10 @@ def test_a_failed_commit_reaches_neither_store_nor_index(client, monkeypatch):
 def test_small_writes_are_inserted_on_the_calling_thread(client, monkeypatch):
     col = client.create_collection("docs", embedding_function=None)
     threads = _threads_running(monkeypatch, "add")
-    col.add(ids=[f"r{i}" for i in range(manager_module.BACKGROUND_MIN - 1)],
-            embeddings=_vectors(manager_module.BACKGROUND_MIN - 1))
-    col.add(ids=[f"s{i}" for i in range(manager_module.BACKGROUND_MIN)],
-            embeddings=_vectors(manager_module.BACKGROUND_MIN, seed=1))
+    col.add(ids=[f"r{i}" for i in range(vectorindex.BACKGROUND_MIN - 1)],
+            embeddings=_vectors(vectorindex.BACKGROUND_MIN - 1))
+    col.add(ids=[f"s{i}" for i in range(vectorindex.BACKGROUND_MIN)],
+            embeddings=_vectors(vectorindex.BACKGROUND_MIN, seed=1))
     client._backend._indexes.wait()
     assert threads == [threading.current_thread().name, "vectordb-index"]
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from vectordb import validation as v
 from vectordb.errors import InvalidArgumentError
-from vectordb.persistence import store as store_module
+from vectordb.persistence import encoding
 
 PLAIN_VALUES = st.one_of(
     st.text(max_size=8),
@@ -63,7 +63,7 @@ def _rows(groups):
 
 def _expected_rows(labels, batch):
     return {
-        (label, key, store_module.value_column(value), value)
+        (label, key, encoding.value_column(value), value)
         for label, meta in zip(labels.tolist(), batch)
         for key, value in (meta or {}).items()
     }
@@ -79,14 +79,14 @@ def test_uniform_validation_equals_per_record(batch):
 @given(uniform_batches())
 def test_metadata_rows_equal_per_record_rows(batch):
     labels = np.arange(100, 100 + len(batch), dtype=np.int64)
-    assert _rows(store_module._metadata_columns(labels, batch)) == _expected_rows(labels, batch)
+    assert _rows(encoding.metadata_columns(labels, batch)) == _expected_rows(labels, batch)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.dictionaries(KEYS, PLAIN_VALUES, max_size=3)), min_size=1, max_size=8))
 def test_metadata_rows_of_ragged_batches(batch):
     labels = np.arange(len(batch), dtype=np.int64)
-    assert _rows(store_module._metadata_columns(labels, batch)) == _expected_rows(labels, batch)
+    assert _rows(encoding.metadata_columns(labels, batch)) == _expected_rows(labels, batch)
 
 
 def test_uniform_batch_is_copied_not_kept():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import vectordb
+from vectordb.requests import CollectionRef
 from vectordb.types import CheckReport
 
 DIM = 4
@@ -62,8 +63,8 @@ def _label(client, record_id: str) -> int:
 def _index(client):
     col = client.get_collection("docs")
     col.count()
-    client._backend._indexes.get(col._backend._row(col.id, col.name))
-    return client._backend._indexes._indexes[col.id]
+    client._backend._indexes.get(col._backend._row(CollectionRef(col.id, col.name)))
+    return client._backend._indexes.loaded(col.id)
 
 
 def _assert_found_then_repaired(client, fragment: str, collection="docs") -> CheckReport:
@@ -187,7 +188,7 @@ def test_in_memory_client_can_be_checked():
     col.add(["a", "b"], [[1.0, 0.0], [0.0, 1.0]])
     col.query([1.0, 0.0], n_results=1)
     assert client.check().problems == []
-    client._backend._indexes._indexes[col.id].remove(np.asarray([0]))
+    client._backend._indexes.loaded(col.id).remove(np.asarray([0]))
     assert not client.check().ok
     assert client.check(repair=True).ok and client.check().problems == []
 

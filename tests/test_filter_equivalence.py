@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from vectordb.requests import CollectionRef
 from vectordb.filters import And, Filter, Node, Or, document_matches, parse_where, parse_where_document, to_sql
-from vectordb.index.metadata import EXACT, MAX_KEYS, MetadataIndex
+from vectordb.filters.metadata_index import EXACT, MAX_KEYS, MetadataIndex
 
 KEYS = ["a", "b", "c", "d"]
 NUMBERS = [-2, -1, 0, 1, 2, 3, -1.0, -0.0, 0.0, 1.0, 2.0, 3.0, -1.5, 2.5, 1e300, -1e300]  # integral floats meet ints

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vectordb.filters import parse_where, parse_where_document
-from vectordb.index.metadata import EXACT, MAX_KEYS, MetadataIndex
+from vectordb.filters.metadata_index import EXACT, MAX_KEYS, MetadataIndex
 
 RECORDS = [
     {"year": 2019, "genre": "sf", "score": 4.5, "new": True},

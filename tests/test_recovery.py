@@ -26,8 +26,10 @@ import numpy as np
 import pytest
 
 import vectordb
+from vectordb.requests import CollectionRef
 from vectordb.engine import catchup as catchup_module
-from vectordb.engine import indexes as manager_module
+from vectordb.engine import indexjob
+from vectordb.engine.structure import SavePolicy
 from vectordb.index import search
 
 DIM = 8
@@ -146,12 +148,12 @@ def test_first_query_answers_exactly_before_the_tail_is_in_the_graph(crashed, gr
         assert_exact(col)
         tail = TAIL_NEW + len(UPDATED) - sum(d.startswith("t") for d in DELETED)
         assert indexes.pending(col.id) == tail, "the first query was answered with the whole tail still pending"
-        graph = indexes._indexes[col.id]
+        graph = indexes.loaded(col.id)
         assert graph.count == BASE - sum(d.startswith("b") for d in DELETED), "deletions apply at once"
         held()
         indexes.wait()
-        assert indexes.pending(col.id) == 0 and col.id not in indexes._catchups
-        assert graph.count == col.count() and indexes._indexes[col.id] is graph
+        assert indexes.pending(col.id) == 0 and indexes.catch_up_of(col.id) is None
+        assert graph.count == col.count() and indexes.loaded(col.id) is graph
         assert_exact(col, seed=1)
         report = client.check()
         assert report.ok, str(report)
@@ -188,12 +190,12 @@ def test_writes_deletes_and_updates_during_a_catch_up_are_seen(crashed, graph_pa
 
 def test_close_during_a_catch_up_saves_what_is_in(crashed, graph_paths, monkeypatch):
     monkeypatch.setattr(catchup_module, "INSERT_CHUNK", 100)
-    monkeypatch.setattr(manager_module, "SAVE_MIN_CHANGES", 300)
     client = vectordb.PersistentClient(crashed)
+    client._backend._indexes.policy = SavePolicy(min_changes=300)
     col = client.get_collection("docs")
     before = _saved_seq(crashed, col.id)
     col.query(np.zeros(DIM, dtype=np.float32), n_results=3)
-    catchup = client._backend._indexes._catchups[col.id]
+    catchup = client._backend._indexes.catch_up_of(col.id)
     while catchup.inserted < 500 and not catchup.done:
         threading.Event().wait(0.005)
     with catchup._turn():  # the worker pauses after its chunk in progress
@@ -243,7 +245,7 @@ def test_a_store_never_saved_is_caught_up_and_saved_in_the_background(tmp_path, 
         assert client._backend._indexes.pending(col.id) == 3000
         held()
         client._backend._indexes.wait()
-        row = client._backend._row(col.id, col.name)
+        row = client._backend._row(CollectionRef(col.id, col.name))
         assert _saved_seq(path, col.id) == row.seq, "the rebuilt index is saved once it is complete"
         assert client.check().ok
 
@@ -266,7 +268,7 @@ def test_a_failed_catch_up_still_answers_exactly_then_rebuilds(crashed, graph_pa
     with vectordb.PersistentClient(crashed) as client:
         col = client.get_collection("docs")
         col.query(np.zeros(DIM, dtype=np.float32), n_results=3)
-        catchup = client._backend._indexes._catchups[col.id]
+        catchup = client._backend._indexes.catch_up_of(col.id)
         catchup.finish()
         assert catchup.error is not None and catchup.pending > 0
         assert_exact(col)  # takes in the failure; the index is built again from the records
@@ -291,7 +293,7 @@ def test_a_dropped_clients_worker_stops(crashed, monkeypatch):
     client = vectordb.PersistentClient(crashed)
     col = client.get_collection("docs")
     col.query(np.zeros(DIM, dtype=np.float32), n_results=3)
-    catchup = client._backend._indexes._catchups[col.id]
+    catchup = client._backend._indexes.catch_up_of(col.id)
     worker, tail = catchup._thread, catchup.tail  # not the catch-up itself: it holds the store
     assert worker.is_alive()
     del client, col, catchup
@@ -306,11 +308,11 @@ def test_a_dropped_clients_worker_stops(crashed, monkeypatch):
 @pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "rows"])
 def test_the_tail_reads_the_same_through_arrow_or_rows(crashed, graph_paths, held, monkeypatch, arrow):
     """The records after the saved seq come back alike whether pyarrow (optional) is used or not."""
-    from vectordb.persistence import store as store_module
+    from vectordb.persistence import scan
 
     if arrow:
         pytest.importorskip("pyarrow")
-    monkeypatch.setattr(store_module, "USE_PYARROW", arrow)
+    monkeypatch.setattr(scan, "USE_PYARROW", arrow)
     with vectordb.PersistentClient(crashed) as client:
         col = client.get_collection("docs")
         seq = _saved_seq(crashed, col.id)
@@ -337,8 +339,7 @@ def test_a_dropped_clients_insertion_stops_and_saves_nothing(tmp_path, monkeypat
 
     path = str(tmp_path / "db")
     _base(path)
-    monkeypatch.setattr(manager_module, "JOB_CHUNK", 50)
-    monkeypatch.setattr(manager_module, "SAVE_MIN_CHANGES", 100)  # the write's job would save when done
+    monkeypatch.setattr(indexjob, "JOB_CHUNK", 50)
     real_add = hnsw.HnswIndex.add
     chunks = []
 
@@ -350,6 +351,7 @@ def test_a_dropped_clients_insertion_stops_and_saves_nothing(tmp_path, monkeypat
 
     monkeypatch.setattr(hnsw.HnswIndex, "add", slow_on_the_worker)  # about 2 s for the whole write
     client = vectordb.PersistentClient(path)
+    client._backend._indexes.policy = SavePolicy(min_changes=100)  # the write's job would save when done
     col = client.get_collection("docs")
     collection_id = col.id
     before = _saved_seq(path, collection_id)

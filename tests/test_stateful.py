@@ -15,7 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from conftest import backend_client
 from test_text_index import oracle
-from vectordb.engine import indexes as manager
+from vectordb.engine import vectorindex as manager
 
 DIM = 3
 POOL = [f"id{i}" for i in range(10)]

@@ -5,7 +5,7 @@ import pytest
 
 import vectordb
 from conftest import snapshot
-from vectordb.persistence import store as store_module
+from vectordb.persistence import records as records_module
 
 
 class DiskTrouble(Exception):
@@ -21,13 +21,13 @@ def test_failed_commit_leaves_records_and_index_unchanged(tmp_path, monkeypatch,
     col.add(ids=[f"r{i}" for i in range(50)], embeddings=vectors, metadatas=[{"i": i} for i in range(50)])
     before = snapshot(col)
 
-    real_insert = store_module.Store._insert
+    real_insert = records_module.insert_columns
 
-    def failing_insert(self, table, *args, **kwargs):
-        real_insert(self, table, *args, **kwargs)  # the rows go in, then the transaction fails
+    def failing_insert(db, table, *args, **kwargs):
+        real_insert(db, table, *args, **kwargs)  # the rows go in, then the transaction fails
         raise DiskTrouble("no space left on device")
 
-    monkeypatch.setattr(store_module.Store, "_insert", failing_insert)
+    monkeypatch.setattr(records_module, "insert_columns", failing_insert)
     ids = [f"r{i}" for i in range(40, 60)] if mode != "update" else [f"r{i}" for i in range(20)]
     new_vectors = rng.random((len(ids), 8)).astype(np.float32) + 5
     with pytest.raises(DiskTrouble):

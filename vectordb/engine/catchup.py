@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -288,9 +288,3 @@ def covers(live: np.ndarray, pending: np.ndarray, labels: np.ndarray) -> bool:
     union[live] = True
     union[pending] = True
     return np.array_equal(np.flatnonzero(union), labels)
-
-
-def stop_all(catchups: Dict[str, CatchUp]) -> None:
-    """Stop the workers of a manager that is gone (its engine was dropped without close())."""
-    for catchup in list(catchups.values()):
-        catchup.stop()

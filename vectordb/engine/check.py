@@ -15,11 +15,14 @@ A saved index that is missing (never saved before a crash) or unusable (a save c
 short) is the normal state after a crash, and opening rebuilds it from the records:
 it is reported as a *note*, which leaves ``ok`` True (``repair=True`` rebuilds it now).
 A database that cannot be read raises :class:`~vectordb.errors.StoreCorruptedError`.
+
+The statements behind each look, and the repairs of rows, are the store's
+(:class:`~vectordb.persistence.checks.Integrity`, as ``store.integrity``): this module
+decides what to check, what counts as a problem and how to report it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from typing import Any, List, Optional, Set, Tuple
@@ -29,7 +32,11 @@ import numpy as np
 from vectordb.index.base import VectorIndex
 from vectordb.engine import maintenance
 from vectordb.engine.indexes import IMPLEMENTATION, IndexManager, index_params
-from vectordb.persistence.store import DB_FILE, METADATA_TABLES, CollectionRow, Store, split_lists, value_column
+from vectordb.persistence import compaction
+from vectordb.persistence.checks import Integrity
+from vectordb.persistence.encoding import split_lists, value_column
+from vectordb.persistence.schema import COLLECTION_TABLES, METADATA_TABLES
+from vectordb.persistence.store import CollectionRow, Store
 from vectordb.types import CheckReport, Problem
 
 
@@ -46,8 +53,8 @@ class _Checker:
         self.report = CheckReport()
 
     @property
-    def con(self) -> Any:
-        return self.store.con
+    def integrity(self) -> Integrity:
+        return self.store.integrity
 
     def add(self, collection: Optional[str], what: str, fix: Any = None, note: bool = False) -> None:
         repaired = False
@@ -55,9 +62,6 @@ class _Checker:
             fix()
             repaired = True
         (self.report.notes if note else self.report.problems).append(Problem(collection, what, repaired))
-
-    def scalar(self, sql: str, params: List[Any]) -> Any:
-        return self.con.execute(sql, params).fetchone()[0]
 
     def run(self) -> CheckReport:
         rows = self.store.collections()
@@ -68,12 +72,11 @@ class _Checker:
         return self.report
 
     def check_store(self, known: Set[str]) -> None:
-        for table in ("records", *METADATA_TABLES, "tombstones"):
-            n = self.scalar(f"SELECT count(*) FROM {table} WHERE collection_id NOT IN (SELECT id FROM collections)", [])
+        for table in COLLECTION_TABLES:
+            n = self.integrity.orphan_rows(table)
             if n:
                 self.add(None, f"{n} rows of table {table} belong to no collection",
-                         lambda t=table: self.con.execute(
-                             f"DELETE FROM {t} WHERE collection_id NOT IN (SELECT id FROM collections)"))
+                         lambda t=table: self.integrity.drop_orphans(t))
         path = self.store.path
         if path is None:
             return
@@ -82,25 +85,22 @@ class _Checker:
             if name not in known:
                 self.add(None, f"index folder {name} belongs to no collection",
                          lambda n=name: shutil.rmtree(os.path.join(folder, n), ignore_errors=True))
-        leftover = os.path.join(path, DB_FILE + maintenance.COMPACT_SUFFIX)
-        if os.path.exists(leftover):
+        leftover = compaction.leftover(path)
+        if leftover is not None:
             self.add(None, f"{leftover} was left by an interrupted compaction",
-                     lambda: maintenance.remove_leftovers(path))
+                     lambda: compaction.remove_leftovers(path))
 
     def check_collection(self, row: CollectionRow) -> None:
         cid, name = row.id, row.name
-        dup_ids = self.scalar("SELECT count(*) FROM (SELECT id FROM records WHERE collection_id = ? "
-                              "GROUP BY id HAVING count(*) > 1)", [cid])
+        dup_ids = self.integrity.duplicate_ids(cid)
         if dup_ids:
             self.add(name, f"{dup_ids} ids are stored more than once (not repairable automatically)")
-        dup_labels = self.scalar("SELECT count(*) FROM (SELECT label FROM records WHERE collection_id = ? "
-                                 "GROUP BY label HAVING count(*) > 1)", [cid])
+        dup_labels = self.integrity.duplicate_labels(cid)
         if dup_labels:
             self.add(name, f"{dup_labels} labels are used by more than one record (not repairable automatically)")
         self.check_counters(row)
         if row.dimension is not None:
-            bad = self.scalar("SELECT count(*) FROM records WHERE collection_id = ? AND octet_length(embedding) != ?",
-                              [cid, 4 * row.dimension])
+            bad = self.integrity.wrong_length_embeddings(cid, row.dimension)
             if bad:
                 self.add(name, f"{bad} embeddings do not have the collection's dimension {row.dimension} "
                                "(not repairable automatically)")
@@ -110,40 +110,25 @@ class _Checker:
 
     def check_counters(self, row: CollectionRow) -> None:
         cid = row.id
-        top_seq = max(self.scalar("SELECT coalesce(max(seq), 0) FROM records WHERE collection_id = ?", [cid]),
-                      self.scalar("SELECT coalesce(max(seq), 0) FROM tombstones WHERE collection_id = ?", [cid]))
+        top_seq = self.integrity.last_seq(cid)
         if top_seq > row.seq:
             self.add(row.name, f"seq {row.seq} is behind the records' seq {top_seq}",
-                     lambda: self.con.execute("UPDATE collections SET seq = ? WHERE id = ?", [top_seq, cid]))
-        top_label = self.scalar("SELECT coalesce(max(label), -1) FROM records WHERE collection_id = ?", [cid])
+                     lambda: self.integrity.set_seq(cid, top_seq))
+        top_label = self.integrity.last_label(cid)
         if top_label >= row.next_label:
             self.add(row.name, f"next_label {row.next_label} would reuse stored label {top_label}",
-                     lambda: self.con.execute("UPDATE collections SET next_label = ? WHERE id = ?",
-                                              [top_label + 1, cid]))
+                     lambda: self.integrity.set_next_label(cid, top_label + 1))
 
     def check_metadata(self, row: CollectionRow) -> None:
-        records = self.con.execute("SELECT label, metadata FROM records WHERE collection_id = ? ORDER BY label",
-                                   [row.id]).fetchall()
-        labels = np.asarray([r[0] for r in records], dtype=np.int64)
-        metas = [None if r[1] is None else json.loads(r[1]) for r in records]
+        labels, metas = self.integrity.record_metadata(row.id)
         wrong = 0
         for table, (row_labels, row_metas) in zip(METADATA_TABLES, split_lists(labels, metas)):
             expected = _metadata_rows(row_labels, row_metas)
-            stored = set(self.con.execute(
-                f"SELECT label, key, str_value, int_value, float_value, bool_value FROM {table} WHERE collection_id = ?",
-                [row.id]).fetchall())
-            stored_count = self.scalar(f"SELECT count(*) FROM {table} WHERE collection_id = ?", [row.id])
+            stored, stored_count = self.integrity.metadata_rows(row.id, table)
             wrong += len(stored.symmetric_difference(expected)) + abs(stored_count - len(stored))
         if wrong:
             self.add(row.name, f"{wrong} metadata rows disagree with the records' metadata",
-                     lambda: self.rewrite_metadata(row, labels, metas))
-
-    def rewrite_metadata(self, row: CollectionRow, labels: np.ndarray, metas: List[Any]) -> None:
-        store = self.store
-        with store._transaction("repairing metadata rows"):
-            for table in METADATA_TABLES:
-                self.con.execute(f"DELETE FROM {table} WHERE collection_id = ?", [row.id])
-            store.insert_metadata(row.id, labels, metas)
+                     lambda: self.integrity.rewrite_metadata(row.id, labels, metas))
 
     def check_indexes(self, row: CollectionRow) -> None:
         indexes = self.indexes
@@ -155,9 +140,9 @@ class _Checker:
 
         if row.dimension is None:
             return
-        folder = indexes._folder_of(row.id)
+        folder = indexes.folder_of(row.id)
         # An index made in this session is first saved on close or once enough changes accumulate.
-        unsaved_new = indexes._saved_seq.get(row.id, 0) < 0
+        unsaved_new = (indexes.saved_position(row.id) or 0) < 0
         if folder is not None and len(labels) and not (unsaved_new and not os.path.exists(folder)):
             loaded = IMPLEMENTATION.load(folder, index_params(row), row.dimension, row.id)
             if loaded is None:
@@ -169,7 +154,7 @@ class _Checker:
                 self.add(row.name, f"the saved index is of seq {loaded[1]}, later than the store's {row.seq}",
                          rebuild)
             else:
-                indexes._catch_up(loaded[0], row.id, loaded[1])
+                indexes.catch_up(loaded[0], row.id, loaded[1])
                 self.compare(row, loaded[0], labels, "the saved index (caught up)", rebuild)
         live = indexes.loaded(row.id)
         if live is not None:

@@ -8,6 +8,10 @@ every committed write and delete of this engine (the store's only writer), dropp
 with their collection or when a repair rewrites the rows they mirror. Dropping one
 loses nothing: it is loaded again.
 
+Each collection's pair is one :class:`CollectionRecords` (a
+:class:`~vectordb.engine.structure.DerivedStructure` kept only in memory: nothing to save or
+catch up); :class:`DerivedStructures` is their registry (``drop`` and ``clear`` forget them).
+
 Threads: several reads of one collection run at once, so a structure is loaded under a
 mutex of its collection (two first reads load it once; other collections load theirs
 meanwhile). Changes come only from a write or delete, which the engine runs alone on
@@ -17,75 +21,116 @@ its collection.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Dict, TypeVar
+from typing import Callable, Optional
 
 import numpy as np
 
 from vectordb.engine.cache import RecordCache
-from vectordb.index.metadata import MetadataIndex
+from vectordb.engine.structure import DerivedStructure, StructureRegistry
+from vectordb.filters.metadata_index import MetadataIndex
 from vectordb.persistence.store import CollectionRow, RecordBatch, Store
 
-_T = TypeVar("_T")
+
+class CollectionRecords(DerivedStructure):
+    """One collection's record cache and metadata index, each loaded on first use (None until then).
+
+    Kept only in memory: nothing to save, nothing to catch up (a structure is loaded whole,
+    at the position of the collection then, and every later change is applied to it).
+    """
+
+    def __init__(self, collection_id: str) -> None:
+        self.collection_id = collection_id
+        self.cache: Optional[RecordCache] = None
+        self.metadata: Optional[MetadataIndex] = None
+        self.loading = threading.Lock()
+        """Held while one of them loads: two first reads load it once."""
+
+    @property
+    def size(self) -> int:
+        return 0 if self.cache is None else self.cache.count()
+
+    def load_cache(self, load: Callable[[], RecordCache]) -> RecordCache:
+        """The record cache, loaded with ``load()`` once even when several reads ask at the same moment."""
+        with self.loading:
+            if self.cache is None:
+                self.cache = load()
+            return self.cache
+
+    def load_metadata(self, load: Callable[[], MetadataIndex]) -> MetadataIndex:
+        """The metadata index, loaded with ``load()`` once even when several reads ask at the same moment."""
+        with self.loading:
+            if self.metadata is None:
+                self.metadata = load()
+            return self.metadata
+
+    def apply_write(self, row: CollectionRow, batch: RecordBatch) -> bool:
+        self.put(batch)
+        self.position = row.seq
+        return True
+
+    def put(self, batch: RecordBatch) -> None:
+        """Apply a committed write to the structures that are loaded."""
+        cache = self.cache
+        if cache is not None:
+            cache.put(batch.labels, batch.ids, batch.documents, batch.metadata_json)
+        index = self.metadata
+        if index is not None:
+            index.put(batch.labels, batch.metadatas)
+
+    def apply_delete(self, row: CollectionRow, labels: np.ndarray) -> bool:
+        self.remove(labels)
+        self.position = row.seq
+        return True
+
+    def remove(self, labels: np.ndarray) -> None:
+        """Apply a committed delete to the structures that are loaded."""
+        cache = self.cache
+        if cache is not None:
+            cache.drop(labels)
+        index = self.metadata
+        if index is not None:
+            index.drop(labels)
 
 
-class DerivedStructures:
+class DerivedStructures(StructureRegistry[CollectionRecords]):
     """The record cache and metadata index of every collection of one store."""
 
     def __init__(self, store: Store) -> None:
+        super().__init__()
         self._store = store
-        self._records: Dict[str, RecordCache] = {}
-        self._metadata: Dict[str, MetadataIndex] = {}
-        self._loading: Dict[str, threading.Lock] = {}
+
+    def _state_for(self, row: CollectionRow) -> CollectionRecords:
+        state = self._states.get(row.id)
+        if state is None:  # setdefault: two first reads at the same moment share one state (and its lock)
+            state = self._states.setdefault(row.id, CollectionRecords(row.id))
+        return state
 
     def records(self, row: CollectionRow) -> RecordCache:
         """The collection's ids, documents and metadata by label."""
-        cache = self._records.get(row.id)
+        state = self._states.get(row.id)
+        cache = None if state is None else state.cache
         if cache is None:
-            cache = self._load(self._records, row.id,
-                               lambda: RecordCache.load(self._store.cached_columns(row.id), row.next_label))
+            cache = self._state_for(row).load_cache(
+                lambda: RecordCache.load(self._store.cached_columns(row.id), row.next_label))
         return cache
 
     def metadata(self, row: CollectionRow) -> MetadataIndex:
         """The collection's typed metadata columns, for ``where`` filters."""
-        index = self._metadata.get(row.id)
+        state = self._states.get(row.id)
+        index = None if state is None else state.metadata
         if index is None:
-            index = self._load(self._metadata, row.id,
-                               lambda: MetadataIndex.load(self._store.metadata_columns(row.id), row.next_label))
+            index = self._state_for(row).load_metadata(
+                lambda: MetadataIndex.load(self._store.metadata_columns(row.id), row.next_label))
         return index
-
-    def _load(self, table: Dict[str, _T], collection_id: str, load: Callable[[], _T]) -> _T:
-        """``table[collection_id]``, loaded once even when several reads ask at the same moment."""
-        with self._loading.setdefault(collection_id, threading.Lock()):
-            found = table.get(collection_id)
-            if found is None:
-                found = table[collection_id] = load()
-            return found
 
     def written(self, collection_id: str, batch: RecordBatch) -> None:
         """Apply a committed write to the structures that are loaded."""
-        cache = self._records.get(collection_id)
-        if cache is not None:
-            cache.put(batch.labels, batch.ids, batch.documents, batch.metadata_json)
-        index = self._metadata.get(collection_id)
-        if index is not None:
-            index.put(batch.labels, batch.metadatas)
+        state = self._states.get(collection_id)
+        if state is not None:
+            state.put(batch)
 
     def deleted(self, collection_id: str, labels: np.ndarray) -> None:
         """Apply a committed delete to the structures that are loaded."""
-        cache = self._records.get(collection_id)
-        if cache is not None:
-            cache.drop(labels)
-        index = self._metadata.get(collection_id)
-        if index is not None:
-            index.drop(labels)
-
-    def drop(self, collection_id: str) -> None:
-        """Forget a collection's structures (deleted, or its rows rewritten)."""
-        self._records.pop(collection_id, None)
-        self._metadata.pop(collection_id, None)
-        self._loading.pop(collection_id, None)
-
-    def clear(self) -> None:
-        """Forget every structure (after a repair)."""
-        self._records.clear()
-        self._metadata.clear()
+        state = self._states.get(collection_id)
+        if state is not None:
+            state.remove(labels)

@@ -31,11 +31,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Dict, Iterable, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager, Dict, Iterable, List, Optional
 
 import numpy as np
 
-from vectordb.persistence.store import CollectionRow, Store
+from vectordb.engine.structure import DEFAULT_SAVE_POLICY, DerivedStructure, SavePolicy, StructureRegistry
+from vectordb.persistence.store import CollectionRow, RecordBatch, Store
 from vectordb.persistence.turns import Turns, save_gate
 from vectordb.text import textfile
 from vectordb.text.analyzer import analyzer
@@ -44,9 +46,6 @@ from vectordb.types import CheckReport, Problem
 from vectordb.validation import DEFAULT_TEXT_ANALYZER, LEGACY_TEXT_ANALYZER, TEXT_ANALYZER_KEY, TEXT_INDEX_KEY
 
 log = logging.getLogger("vectordb")
-
-SAVE_MIN_CHANGES = 50_000
-SAVE_FRACTION = 0.5
 
 
 def text_enabled(row: CollectionRow) -> bool:
@@ -78,25 +77,102 @@ def new_analyzer_name(metadata: Optional[Dict[str, Any]]) -> str:
     return name
 
 
-class TextIndexes:
-    """The text indexes of one store, and their files under ``<path>/text/``."""
+@dataclass
+class TextEnv:
+    """What every collection's text index state of one store shares: where the files go (None:
+    a store in memory), whether they may be written, the save gate and the save policy."""
 
-    def __init__(self, store: Store, folder: Optional[str], read_only: bool = False,
-                 turns: Optional[Turns] = None) -> None:
-        """``turns``: a store shared by processes saves files only inside this process's turn."""
-        self.store = store
-        self.folder = folder
-        self.read_only = read_only
-        self._saving = save_gate(turns)
-        self._indexes: Dict[str, TextIndex] = {}
-        self._seq: Dict[str, int] = {}
-        """The record-log position each index in memory reflects."""
-        self._unsaved: Dict[str, int] = {}
-        self._loading = threading.Lock()
+    folder: Optional[str]
+    read_only: bool
+    saving: Callable[..., ContextManager[bool]]
+    policy: SavePolicy
 
     def path_of(self, collection_id: str) -> Optional[str]:
         """The file of a collection's saved text index (None for a store in memory)."""
         return None if self.folder is None else os.path.join(self.folder, collection_id + ".npz")
+
+
+class TextIndexState(DerivedStructure):
+    """One collection's text index in memory: the index, the ``seq`` it reflects, its unsaved changes."""
+
+    def __init__(self, env: TextEnv, collection_id: str, index: TextIndex, position: int, unsaved: int) -> None:
+        self.env = env
+        self.collection_id = collection_id
+        self.index = index
+        self.position = position
+        self.unsaved = unsaved
+
+    @property
+    def size(self) -> int:
+        return self.index.count
+
+    def apply_write(self, row: CollectionRow, batch: RecordBatch) -> bool:
+        return self.put(row, batch.labels, batch.documents)
+
+    def put(self, row: CollectionRow, labels: np.ndarray, documents: List[Optional[str]]) -> bool:
+        """Index (again) the documents of a committed write; False if that failed (see :meth:`apply_write`)."""
+        index = self.index
+        return self._change(row, lambda: index.put(labels, documents), len(labels))
+
+    def apply_delete(self, row: CollectionRow, labels: np.ndarray) -> bool:
+        index = self.index
+        return self._change(row, lambda: index.remove(labels), len(labels))
+
+    def _change(self, row: CollectionRow, change: Callable[[], None], n: int) -> bool:
+        try:
+            change()
+        except Exception:  # the index is a cache: forgotten, it is caught up or rebuilt on next use
+            log.exception("text index update of %r failed; it will be rebuilt from the records", row.name)
+            return False
+        self.position = row.seq
+        self.unsaved += n
+        if self.save_due(self.env.policy):
+            self.save(row)
+        return True
+
+    def save(self, row: Optional[CollectionRow] = None) -> None:
+        """Save the index as of the position it reflects; a failure (a full disk) is only logged."""
+        path = self.env.path_of(self.collection_id)
+        if path is None or self.env.read_only:
+            return
+        with self.env.saving() as allowed:
+            if not allowed:
+                return  # another process's turn, or catching up: saved later, inside a turn
+            try:
+                textfile.save(self.index, path, self.position, self.collection_id)
+            except OSError as exc:
+                log.warning("saving the text index of %s failed (%s); it is caught up from the records later",
+                            self.collection_id, exc)
+                return
+        self.unsaved = 0
+
+
+class TextIndexes(StructureRegistry[TextIndexState]):
+    """The text indexes of one store, and their files under ``<path>/text/``."""
+
+    def __init__(self, store: Store, folder: Optional[str], read_only: bool = False,
+                 turns: Optional[Turns] = None, policy: SavePolicy = DEFAULT_SAVE_POLICY) -> None:
+        """``turns``: a store shared by processes saves files only inside this process's turn;
+        ``policy``: when an index with unsaved changes is saved (also :attr:`policy`)."""
+        super().__init__()
+        self.store = store
+        self.folder = folder
+        self.read_only = read_only
+        self._env = TextEnv(folder, read_only, save_gate(turns), policy)
+        self._loading = threading.Lock()
+
+    @property
+    def policy(self) -> SavePolicy:
+        """When an index with unsaved changes is saved."""
+        return self._env.policy
+
+    @policy.setter
+    def policy(self, policy: SavePolicy) -> None:
+        self._env.policy = policy
+
+    def path_of(self, collection_id: str) -> Optional[str]:
+        """The file of a collection's saved text index (None for a store in memory)."""
+        return self._env.path_of(collection_id)
 
     def remove_orphans(self, known_ids: Iterable[str]) -> None:
         """Delete the files of collections no longer in the catalog (and temporary files)."""
@@ -114,20 +190,22 @@ class TextIndexes:
 
     def loaded(self, collection_id: str) -> Optional[TextIndex]:
         """The collection's index if it is in memory."""
-        return self._indexes.get(collection_id)
+        state = self._states.get(collection_id)
+        return None if state is None else state.index
 
     def get(self, row: CollectionRow) -> TextIndex:
         """The collection's index, loaded and caught up (or built) on first use; the caller
         holds the collection's read lock, so no write runs meanwhile."""
-        index = self._indexes.get(row.id)
-        if index is None:
+        state = self._states.get(row.id)
+        if state is None:
             with self._loading:
-                index = self._indexes.get(row.id)
-                if index is None:
-                    index = self._open(row)
-        return index
+                state = self._states.get(row.id)
+                if state is None:
+                    state = self._open(row)
+        return state.index
 
-    def _open(self, row: CollectionRow) -> TextIndex:
+    def _open(self, row: CollectionRow) -> TextIndexState:
+        """Load the saved index and catch it up with the records (or build it from them)."""
         path = self.path_of(row.id)
         chosen = analyzer(analyzer_name(row))
         loaded = textfile.load(path, chosen, row.id) if path is not None else None
@@ -135,11 +213,7 @@ class TextIndexes:
         changes = 0
         if loaded is not None and loaded[1] <= row.seq:
             index, seq = loaded
-            gone = np.setdiff1d(index.live_labels(), self.store.select_labels(row.id), assume_unique=True)
-            index.remove(gone)
-            labels, documents = self.store.documents_since(row.id, seq)
-            index.put(labels, documents)
-            changes = len(gone) + len(labels)
+            changes = catch_up(self.store, index, row.id, seq)
             if index.count != self.store.count_documents(row.id):
                 log.warning("text index of collection %r disagrees with its records; rebuilding it", row.name)
                 index = None
@@ -148,12 +222,10 @@ class TextIndexes:
         if index is None:
             index = self.build(row)
             changes = -1
-        self._indexes[row.id] = index
-        self._seq[row.id] = row.seq
-        self._unsaved[row.id] = max(changes, 0)
-        if changes < 0 or _save_due(changes, index.count):
-            self._save(row.id, index)
-        return index
+        state = self._put(row.id, TextIndexState(self._env, row.id, index, row.seq, max(changes, 0)))
+        if changes < 0 or state.save_due(self.policy):
+            state.save(row)
+        return state
 
     def build(self, row: CollectionRow) -> TextIndex:
         """A new index of every document of the collection, read from the store."""
@@ -167,75 +239,31 @@ class TextIndexes:
         """Replace the collection's index by one built from its records, and save it (``compact()``)."""
         if not text_enabled(row):
             return
-        index = self.build(row)
-        self._indexes[row.id] = index
-        self._seq[row.id] = row.seq
-        self._unsaved[row.id] = 0
-        self._save(row.id, index)
+        state = self._put(row.id, TextIndexState(self._env, row.id, self.build(row), row.seq, 0))
+        state.save(row)
 
-    def written(self, row: CollectionRow, labels: np.ndarray, documents: list) -> None:
+    def written(self, row: CollectionRow, labels: np.ndarray, documents: List[Optional[str]]) -> None:
         """Apply a committed write (``row`` is the collection after it) to the loaded index."""
-        index = self._indexes.get(row.id)
-        if index is not None:
-            self._apply(row, lambda: index.put(labels, documents), len(labels))
+        state = self._states.get(row.id)
+        if state is not None and not state.put(row, labels, documents):
+            self.forget(row.id)
 
     def deleted(self, row: CollectionRow, labels: np.ndarray) -> None:
         """Apply a committed delete (``row`` is the collection after it) to the loaded index."""
-        index = self._indexes.get(row.id)
-        if index is not None:
-            self._apply(row, lambda: index.remove(labels), len(labels))
-
-    def _apply(self, row: CollectionRow, change, n: int) -> None:
-        try:
-            change()
-        except Exception:  # the index is a cache: forget it, it is caught up or rebuilt on next use
-            log.exception("text index update of %r failed; it will be rebuilt from the records", row.name)
+        state = self._states.get(row.id)
+        if state is not None and not state.apply_delete(row, labels):
             self.forget(row.id)
-            return
-        self._seq[row.id] = row.seq
-        unsaved = self._unsaved[row.id] = self._unsaved.get(row.id, 0) + n
-        if _save_due(unsaved, self._indexes[row.id].count):
-            self._save(row.id, self._indexes[row.id])
-
-    def _save(self, collection_id: str, index: TextIndex) -> None:
-        """Save the index as of the position it reflects; a failure (a full disk) is only logged."""
-        path = self.path_of(collection_id)
-        if path is None or self.read_only:
-            return
-        with self._saving() as allowed:
-            if not allowed:
-                return  # another process's turn, or catching up: saved later, inside a turn
-            try:
-                textfile.save(index, path, self._seq[collection_id], collection_id)
-            except OSError as exc:
-                log.warning("saving the text index of %s failed (%s); it is caught up from the records later",
-                            collection_id, exc)
-                return
-        self._unsaved[collection_id] = 0
 
     def flush(self) -> None:
         """Save every index with unsaved changes (on close)."""
-        for collection_id, index in list(self._indexes.items()):
-            if self._unsaved.get(collection_id):
-                self._save(collection_id, index)
+        for _, state in self.states():
+            if state.unsaved:
+                state.save()
 
-    def forget(self, collection_id: str) -> None:
-        """Drop a collection's index from memory (loaded again on next use)."""
-        self._indexes.pop(collection_id, None)
-        self._unsaved.pop(collection_id, None)
-        self._seq.pop(collection_id, None)
-
-    def drop(self, collection_id: str) -> None:
-        """Forget a deleted collection's index and remove its file."""
-        self.forget(collection_id)
+    def _remove_files(self, collection_id: str) -> None:
         path = self.path_of(collection_id)
         if path is not None and not self.read_only and os.path.exists(path):
             os.remove(path)
-
-    def clear(self) -> None:
-        """Forget every index (after a repair rewrote rows)."""
-        for collection_id in list(self._indexes):
-            self.forget(collection_id)
 
     # -- checking -----------------------------------------------------------------
 
@@ -264,7 +292,7 @@ class TextIndexes:
                     differs = difference(saved, expected)
                     if differs:
                         problems.append(f"the saved text index (caught up) {differs}")
-            live = self._indexes.get(row.id)
+            live = self.loaded(row.id)
             if live is not None:
                 differs = difference(live, expected)
                 if differs:
@@ -273,6 +301,17 @@ class TextIndexes:
                 report.problems.append(Problem(row.name, what, repaired=repair))
             if problems and repair:
                 self.rebuild(row)
+
+
+def catch_up(store: Store, index: TextIndex, collection_id: str, seq: int) -> int:
+    """Catch a saved ``index`` (covering the records up to ``seq``) up with the records, exactly
+    and without tombstones: take out the documents no longer stored, index again every record
+    written after ``seq``; the number of changes."""
+    gone = np.setdiff1d(index.live_labels(), store.select_labels(collection_id), assume_unique=True)
+    index.remove(gone)
+    labels, documents = store.documents_since(collection_id, seq)
+    index.put(labels, documents)
+    return len(gone) + len(labels)
 
 
 def difference(index: TextIndex, expected: TextIndex) -> Optional[str]:
@@ -286,6 +325,3 @@ def difference(index: TextIndex, expected: TextIndex) -> Optional[str]:
         return f"disagrees with {wrong} documents' terms"
     return None
 
-
-def _save_due(unsaved: int, count: int) -> bool:
-    return unsaved >= max(SAVE_MIN_CHANGES, SAVE_FRACTION * count)

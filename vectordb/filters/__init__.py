@@ -8,7 +8,7 @@ filter dicts once per request and turns them into a small typed tree
 (:func:`to_dicts`); :mod:`vectordb.filters.regex` owns the ``$regex`` dialect and
 :mod:`vectordb.filters.documents` answers document filters in Python with the same engine
 (:func:`document_matches`). The other interpreter of the same tree is the in-memory
-:class:`vectordb.index.metadata.MetadataIndex`; a property test keeps the two equal.
+:class:`vectordb.filters.metadata_index.MetadataIndex`; a property test keeps the two equal.
 """
 
 from vectordb.filters.dicts import to_dicts

@@ -10,7 +10,7 @@ DuckDB uses (:mod:`vectordb.filters.regex`), and a record without a document (``
 contains nothing and matches no pattern, so only the negated forms match it.
 
 Metadata (:func:`metadata_matches`): the SQL's rules in exact arithmetic, for what the
-vectorised :class:`vectordb.index.metadata.MetadataIndex` declines (ints beyond ±2**53,
+vectorised :class:`vectordb.filters.metadata_index.MetadataIndex` declines (ints beyond ±2**53,
 too many keys). A condition holds only for values of its kind (bools are not numbers);
 two ints compare exactly, an int and a float as doubles; a list value equals no scalar
 and is what ``$contains`` looks into; ``$ne`` / ``$nin`` / ``$not_contains`` also match

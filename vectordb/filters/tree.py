@@ -4,7 +4,7 @@ A user's filter is a dict (Chroma's syntax). :func:`parse_filter` checks it once
 full, and turns it into a small tree of frozen nodes (:class:`Compare`, :class:`Member`,
 :class:`Contains`, :class:`And`, :class:`Or`, :class:`DocContains`, :class:`DocRegex`) held by a :class:`Filter`. Everything
 that runs a filter takes the tree: :func:`vectordb.filters.sql.to_sql` writes it as
-SQL, :meth:`vectordb.index.metadata.MetadataIndex.evaluate` answers it in numpy. Neither
+SQL, :meth:`vectordb.filters.metadata_index.MetadataIndex.evaluate` answers it in numpy. Neither
 validates again; a tree built by the parser is known good (values are plain Python
 str / int / float / bool, lists are non-empty and of one kind).
 

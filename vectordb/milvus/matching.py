@@ -2,7 +2,7 @@
 
 Milvus narrows (:func:`vectordb.milvus.expressions.narrowing`: a superset); this module
 decides, with the interpreters the rest of vectordb answers filters with, never one of
-its own. ``where`` goes to :class:`vectordb.index.metadata.MetadataIndex` (the local
+its own. ``where`` goes to :class:`vectordb.filters.metadata_index.MetadataIndex` (the local
 engine's, held equal to the store's SQL by a property test); where it declines (ints
 beyond ±2**53, more than its key limit) each record is answered by
 :func:`vectordb.filters.documents.metadata_matches`, the same semantics in exact Python
@@ -19,7 +19,7 @@ import numpy as np
 
 from vectordb.filters.documents import document_matches, metadata_matches
 from vectordb.filters.tree import Filter, Node
-from vectordb.index.metadata import MetadataIndex
+from vectordb.filters.metadata_index import MetadataIndex
 
 
 def matching(filter: Filter, documents: Sequence[Optional[str]], metadatas: Sequence[Optional[Dict[str, Any]]]) -> np.ndarray:

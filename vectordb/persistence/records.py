@@ -1,0 +1,189 @@
+"""The records of a collection: reading and writing ``records``, its typed metadata rows and its tombstones.
+
+This module owns every statement on those rows but the embedding scan
+(:mod:`~vectordb.persistence.scan`, which needs its own cursor and memory handling).
+Values are encoded by :mod:`~vectordb.persistence.encoding`; the functions run single
+statements (a write's several inserts are put in one transaction, under the error
+guard, by the :class:`Store <vectordb.persistence.store.Store>`). All SQL is fixed
+text; user values are parameters, and batches go to DuckDB as registered numpy columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import duckdb
+import numpy as np
+
+from vectordb.persistence.database import Database, Landed
+from vectordb.persistence.encoding import from_json, metadata_columns, split_lists, unmask
+from vectordb.persistence.schema import METADATA_TABLES
+
+# -- reads --------------------------------------------------------------------
+
+
+def count(db: Database, collection_id: str) -> int:
+    """How many records the collection holds."""
+    return int(db.con.execute("SELECT count(*) FROM records WHERE collection_id = ?", [collection_id]).fetchone()[0])
+
+
+def labels_of(db: Database, collection_id: str, ids: Sequence[str]) -> Dict[str, int]:
+    """Map each stored id among ``ids`` to its label."""
+    found = db.con.execute(
+        "SELECT id, label FROM records WHERE collection_id = ? AND id IN (SELECT unnest(?::VARCHAR[]))",
+        [collection_id, list(ids)],
+    ).fetchall()
+    return {i: int(label) for i, label in found}
+
+
+def select_labels(db: Database, collection_id: str, condition: Optional[Tuple[str, List[Any]]] = None) -> np.ndarray:
+    """Labels of the records matching ``condition`` (SQL over alias ``r``, with its parameters), in insertion order.
+
+    ``condition`` is made by :func:`vectordb.filters.sql.to_sql`: fixed text whose values are parameters.
+    """
+    sql = "SELECT r.label FROM records r WHERE r.collection_id = ?"
+    params: List[Any] = [collection_id]
+    if condition is not None:
+        sql += " AND " + condition[0]
+        params += condition[1]
+    sql += " ORDER BY r.label"
+    result = db.con.execute(sql, params).fetchnumpy()["label"]
+    return np.asarray(result, dtype=np.int64)
+
+
+def fetch(db: Database, collection_id: str, labels: np.ndarray, embeddings: bool) -> Dict[int, Tuple]:
+    """``label -> (id, document, metadata, embedding or None)`` for the given labels."""
+    columns = "label, id, document, metadata" + (", embedding" if embeddings else "")
+    found = db.con.execute(
+        f"SELECT {columns} FROM records WHERE collection_id = ? AND label IN (SELECT unnest(?::BIGINT[]))",
+        [collection_id, [int(x) for x in labels]],
+    ).fetchall()
+    out: Dict[int, Tuple] = {}
+    for row in found:
+        vector = np.frombuffer(row[4], dtype="<f4") if embeddings else None
+        out[int(row[0])] = (row[1], row[2], from_json(row[3]), vector)
+    return out
+
+
+def cached_columns(db: Database, collection_id: str) -> Dict[str, np.ndarray]:
+    """``label``, ``id``, ``document`` and ``metadata`` (JSON) of every record, for the record cache."""
+    columns = db.con.execute(
+        "SELECT label, id, document, metadata FROM records WHERE collection_id = ?", [collection_id]
+    ).fetchnumpy()
+    return {name: unmask(column) for name, column in columns.items()}
+
+
+def metadata_index_columns(db: Database, collection_id: str) -> Dict[str, np.ndarray]:
+    """Every typed metadata row, the ``live`` labels and the list items (their columns named
+    ``list_label``, ``list_key``, ...), for the metadata index (NULLs come as masked arrays)."""
+    select = "SELECT label, key, str_value, int_value, float_value, bool_value FROM {} WHERE collection_id = ?"
+    columns = db.con.execute(select.format("metadata"), [collection_id]).fetchnumpy()
+    items = db.con.execute(select.format("metadata_lists"), [collection_id]).fetchnumpy()
+    live = db.con.execute("SELECT label FROM records WHERE collection_id = ?", [collection_id]).fetchnumpy()
+    return {**columns, **{f"list_{k}": v for k, v in items.items()}, "live": np.asarray(live["label"], dtype=np.int64)}
+
+
+def documents_since(db: Database, collection_id: str, seq: int) -> Tuple[np.ndarray, List[Optional[str]]]:
+    """``(labels, documents)`` of the records written after ``seq`` (all: ``seq`` -1), for the text index."""
+    columns = db.con.execute(
+        "SELECT label, document FROM records WHERE collection_id = ? AND seq > ? ORDER BY label",
+        [collection_id, seq],
+    ).fetchnumpy()
+    return np.asarray(columns["label"], dtype=np.int64), unmask(columns["document"]).tolist()
+
+
+def count_documents(db: Database, collection_id: str) -> int:
+    """How many of the collection's records have a document."""
+    return int(db.con.execute(
+        "SELECT count(document) FROM records WHERE collection_id = ?", [collection_id]).fetchone()[0])
+
+
+def tombstones_since(db: Database, collection_id: str, seq: int) -> np.ndarray:
+    """Labels deleted after ``seq``."""
+    result = db.con.execute(
+        "SELECT label FROM tombstones WHERE collection_id = ? AND seq > ?", [collection_id, seq]
+    ).fetchnumpy()["label"]
+    return np.asarray(result, dtype=np.int64)
+
+
+# -- writes (each inside the caller's transaction) ------------------------------
+
+
+def insert_records(db: Database, collection_id: str, seq: int, columns: Dict[str, np.ndarray]) -> None:
+    """Insert full record rows (:func:`record_columns <vectordb.persistence.encoding.record_columns>`) as
+    written by the write ``seq``; their typed metadata rows go in by :func:`insert_metadata`."""
+    insert_columns(db, "records", columns, {"collection_id": collection_id, "seq": seq})
+
+
+def insert_metadata(
+    db: Database, collection_id: str, labels: np.ndarray, metadatas: List[Optional[Dict[str, Any]]]
+) -> None:
+    """Add the typed ``metadata`` and ``metadata_lists`` rows of these records."""
+    scalars, items = split_lists(labels, metadatas)
+    for table, (row_labels, row_metadatas) in (("metadata", scalars), ("metadata_lists", items)):
+        for value_column, key, columns in metadata_columns(row_labels, row_metadatas):
+            constants = {"collection_id": collection_id} if key is None else {"collection_id": collection_id, "key": key}
+            insert_columns(db, table, columns, constants, rename={"value": value_column})
+
+
+def delete_metadata(db: Database, collection_id: str) -> None:
+    """Remove every typed metadata row of the collection (to write them anew)."""
+    for table in METADATA_TABLES:
+        db.con.execute(f"DELETE FROM {table} WHERE collection_id = ?", [collection_id])
+
+
+def delete_rows(db: Database, collection_id: str, labels: np.ndarray) -> None:
+    """Remove the records with ``labels`` and their typed metadata rows."""
+    label_list = [int(x) for x in labels]
+    for table in ("records", *METADATA_TABLES):
+        db.con.execute(
+            f"DELETE FROM {table} WHERE collection_id = ? AND label IN (SELECT unnest(?::BIGINT[]))",
+            [collection_id, label_list],
+        )
+
+
+def insert_tombstones(db: Database, collection_id: str, seq: int, labels: np.ndarray) -> None:
+    """Record that the delete ``seq`` removed ``labels`` (for catching up an older index file)."""
+    columns = {"label": np.asarray(labels, dtype=np.int64)}
+    insert_columns(db, "tombstones", columns, {"collection_id": collection_id, "seq": seq})
+
+
+def forget_tombstones(db: Database, collection_id: str, up_to_seq: int) -> None:
+    """Drop the tombstones of deletes up to ``up_to_seq``."""
+    db.con.execute("DELETE FROM tombstones WHERE collection_id = ? AND seq <= ?", [collection_id, up_to_seq])
+
+
+def tombstones_forgotten(collection_id: str, up_to_seq: int) -> Landed:
+    """Whether :func:`forget_tombstones` is in the database."""
+    def landed(con: duckdb.DuckDBPyConnection) -> bool:
+        sql = "SELECT count(*) FROM tombstones WHERE collection_id = ? AND seq <= ?"
+        return con.execute(sql, [collection_id, up_to_seq]).fetchone()[0] == 0
+    return landed
+
+
+def insert_columns(
+    db: Database,
+    table: str,
+    columns: Dict[str, np.ndarray],
+    constants: Dict[str, Any],
+    rename: Optional[Dict[str, str]] = None,
+) -> None:
+    """Insert numpy ``columns`` plus ``constants`` (the same value on every row, passed as parameters).
+
+    ``rename`` maps a batch column to the table column it fills. Table and column
+    names are fixed strings of this module; only values travel as data.
+    """
+    rename = rename or {}
+    targets = [rename.get(name, name) for name in columns] + list(constants)
+    sources = list(columns) + ["?"] * len(constants)
+    db.con.register("_vectordb_batch", columns)
+    try:
+        db.con.execute(
+            f"INSERT INTO {table} ({', '.join(targets)}) SELECT {', '.join(sources)} FROM _vectordb_batch",
+            list(constants.values()),
+        )
+    finally:
+        try:
+            db.con.unregister("_vectordb_batch")
+        except duckdb.Error:
+            pass  # an aborted transaction refuses this; the original error is the one to raise

@@ -1,0 +1,124 @@
+"""Reading every embedding of a collection: the scan that fills an index or the exact-search matrix.
+
+This module owns the one read that is not a plain statement: it streams the records
+written after a ``seq`` in chunks, on a cursor of its own, through Arrow when pyarrow
+(an optional dependency) is installed, and lowers DuckDB's memory limit while it runs.
+
+DuckDB keeps every block it reads in its buffer pool until memory runs short, so a
+scan of all embeddings would leave a second copy of the vectors in memory. The memory
+limit (a setting of the whole database) is lowered while any thread scans
+(:class:`ScanLimit`), which makes DuckDB drop blocks as it goes, and reset to DuckDB's
+default when the last scan ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterator, Tuple
+
+import duckdb
+import numpy as np
+
+from vectordb.persistence.database import Database
+
+SCAN_MEMORY_LIMIT = "32MB"
+"""DuckDB's memory limit while all of a collection's embeddings are read (see :func:`records_since`)."""
+USE_PYARROW = True
+"""Read embeddings through Arrow when pyarrow (an optional dependency) is installed."""
+
+Chunk = Tuple[np.ndarray, np.ndarray, np.ndarray]
+"""``(labels, seqs, vectors)`` of some records."""
+
+
+class ScanLimit:
+    """Counts the threads scanning one database, to lower its memory limit while there are any."""
+
+    def __init__(self) -> None:
+        self._scans = 0
+        self._lock = threading.Lock()
+
+    def started(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Lower DuckDB's memory limit (a setting of the whole database) while any thread scans embeddings."""
+        with self._lock:
+            if not self._scans:
+                con.execute(f"SET memory_limit = '{SCAN_MEMORY_LIMIT}'")  # a constant of this module
+            self._scans += 1
+
+    def ended(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Back to DuckDB's default limit (vectordb sets no other) once the last scan ends."""
+        with self._lock:
+            self._scans -= 1
+            if not self._scans:
+                try:
+                    con.execute("RESET memory_limit")
+                except duckdb.Error:
+                    pass  # the connection failed meanwhile; a reopened database starts at the default
+
+
+def records_since(db: Database, limit: ScanLimit, collection_id: str, seq: int, chunk: int) -> Iterator[Chunk]:
+    """``(labels, seqs, vectors)`` chunks of the records written after ``seq``, ``seqs`` being
+    the write that last touched each; every DuckDB call runs inside the database's error guard."""
+    def guard() -> Any:
+        return db.guard("reading embeddings")
+
+    with guard():
+        con = db.con
+        limit.started(con)
+    try:
+        with guard():
+            cursor = con.cursor()
+    except BaseException:
+        limit.ended(con)
+        raise
+    sql = "SELECT label, seq, embedding FROM records WHERE collection_id = ? AND seq > ?"
+    try:
+        if _pyarrow() is not None:  # a third of the cost: the vectors come as one buffer per chunk
+            with guard():
+                batches = iter(cursor.sql(sql, params=[collection_id, seq]).to_arrow_reader(chunk))
+            while True:
+                with guard():
+                    batch = next(batches, None)
+                if batch is None:
+                    return
+                if batch.num_rows:
+                    yield _arrow_chunk(batch)
+        with guard():
+            cursor.execute(sql, [collection_id, seq])
+        while True:
+            with guard():
+                rows = cursor.fetchmany(chunk)
+            if not rows:
+                return
+            labels = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            seqs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
+            yield labels, seqs, vectors
+    finally:
+        try:
+            cursor.close()
+        except duckdb.Error:
+            pass  # the connection failed meanwhile (the error raised inside says why); it is reopened anew
+        limit.ended(con)
+
+
+def _pyarrow() -> Any:
+    """The pyarrow module, or None when it is not installed (or not to be used)."""
+    if not USE_PYARROW:
+        return None
+    try:
+        import pyarrow
+    except ImportError:
+        return None
+    return pyarrow
+
+
+def _arrow_chunk(batch: Any) -> Chunk:
+    """``(labels, seqs, vectors)`` of an Arrow record batch; the vectors are a view of its blob buffer."""
+    labels = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    seqs = np.asarray(batch.column(1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    blobs = batch.column(2)
+    _, offsets, values = blobs.buffers()
+    wide = str(blobs.type) == "large_binary"
+    ends = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[blobs.offset: blobs.offset + len(blobs) + 1]
+    data = np.frombuffer(values, dtype=np.uint8)[int(ends[0]): int(ends[-1])]
+    return labels, seqs, data.view("<f4").reshape(len(blobs), -1)
