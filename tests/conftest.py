@@ -31,7 +31,7 @@ SLOW_MODULES = {
     "test_http_faults", "test_integration_langchain", "test_integration_llama_index", "test_io_faults",
     "test_locking", "test_milvus_real_server", "test_minilm_package", "test_multiprocess", "test_stateful",
     "test_threads", "test_fuzz_inputs", "test_recovery", "test_compact", "test_server", "test_text_growth",
-    "test_shared_engine_gc", "test_quiet_reopen",
+    "test_shared_engine_gc", "test_quiet_reopen", "test_cli", "test_ef_security", "test_corrupt_index",
 }
 """Test modules marked ``slow``: they start processes (SIGKILL, servers, several writers), build
 wheels, load models or run Chroma's oracle. ``pytest -m "not slow"`` runs the rest, the fast tier."""
