@@ -113,3 +113,22 @@ def test_peek(collection):
 
 def test_peek_empty(collection):
     assert collection.peek()["ids"] == []
+
+
+def test_info_refresh_and_using_on_every_backend(client):
+    """The public ways the server and ``vectordb copy`` use: ``info``, ``refresh()``, ``using(fn)``, ``backend``."""
+    from vectordb.backend import Backend
+
+    assert isinstance(client.backend, Backend)
+    col = client.create_collection("first", embedding_function=None)
+    other = client.get_collection("first", embedding_function=None)
+    assert col.info.name == "first" and col.info.dimension is None
+    other.add(["a"], [[1.0, 0.0]])
+    other.modify(name="renamed")
+    assert col.info.name == "first"  # as last described, until refreshed
+    assert col.refresh().name == "renamed" and col.info.dimension == 2 and col.name == "renamed"
+    function = lambda input: [[0.0, 1.0] for _ in input]  # noqa: E731
+    embedded = col.using(function)
+    assert embedded.embedding_function is function and col.embedding_function is None
+    embedded.add(["b"], [[0.0, 1.0]])
+    assert embedded.id == col.id and col.count() == 2
