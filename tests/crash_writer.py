@@ -57,8 +57,8 @@ def main(path: str, log_path: str, seed: int, first_call: int, prefix: str = "")
     faulthandler.register(signal.SIGUSR1)  # a test that finds the store held too long asks where this process is
     rng = random.Random(seed)
     client = vectordb.PersistentClient(path)
-    client._backend._indexes.policy = SavePolicy(min_changes=40)
-    client._backend._text.policy = SavePolicy(min_changes=20, fraction=0.05)  # the text index is saved every few calls
+    client.backend.engine.indexes.policy = SavePolicy(min_changes=40)
+    client.backend.engine.text.policy = SavePolicy(min_changes=20, fraction=0.05)  # the text index is saved every few calls
     collection = collection_of(client)
     collection.query(query_texts="r1", mode="text")  # the text index is loaded: every write then updates it
     print("ready", flush=True)

@@ -139,13 +139,13 @@ def test_close_waits_for_the_insertion_and_saves_the_index(tmp_path, caplog):
 
 def test_save_runs_on_the_worker_once_due(tmp_path, monkeypatch):
     client = vectordb.PersistentClient(tmp_path / "db")
-    client._backend._indexes.policy = SavePolicy(min_changes=1000)
+    client.backend.engine.indexes.policy = SavePolicy(min_changes=1000)
     col = client.create_collection("docs", embedding_function=None)
     saver_threads = _threads_running(monkeypatch, "save")
     col.add(ids=[f"r{i}" for i in range(1500)], embeddings=_vectors(1500))
-    client._backend._indexes.wait()
+    client.backend.engine.indexes.wait()
     assert saver_threads == ["vectordb-index"]
-    assert client._backend._indexes.unsaved(col.id) == 0
+    assert client.backend.engine.indexes.unsaved(col.id) == 0
     client.close()
 
 
@@ -158,12 +158,12 @@ def test_a_failed_commit_reaches_neither_store_nor_index(client, monkeypatch):
     def broken_write(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(client._backend._store, "write", broken_write)
+    monkeypatch.setattr(client.backend.engine.store, "write", broken_write)
     with pytest.raises(OSError):
         col.add(ids=[f"new{i}" for i in range(10)], embeddings=vectors[-10:])
     monkeypatch.undo()
     assert col.count() == before
-    index = client._backend._indexes.loaded(col.id)
+    index = client.backend.engine.indexes.loaded(col.id)
     assert index is not None and index.count == before
 
 
@@ -174,7 +174,7 @@ def test_small_writes_are_inserted_on_the_calling_thread(client, monkeypatch):
             embeddings=_vectors(vectorindex.BACKGROUND_MIN - 1))
     col.add(ids=[f"s{i}" for i in range(vectorindex.BACKGROUND_MIN)],
             embeddings=_vectors(vectorindex.BACKGROUND_MIN, seed=1))
-    client._backend._indexes.wait()
+    client.backend.engine.indexes.wait()
     assert threads == [threading.current_thread().name, "vectordb-index"]
 
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import vectordb
-from vectordb.requests import CollectionRef
 from vectordb.types import CheckReport
 
 DIM = 4
@@ -46,25 +45,25 @@ class _InTurn:
         self.backend = backend
 
     def execute(self, *args):
-        with self.backend.turn():
-            return self.backend._store.con.execute(*args)
+        with self.backend.engine.turn():
+            return self.backend.engine.store.con.execute(*args)
 
 
 def _con(client):
-    return _InTurn(client._backend)
+    return _InTurn(client.backend)
 
 
 def _label(client, record_id: str) -> int:
     col = client.get_collection("docs")
-    with client._backend.turn():
-        return client._backend._store.labels_of(col.id, [record_id])[record_id]
+    with client.backend.engine.turn():
+        return client.backend.engine.store.labels_of(col.id, [record_id])[record_id]
 
 
 def _index(client):
     col = client.get_collection("docs")
     col.count()
-    client._backend._indexes.get(col._backend._row(CollectionRef(col.id, col.name)))
-    return client._backend._indexes.loaded(col.id)
+    client.backend.engine.indexes.get(col.backend.engine.row(col.ref))
+    return client.backend.engine.indexes.loaded(col.id)
 
 
 def _assert_found_then_repaired(client, fragment: str, collection="docs") -> CheckReport:
@@ -132,7 +131,7 @@ def test_sequence_and_next_label_behind_the_records(client):
 def test_exact_search_matrix_differs_from_stored_embeddings(client):
     index = _index(client)
     label = _label(client, "r9")
-    with client._backend.turn():  # it reads the store
+    with client.backend.engine.turn():  # it reads the store
         index._exact.rows(np.asarray([label]))  # fill the exact-search matrix, then damage one row
     index._exact._rows[label] = 7.0
     _assert_found_then_repaired(client, "exact-search matrix")
@@ -188,7 +187,7 @@ def test_in_memory_client_can_be_checked():
     col.add(["a", "b"], [[1.0, 0.0], [0.0, 1.0]])
     col.query([1.0, 0.0], n_results=1)
     assert client.check().problems == []
-    client._backend._indexes.loaded(col.id).remove(np.asarray([0]))
+    client.backend.engine.indexes.loaded(col.id).remove(np.asarray([0]))
     assert not client.check().ok
     assert client.check(repair=True).ok and client.check().problems == []
 

@@ -88,7 +88,7 @@ def test_info_and_ls_show_the_collection_s_real_space(tmp_path):
     with vectordb.PersistentClient(path) as client:
         client.create_collection("configured", configuration={"hnsw": {"space": "ip"}}, embedding_function=None)
         # what create_collection stores for a function whose default_space() is cosine: the metric, no metadata
-        client._backend.create_collection("implied", None, None, None, "cosine")
+        client.backend.create_collection("implied", None, None, None, "cosine")
     for name, space in (("configured", "ip"), ("implied", "cosine")):
         info = json.loads(run("info", name, "--path", path, "--json").stdout)
         assert (info["metric"], info["metadata"]) == (space, None)

@@ -72,12 +72,12 @@ def test_automatic_compaction_past_the_deleted_slot_threshold(tmp_path):
         col = client.create_collection("auto", embedding_function=None)
         vectors = _fill(col, 4000)
         col.query(vectors[0], n_results=1)
-        index = client._backend._indexes.loaded(col.id)
+        index = client.backend.engine.indexes.loaded(col.id)
         col.delete([f"id{i}" for i in range(1000)])
-        assert client._backend._indexes.loaded(col.id).deleted == 1000, "below the threshold: no compaction"
+        assert client.backend.engine.indexes.loaded(col.id).deleted == 1000, "below the threshold: no compaction"
         size_before = disk_usage(path)
         col.delete([f"id{i}" for i in range(1000, 3000)])
-        index = client._backend._indexes.loaded(col.id)
+        index = client.backend.engine.indexes.loaded(col.id)
         assert index.deleted == 0 and index.count == 1000
         assert disk_usage(path) < size_before
         _assert_exact(col, vectors, np.arange(3000, 4000))
@@ -91,7 +91,7 @@ def test_compact_in_memory_rebuilds_the_index():
     col.delete([f"id{i}" for i in range(400)])
     result = col.compact()
     assert (result.bytes_before, result.bytes_after, result.indexes_rebuilt) == (0, 0, 1)
-    assert client._backend._indexes.loaded(col.id).deleted == 0
+    assert client.backend.engine.indexes.loaded(col.id).deleted == 0
     _assert_exact(col, vectors, np.arange(400, 500))
     assert client.compact().indexes_rebuilt == 1
 

@@ -101,7 +101,7 @@ def test_a_collection_stored_before_keeps_its_metadata_as_stored(tmp_path):
     with vectordb.PersistentClient(str(tmp_path)) as client:
         # what create_collection(configuration={"hnsw": {"space": "cosine", "ef_search": 20}}, metadata={"owner":
         # "me"}) stored before configured settings were kept out of the metadata: plain hnsw:* keys
-        client._backend.create_collection("old", dict(stored), None, None)
+        client.backend.create_collection("old", dict(stored), None, None)
     with vectordb.PersistentClient(str(tmp_path)) as client:
         col = client.get_collection("old")
         assert col.metadata == stored
@@ -156,7 +156,7 @@ def test_copy_keeps_the_configuration_and_the_implied_space(tmp_path, capsys):
                                                                                               "ef_search": 9}},
                               embedding_function=None).add(ids="a", embeddings=[1.0, 2.0])
         # what create_collection stores for a function whose default_space() is cosine: the metric, no metadata
-        src._backend.create_collection("implied", None, None, None, "cosine")
+        src.backend.create_collection("implied", None, None, None, "cosine")
     lite = f"milvus-lite:{tmp_path / 'mid.db'}"
     for source, target in ((str(tmp_path / "src"), lite), (lite, str(tmp_path / "dst"))):  # through Milvus and back
         assert main(["copy", "--from", source, "--to", target, "--no-progress", "--json"]) == 0

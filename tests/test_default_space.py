@@ -132,7 +132,7 @@ def test_get_or_create_keeps_an_existing_collection_s_metric(client):
 def test_a_collection_made_before_keeps_l2_when_reopened(tmp_path):
     with vectordb.PersistentClient(str(tmp_path)) as client:
         # what create_collection stored before functions had a default space: metric l2, the default function
-        client._backend.create_collection("old", None, "default", {})
+        client.backend.create_collection("old", None, "default", {})
     with vectordb.PersistentClient(str(tmp_path)) as client:
         col = client.get_collection("old")
         assert isinstance(col.embedding_function, DefaultEmbeddingFunction)

@@ -212,9 +212,9 @@ def test_commit_whose_checkpoint_fails_is_not_acknowledged_and_is_kept_once_a_ch
     path = str(disk.root / "db")
     client, model = _build(path)
     col = client.get_collection("docs")
-    with client._backend.turn():
-        client._backend._store.con.execute("CHECKPOINT")
-        client._backend._store.con.execute("SET checkpoint_threshold = '1KB'")  # DuckDB checkpoints after every commit
+    with client.backend.engine.turn():
+        client.backend.engine.store.con.execute("CHECKPOINT")
+        client.backend.engine.store.con.execute("SET checkpoint_threshold = '1KB'")  # DuckDB checkpoints after every commit
     disk.fill(200_000)
     caplog.set_level(logging.WARNING, logger="vectordb")
     vectors = _vectors(3, 500)

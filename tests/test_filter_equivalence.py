@@ -24,7 +24,6 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from vectordb.requests import CollectionRef
 from vectordb.filters import And, Filter, Node, Or, document_matches, parse_where, parse_where_document, to_sql
 from vectordb.filters.metadata_index import EXACT, MAX_KEYS, MetadataIndex
 
@@ -101,7 +100,7 @@ def _subtrees(tree: Node) -> Iterator[Node]:
 
 
 def _apply(col, idx: MetadataIndex, op: str, items) -> None:
-    store = col._backend._store
+    store = col.backend.engine.store
     if op == "delete":
         ids = sorted({f"r{i}" for i in items})
         labels = np.fromiter(store.labels_of(col.id, ids).values(), dtype=np.int64)
@@ -139,11 +138,11 @@ def test_index_and_sql_agree(shared_memory_client, first, ops, wheres):
     ops = [("add", first), *ops]
     col = shared_memory_client.create_collection(f"eq{next(_names)}", embedding_function=None)
     try:
-        store = col._backend._store
+        store = col.backend.engine.store
         incremental = MetadataIndex.load(store.metadata_columns(col.id), 0)
         for op, items in ops:
             _apply(col, incremental, op, items)
-        loaded = MetadataIndex.load(store.metadata_columns(col.id), col._backend._row(CollectionRef(col.id, col.name)).next_label)
+        loaded = MetadataIndex.load(store.metadata_columns(col.id), col.backend.engine.row(col.ref).next_label)
         stored_big = _has_big(col.get(include=["metadatas"])["metadatas"]) or _has_big([x for _, i in ops for x in i])
         for where in wheres:
             for node in _subtrees(parse_where(where)):  # every part, so no mismatch hides under an $and
@@ -200,10 +199,10 @@ def test_big_lists_on_both_paths(big, op, key, values, holds):
     expected = hit if op == "$in" else sorted(set(range(N)) - set(hit))
     assert 0 < len(expected) < N
     tree = parse_where({key: {op: values}})
-    engine = big._backend
-    row = engine._row(CollectionRef(big.id, big.name))
-    assert sql_labels(engine._store, big.id, tree) == expected
-    from_index = engine._derived.metadata(row).evaluate(tree)
+    engine = big.backend.engine
+    row = engine.row(big.ref)
+    assert sql_labels(engine.store, big.id, tree) == expected
+    from_index = engine.derived.metadata(row).evaluate(tree)
     if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > EXACT for v in values):
         assert from_index is None
     else:
@@ -217,8 +216,8 @@ def test_big_list_through_sql_only_collection(shared_memory_client):
     try:
         _fill_big(col)
         col.add(ids="pad", embeddings=[[0.0]], metadatas={f"p{k}": k for k in range(MAX_KEYS + 1)})
-        row = col._backend._row(CollectionRef(col.id, col.name))
-        assert col._backend._derived.metadata(row).evaluate(parse_where({"s": "v1"})) is None
+        row = col.backend.engine.row(col.ref)
+        assert col.backend.engine.derived.metadata(row).evaluate(parse_where({"s": "v1"})) is None
         values = [f"v{j}" for j in range(1, 2 * BIG_LIST, 2)]
         odd = [f"r{i}" for i in range(1, N, 2) if i % 10]
         assert col.get(where={"s": {"$in": values}}, include=[])["ids"] == odd
@@ -284,7 +283,7 @@ def test_document_filters_agree(shared_memory_client, docs, updates, deleted, fi
         if gone:
             col.delete(ids=gone)
         got = col.get(include=["documents"])
-        store = col._backend._store
+        store = col.backend.engine.store
         labels = store.labels_of(col.id, got["ids"])
         stored = {labels[i]: d for i, d in zip(got["ids"], got["documents"])}
         for where_document in filters:

@@ -26,7 +26,6 @@ import numpy as np
 import pytest
 
 import vectordb
-from vectordb.requests import CollectionRef
 from vectordb.engine import catchup as catchup_module
 from vectordb.engine import indexjob
 from vectordb.engine.structure import SavePolicy
@@ -144,7 +143,7 @@ def assert_exact(col, seed: int = 0) -> None:
 def test_first_query_answers_exactly_before_the_tail_is_in_the_graph(crashed, graph_paths, held):
     with vectordb.PersistentClient(crashed) as client:
         col = client.get_collection("docs")
-        indexes = client._backend._indexes
+        indexes = client.backend.engine.indexes
         assert_exact(col)
         tail = TAIL_NEW + len(UPDATED) - sum(d.startswith("t") for d in DELETED)
         assert indexes.pending(col.id) == tail, "the first query was answered with the whole tail still pending"
@@ -163,7 +162,7 @@ def test_writes_deletes_and_updates_during_a_catch_up_are_seen(crashed, graph_pa
     rng = np.random.default_rng(7)
     with vectordb.PersistentClient(crashed) as client:
         col = client.get_collection("docs")
-        indexes = client._backend._indexes
+        indexes = client.backend.engine.indexes
         col.query(rng.standard_normal(DIM).astype(np.float32), n_results=3)  # opens it: the tail is pending
         assert indexes.pending(col.id) > 0
         col.add(ids=[f"n{i}" for i in range(300)], embeddings=rng.standard_normal((300, DIM)).astype(np.float32),
@@ -185,17 +184,17 @@ def test_writes_deletes_and_updates_during_a_catch_up_are_seen(crashed, graph_pa
     with vectordb.PersistentClient(crashed) as client:  # closed after the catch-up: nothing pending
         col = client.get_collection("docs")
         assert_exact(col, seed=3)
-        assert client._backend._indexes.pending(col.id) == 0
+        assert client.backend.engine.indexes.pending(col.id) == 0
 
 
 def test_close_during_a_catch_up_saves_what_is_in(crashed, graph_paths, monkeypatch):
     monkeypatch.setattr(catchup_module, "INSERT_CHUNK", 100)
     client = vectordb.PersistentClient(crashed)
-    client._backend._indexes.policy = SavePolicy(min_changes=300)
+    client.backend.engine.indexes.policy = SavePolicy(min_changes=300)
     col = client.get_collection("docs")
     before = _saved_seq(crashed, col.id)
     col.query(np.zeros(DIM, dtype=np.float32), n_results=3)
-    catchup = client._backend._indexes.catch_up_of(col.id)
+    catchup = client.backend.engine.indexes.catch_up_of(col.id)
     while catchup.inserted < 500 and not catchup.done:
         threading.Event().wait(0.005)
     with catchup._turn():  # the worker pauses after its chunk in progress
@@ -208,7 +207,7 @@ def test_close_during_a_catch_up_saves_what_is_in(crashed, graph_paths, monkeypa
     with vectordb.PersistentClient(crashed) as client:
         col = client.get_collection("docs")
         col.query(np.zeros(DIM, dtype=np.float32), n_results=3)
-        assert client._backend._indexes.pending(col.id) < pending + 200  # + the rest of a write cut in two
+        assert client.backend.engine.indexes.pending(col.id) < pending + 200  # + the rest of a write cut in two
         assert_exact(col)
         assert client.check().ok
 
@@ -217,9 +216,9 @@ def test_a_compaction_during_a_catch_up_rebuilds_from_the_records(crashed, graph
     with vectordb.PersistentClient(crashed) as client:
         col = client.get_collection("docs")
         col.query(np.zeros(DIM, dtype=np.float32), n_results=3)
-        assert client._backend._indexes.pending(col.id) > 0
+        assert client.backend.engine.indexes.pending(col.id) > 0
         col.compact()
-        assert client._backend._indexes.pending(col.id) == 0
+        assert client.backend.engine.indexes.pending(col.id) == 0
         assert_exact(col)
         assert client.check().ok
 
@@ -242,10 +241,10 @@ def test_a_store_never_saved_is_caught_up_and_saved_in_the_background(tmp_path, 
     with vectordb.PersistentClient(path) as client:
         col = client.get_collection("docs")
         assert_exact(col)
-        assert client._backend._indexes.pending(col.id) == 3000
+        assert client.backend.engine.indexes.pending(col.id) == 3000
         held()
-        client._backend._indexes.wait()
-        row = client._backend._row(CollectionRef(col.id, col.name))
+        client.backend.engine.indexes.wait()
+        row = client.backend.engine.row(col.ref)
         assert _saved_seq(path, col.id) == row.seq, "the rebuilt index is saved once it is complete"
         assert client.check().ok
 
@@ -268,12 +267,12 @@ def test_a_failed_catch_up_still_answers_exactly_then_rebuilds(crashed, graph_pa
     with vectordb.PersistentClient(crashed) as client:
         col = client.get_collection("docs")
         col.query(np.zeros(DIM, dtype=np.float32), n_results=3)
-        catchup = client._backend._indexes.catch_up_of(col.id)
+        catchup = client.backend.engine.indexes.catch_up_of(col.id)
         catchup.finish()
         assert catchup.error is not None and catchup.pending > 0
         assert_exact(col)  # takes in the failure; the index is built again from the records
         assert "catching up the index failed" in caplog.text
-        client._backend._indexes.wait()
+        client.backend.engine.indexes.wait()
         assert_exact(col, seed=4)
         assert client.check().ok
 
@@ -293,7 +292,7 @@ def test_a_dropped_clients_worker_stops(crashed, monkeypatch):
     client = vectordb.PersistentClient(crashed)
     col = client.get_collection("docs")
     col.query(np.zeros(DIM, dtype=np.float32), n_results=3)
-    catchup = client._backend._indexes.catch_up_of(col.id)
+    catchup = client.backend.engine.indexes.catch_up_of(col.id)
     worker, tail = catchup._thread, catchup.tail  # not the catch-up itself: it holds the store
     assert worker.is_alive()
     del client, col, catchup
@@ -316,15 +315,15 @@ def test_the_tail_reads_the_same_through_arrow_or_rows(crashed, graph_paths, hel
     with vectordb.PersistentClient(crashed) as client:
         col = client.get_collection("docs")
         seq = _saved_seq(crashed, col.id)
-        with client._backend.turn():
-            chunks = list(client._backend._store.records_since(col.id, seq, chunk=700))
+        with client.backend.engine.turn():
+            chunks = list(client.backend.engine.store.records_since(col.id, seq, chunk=700))
         assert len(chunks) > 1 and all(len(labels) <= 700 for labels, _, _ in chunks)
         labels = np.concatenate([c[0] for c in chunks])
         seqs = np.concatenate([c[1] for c in chunks])
         vectors = np.concatenate([c[2] for c in chunks])
         got = col.get(include=["embeddings"])
-        with client._backend.turn():
-            by_label = client._backend._store.fetch(col.id, labels, embeddings=True)
+        with client.backend.engine.turn():
+            by_label = client.backend.engine.store.fetch(col.id, labels, embeddings=True)
         np.testing.assert_array_equal(vectors, np.stack([by_label[int(x)][3] for x in labels]))
         assert (seqs > seq).all() and len(set(labels.tolist())) == len(labels)
         assert len(labels) == TAIL_NEW + len(UPDATED) - sum(d.startswith("t") for d in DELETED)
@@ -351,7 +350,7 @@ def test_a_dropped_clients_insertion_stops_and_saves_nothing(tmp_path, monkeypat
 
     monkeypatch.setattr(hnsw.HnswIndex, "add", slow_on_the_worker)  # about 2 s for the whole write
     client = vectordb.PersistentClient(path)
-    client._backend._indexes.policy = SavePolicy(min_changes=100)  # the write's job would save when done
+    client.backend.engine.indexes.policy = SavePolicy(min_changes=100)  # the write's job would save when done
     col = client.get_collection("docs")
     collection_id = col.id
     before = _saved_seq(path, collection_id)

@@ -157,7 +157,7 @@ def test_server_checks_raw_patterns_too(clients):
     col = clients("http").get_or_create_collection("regex-raw", embedding_function=None)
     if col.count() == 0:
         _fill(col)
-    url = f"{col._backend.url}/api/v1/collections/{col.id}/get"
+    url = f"{col.backend.url}/api/v1/collections/{col.id}/get"
     answer = httpx.post(url, json={"where_document": {"$regex": "(?<=a)b"}})
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_argument", answer.text
     assert "invalid regular expression '(?<=a)b'" in answer.json()["message"]

@@ -35,7 +35,7 @@ def test_two_clients_of_one_path_share_one_engine(tmp_path):
     first = vectordb.PersistentClient(path)
     second = vectordb.PersistentClient(str(tmp_path / "db" / ".." / "db"))  # the same folder, spelt otherwise
     try:
-        assert first._backend.engine is second._backend.engine
+        assert first.backend.engine is second.backend.engine
         col = first.create_collection("docs", embedding_function=None)
         col.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]])
         other = second.get_collection("docs")
@@ -73,11 +73,11 @@ def test_a_dropped_client_gives_its_share_back(tmp_path):
     path = str(tmp_path / "db")
     kept = vectordb.PersistentClient(path)
     dropped = vectordb.PersistentClient(path)
-    engine = kept._backend.engine
+    engine = kept.backend.engine
     del dropped
     gc.collect()
     kept.close()
-    assert engine._closed  # the dropped client held no share any more: the kept one was the last
+    assert engine.closed  # the dropped client held no share any more: the kept one was the last
 
 
 def test_read_only_and_writer_clients_of_one_path_are_refused(tmp_path):

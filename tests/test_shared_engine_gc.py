@@ -12,11 +12,11 @@ from __future__ import annotations
 import gc
 import threading
 
-from vectordb.engine import registry, shared
+from vectordb.engine import local, registry
 
 
 def test_a_handle_collected_under_the_registry_lock_gives_its_share_back(tmp_path):
-    handle = shared.open_store(str(tmp_path))
+    handle = local.open_store(str(tmp_path))
     engine = handle.engine
     handle.cycle = handle  # only the cyclic collector frees it, at a moment nobody chooses
     del handle
@@ -30,7 +30,7 @@ def test_a_handle_collected_under_the_registry_lock_gives_its_share_back(tmp_pat
     worker = threading.Thread(target=collect_holding_the_lock, daemon=True)
     worker.start()
     assert done.wait(30), "the finalizer of a collected handle deadlocked on the registry lock"
-    assert id(engine) not in shared._HANDLES  # its share was given back
-    again = shared.open_store(str(tmp_path))  # and the folder opens again, on the same engine
+    assert engine.holders == 0  # its share was given back
+    again = local.open_store(str(tmp_path))  # and the folder opens again, on the same engine
     assert again.engine is engine
     again.close()

@@ -145,9 +145,9 @@ def test_statistics_ignore_deleted_and_documentless_records_and_filters(local_cl
     fill(col, docs)
     col.delete(ids=["d"])
     del docs["d"]
-    engine = getattr(local_client._backend, "engine", local_client._backend)  # a SharedEngine's, on disk
+    engine = local_client.backend.engine
     col.query(query_texts="x", mode="text")
-    index = engine._text.loaded(col.id)
+    index = engine.text.loaded(col.id)
     assert index.count == 3  # a, b and the empty e: c has no document, d is deleted
     assert index.avgdl == pytest.approx(5 / 3)
     assert index.document_frequency("red") == 1 and index.document_frequency("wine") == 0

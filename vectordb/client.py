@@ -9,7 +9,7 @@ config, rebuilt on open, compared on ``get_collection``); the backend stores.
 
 The constructors take Chroma's ``settings``, ``tenant`` and ``database`` arguments
 (:mod:`vectordb.config`). Clients of one folder in one process share one engine
-(:mod:`vectordb.engine.shared`).
+(:func:`vectordb.engine.local.open_store`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from vectordb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings, check_se
 from vectordb.configuration import function_in, with_configuration
 from vectordb.embedding_functions.base import describe
 from vectordb.embedding_functions.identity import conflict_message, default_function, rebuild_function, same_function
-from vectordb.engine.local import LOCK_TIMEOUT_S, LocalBackend
-from vectordb.engine.shared import open_store
+from vectordb.engine.core import Engine
+from vectordb.engine.local import LOCK_TIMEOUT_S, LocalBackend, open_store
 from vectordb.persistence.database import DB_FILE
 from vectordb.errors import (
     CollectionExistsError,
@@ -88,7 +88,7 @@ class Client:
         if backend is None:
             if path is None and self._settings.is_persistent:
                 path = self._settings.persist_directory
-            backend = LocalBackend(None, read_only) if path is None else open_store(path, read_only, lock_timeout)
+            backend = LocalBackend(Engine(None, read_only)) if path is None else open_store(path, read_only, lock_timeout)
         self._backend: Backend = backend
 
     @property

@@ -70,6 +70,16 @@ class Collection:
         return Collection(self._backend, self._info, embedding_function)
 
     @property
+    def backend(self) -> Backend:
+        """The :class:`~vectordb.backend.Backend` this collection runs on (as :attr:`Client.backend`)."""
+        return self._backend
+
+    @property
+    def ref(self) -> CollectionRef:
+        """The collection as the backend's requests name it (id, and name for errors)."""
+        return CollectionRef(self._info.id, self._info.name)
+
+    @property
     def _ref(self) -> CollectionRef:
         return CollectionRef(self._info.id, self._info.name)
 

@@ -1,8 +1,8 @@
 """One engine per store folder in a process: the registry every open goes through.
 
 Two engines of one folder in one process would each keep indexes of their own, which would
-drift; so :class:`~vectordb.engine.local.LocalBackend` claims its folder here when it opens
-and gives it back when it closes, and :func:`vectordb.engine.shared.open_store` (what
+drift; so :class:`~vectordb.engine.core.Engine` claims its folder here when it opens
+and gives it back when it closes, and :func:`vectordb.engine.local.open_store` (what
 ``PersistentClient`` calls) looks here for the engine a folder already has. An engine the
 program dropped without ``close()`` is closed at exit (:func:`close_at_exit`).
 """
@@ -32,7 +32,7 @@ class Engine(Protocol):
 
 _ENGINES: Dict[str, "weakref.ReferenceType[Any]"] = {}
 LOCK = threading.RLock()
-"""Guards the registry (and :mod:`vectordb.engine.shared`'s handle counts). Reentrant: a dropped
+"""Guards the registry (and each engine's count of the clients holding it). Reentrant: a dropped
 handle's finalizer may run in a garbage collection that starts while this thread holds it."""
 
 
