@@ -23,7 +23,7 @@ import vectordb
 
 sys.path.insert(0, os.path.dirname(__file__))
 import crash_writer
-from test_text_index import oracle
+from bm25_oracle import oracle
 
 SOAK = os.environ.get("VECTORDB_SOAK") == "1"
 CYCLES = 80 if SOAK else 10

@@ -4,7 +4,6 @@ independently; the mode/argument errors; the same over HTTP, the REST API and th
 from __future__ import annotations
 
 import json
-import math
 import sys
 from typing import Dict, List, Optional
 
@@ -17,7 +16,7 @@ from vectordb.errors import InvalidArgumentError
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from server_helpers import HashEmbedding, embed_text  # noqa: E402
-from test_text_index import oracle  # noqa: E402
+from bm25_oracle import oracle  # noqa: E402
 
 DOCS = {f"d{k:03d}": " ".join(f"w{(k * j) % 23}" for j in range(1, 6 + k % 5)) for k in range(150)}
 DOCS["d007"] = "the incident ERR_1042 was logged"

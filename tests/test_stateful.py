@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from conftest import backend_client
-from test_text_index import oracle
+from bm25_oracle import oracle
 from vectordb.engine import vectorindex as manager
 
 DIM = 3
@@ -140,7 +140,7 @@ class VectorDBMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.BACKEND != "milvus")  # Milvus has no BM25 index (README: Scaling out)
     @rule(text=text_st, k=st.integers(1, 12))
     def text_query(self, text: str, k: int) -> None:
-        """BM25 over the model's live documents (tests/test_text_index.py's oracle), ties by id."""
+        """BM25 over the model's live documents (tests/bm25_oracle.py), ties by id."""
         result = self.col.query(query_texts=[text], n_results=k, mode="text", include=["scores"])
         want = oracle({i: r[2] for i, r in self.model.items()}, text)[:k]
         assert result["ids"][0] == [i for i, _ in want]

@@ -28,7 +28,7 @@ from vectordb.text.analyzer import analyzer, default_terms, identifier_terms
 
 sys.path.insert(0, os.path.dirname(__file__))
 from conftest import run_python  # noqa: E402
-from test_text_index import oracle, terms  # noqa: E402
+from bm25_oracle import oracle, terms  # noqa: E402
 
 # -- the terms ------------------------------------------------------------------------
 
