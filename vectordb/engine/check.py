@@ -31,7 +31,7 @@ import numpy as np
 
 from vectordb.index.base import VectorIndex
 from vectordb.engine import maintenance
-from vectordb.engine.indexes import IMPLEMENTATION, IndexManager, index_params
+from vectordb.engine.indexes import IMPLEMENTATION, VectorIndexes, index_params
 from vectordb.persistence import compaction
 from vectordb.persistence.checks import Integrity
 from vectordb.persistence.encoding import split_lists, value_column
@@ -46,7 +46,7 @@ SAMPLE = 64
 class _Checker:
     """Runs the checks of one store, collecting problems (and repairing when asked)."""
 
-    def __init__(self, store: Store, indexes: IndexManager, repair: bool) -> None:
+    def __init__(self, store: Store, indexes: VectorIndexes, repair: bool) -> None:
         self.store = store
         self.indexes = indexes
         self.repair = repair
@@ -189,7 +189,7 @@ def _metadata_rows(labels: np.ndarray, metas: List[Any]) -> Set[Tuple]:
     return rows
 
 
-def check_store(store: Store, indexes: IndexManager, repair: bool = False) -> CheckReport:
+def check_store(store: Store, indexes: VectorIndexes, repair: bool = False) -> CheckReport:
     """Check (and with ``repair`` fix) a store and its indexes; the engine holds its lock.
 
     After repairs the engine must drop what it derived from the rows (catalog rows,

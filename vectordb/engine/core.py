@@ -32,7 +32,7 @@ import numpy as np
 from vectordb import validation as v
 from vectordb.engine import maintenance, registry
 from vectordb.engine.derived import DerivedStructures
-from vectordb.engine.indexes import IndexManager, index_params
+from vectordb.engine.indexes import VectorIndexes, index_params
 from vectordb.engine.locks import CollectionLock, EngineLocks
 from vectordb.engine.reads import Reads
 from vectordb.engine.sharing import Change, Sharing
@@ -94,7 +94,7 @@ class Engine:
         turns = None if self.sharing is None else self.sharing.turns
         self.store = Store(path, read_only=read_only, gate=None if self.sharing is None else self.sharing.gate)
         try:
-            self.indexes = IndexManager(self.store, None if path is None else os.path.join(path, "index"),
+            self.indexes = VectorIndexes(self.store, None if path is None else os.path.join(path, "index"),
                                         read_only, turns)
             self.derived = DerivedStructures(self.store)
             self.text = TextIndexes(self.store, None if path is None else os.path.join(path, "text"), read_only,

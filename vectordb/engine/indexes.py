@@ -10,7 +10,7 @@ Inserting a write's vectors into the graph is the costliest step of a write, so 
 runs in the background: a write returns once its records are committed to DuckDB
 (durable), while its vectors go into the index on a worker thread. The next write's
 validation and commit overlap with that insertion; anything that reads or changes an
-index first waits for it (:meth:`IndexManager.wait`), so every read sees every
+index first waits for it (:meth:`VectorIndexes.wait`), so every read sees every
 acknowledged write. At most one such job runs per collection, and a read of one
 collection waits only for that collection's job (``wait(collection_id)``).
 
@@ -39,11 +39,12 @@ from vectordb.index.base import VectorIndex
 from vectordb.persistence.store import CollectionRow, Store
 from vectordb.persistence.turns import Turns
 
-__all__ = ["IMPLEMENTATION", "IndexManager", "Searcher", "index_params"]
+__all__ = ["IMPLEMENTATION", "VectorIndexes", "Searcher", "index_params"]
 
 
-class IndexManager(StructureRegistry[VectorIndexState]):
-    """The live indexes of one store, and their files under ``<path>/index/<collection id>/``."""
+class VectorIndexes(StructureRegistry[VectorIndexState]):
+    """The vector indexes of one store's collections (beside :class:`~vectordb.engine.textindexes.TextIndexes`),
+    and their files under ``<path>/index/<collection id>/``."""
 
     def __init__(self, store: Store, folder: Optional[str], read_only: bool = False,
                  turns: Optional[Turns] = None, policy: SavePolicy = DEFAULT_SAVE_POLICY) -> None:

@@ -23,7 +23,7 @@ import os
 from typing import Optional
 
 from vectordb.index.base import VectorIndex
-from vectordb.engine.indexes import IndexManager
+from vectordb.engine.indexes import VectorIndexes
 from vectordb.persistence.compaction import COMPACT_SUFFIX, remove_leftovers
 from vectordb.persistence.store import CollectionRow, Store
 
@@ -36,7 +36,7 @@ AUTO_COMPACT_MIN_DELETED = 1000
 AUTO_COMPACT_FRACTION = 0.5
 
 
-def rebuild_index(indexes: IndexManager, row: CollectionRow) -> Optional[VectorIndex]:
+def rebuild_index(indexes: VectorIndexes, row: CollectionRow) -> Optional[VectorIndex]:
     """Replace the collection's index by one built from its records, and save it."""
     if row.dimension is None:
         return None

@@ -17,7 +17,7 @@ import numpy as np
 
 from vectordb import validation as v
 from vectordb.engine.derived import DerivedStructures
-from vectordb.engine.indexes import IndexManager, Searcher
+from vectordb.engine.indexes import VectorIndexes, Searcher
 from vectordb.engine.textindexes import TextIndexes, text_enabled
 from vectordb.errors import TextSearchUnavailableError
 from vectordb.filters import Filter, to_sql
@@ -31,7 +31,7 @@ from vectordb.types import GetResult, QueryResult
 class Reads:
     """Answers gets and searches of one store from its derived structures and indexes."""
 
-    def __init__(self, store: Store, derived: DerivedStructures, indexes: IndexManager, text: TextIndexes) -> None:
+    def __init__(self, store: Store, derived: DerivedStructures, indexes: VectorIndexes, text: TextIndexes) -> None:
         self.store = store
         self.derived = derived
         self.indexes = indexes
