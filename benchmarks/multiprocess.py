@@ -23,7 +23,10 @@ Then separate processes (``multiprocessing``, spawn), each with its own
    the lone writer's rate (``L`` ingesting as many records on the lone store, once before
    and once after, the mean kept; the lone store is first given, untimed, as many records
    as the shared one gained in phases 1-3, so that both ingest from the same size)
-   (target: at least 0.8x);
+   (target: at least 0.8x); every process is first let finish the work it deferred (a reader
+   inserts another process's writes into its own graph once they pause), before each ingest
+   run, so that none of it lands in a timed run, and the readers' deferred work after the
+   ingest beside them is reported (seconds busy, CPU seconds);
 5. **two writers**: ``W`` and ``W2`` each adding ``--ingest / 2`` records to the one
    collection at once; their combined rate (all records over the span from the first
    start to the last end) against the lone writer's (target: at least 0.8x);
@@ -33,8 +36,9 @@ Then separate processes (``multiprocessing``, spawn), each with its own
 Every process queries (n_results=10, default ``include``) a few times before any
 measurement, so that each holds the collection's derived structures like an app worker
 would. Each long phase also reports the CPU seconds each process spent in it (threads
-included): with every process keeping its own index, readers replay the writer's index
-inserts, which is visible there; and for each ingest, how the writer's main thread spent
+included): every process keeps its own index, and a reader inserts the writer's vectors into
+it once the writes pause (until then it searches them exactly), which is visible there and in
+the deferred work after the ingest; and for each ingest, how the writer's main thread spent
 the span (Linux ``schedstat``): running, waiting for a CPU (the machine is short of cores:
 three readers querying without pause, ``--reader-pause-ms 0``, take three), or blocked
 (waiting for its turn, for its background index insertion, on a lock or I/O). Only the
@@ -70,6 +74,9 @@ COLLECTION = "bench"
 COLLECTION_METADATA = {"hnsw:space": "cosine"}
 BUILD_BATCH = 5000
 WARM_QUERIES = 20
+SETTLE_WINDOW_S = 6.0
+"""A process counts as idle after this long with (almost) no CPU: longer than a reader waits for a
+writer's pause before inserting its writes (``vectordb.engine.catchup.QUIET_MAX_S``)."""
 K = 10
 TAGS = ("news", "blog", "paper", "forum", "wiki", "review", "note", "mail")
 WORDS = ("vector", "search", "index", "query", "cluster", "store", "record", "graph", "filter", "cache",
@@ -247,6 +254,17 @@ class _Actor:
         return {"start": start, "end": end, "records": count, "rate": count / (end - start),
                 "cpu_s": _cpu_s() - cpu, "main_thread": _split(end - start, sched, _sched_s())}
 
+    def cmd_settle(self, window_s: float, max_s: float) -> Dict[str, float]:
+        """Wait until this process is idle (under 2% of a CPU over ``window_s``, longer than a reader
+        defers its index work), at most ``max_s``: what it did meanwhile is work deferred to then."""
+        start, cpu = time.monotonic(), _cpu_s()
+        while True:
+            before = _cpu_s()
+            time.sleep(window_s)
+            if _cpu_s() - before < 0.02 * window_s or time.monotonic() - start >= max_s:
+                break
+        return {"busy_s": max(0.0, time.monotonic() - start - window_s), "cpu_s": _cpu_s() - cpu}
+
     def cmd_count(self) -> int:
         return self.col.count()
 
@@ -369,6 +387,15 @@ def warm(procs: Sequence[Proc], count: int, timeout: float) -> Dict[str, Any]:
     return {proc.name: proc.receive(timeout) for proc in procs}
 
 
+def settle(procs: Sequence[Proc], args: argparse.Namespace) -> Dict[str, Any]:
+    """Let every process finish the work it deferred (a reader inserts another process's writes
+    into its own graph once they pause), so that none of it lands in the next timed run; how
+    long each stayed busy and the CPU it spent."""
+    for proc in procs:
+        proc.send("settle", SETTLE_WINDOW_S, args.timeout / 2)
+    return {proc.name: proc.receive(args.timeout) for proc in procs}
+
+
 def phase_current(procs: Dict[str, Proc], args: argparse.Namespace) -> Dict[str, Any]:
     """1: the lone client's and a current reader's query latency, in alternating blocks."""
     lone, reader = procs[LONE], procs[READER]
@@ -438,9 +465,13 @@ def phase_ingest(procs: Dict[str, Proc], args: argparse.Namespace) -> Dict[str, 
         log(f"ingest: {sizes[WRITER] - sizes[LONE]:,} records added to the lone store first (not timed)")
         lone.call(args.timeout, "ingest", "f-", sizes[WRITER] - sizes[LONE], args.batch, 0.0)
     out["records_at_start"] = sizes[WRITER]
+    everyone = list(procs.values())
+    log("ingest: every process finishing its deferred work first")
+    settle(everyone, args)
     log(f"ingest: lone writer, {args.ingest:,} records in batches of {args.batch:,}")
     out["lone_runs"].append(_ingest([lone], "iL0-", args.ingest, args))
     warm([procs[WRITER], *readers], 3, args.timeout)
+    settle(everyone, args)
     log("ingest: the writer, three readers querying")
     for proc in readers:
         proc.send("query_until_stop", args.reader_pause_ms / 1000)
@@ -451,9 +482,13 @@ def phase_ingest(procs: Dict[str, Proc], args: argparse.Namespace) -> Dict[str, 
         stopped = {proc.name: proc.stop(args.timeout) for proc in readers}
     busy["readers"] = {name: {**_ms(r["latencies"]), "cpu_s": r["cpu_s"]} for name, r in stopped.items()}
     out["beside_readers"] = busy
+    log("ingest: the readers finishing the work they deferred")
+    out["after_beside_readers"] = settle(everyone, args)
     warm([procs[WRITER], procs[WRITER2]], 3, args.timeout)
+    settle(everyone, args)
     log(f"ingest: two writers, {args.ingest // 2:,} records each")
     out["two_writers"] = _ingest([procs[WRITER], procs[WRITER2]], "iT-", args.ingest // 2, args)
+    settle(everyone, args)
     log("ingest: lone writer again")
     out["lone_runs"].append(_ingest([lone], "iL1-", args.ingest, args))
     out["lone_rate"] = statistics.mean(r["rate"] for r in out["lone_runs"])
@@ -586,6 +621,9 @@ def format_table(report: Dict[str, Any]) -> str:
         ("   CPU s in it: writer (lone writer); readers",
          f"{busy['processes'][WRITER]['cpu_s']:.1f} ({ing['lone_runs'][0]['processes'][LONE]['cpu_s']:.1f}); "
          + ", ".join(f"{r['cpu_s']:.1f}" for r in busy["readers"].values()), "", ""),
+        ("   then each reader busy with deferred work (s, CPU s)",
+         ", ".join(f"{n} {r['busy_s']:.1f} ({r['cpu_s']:.1f})" for n, r in ing["after_beside_readers"].items()
+                   if n in READERS), "", ""),
         ("   writer's main thread running / waiting for a CPU / blocked (s)",
          f"{_thread(busy['processes'][WRITER])} vs lone {_thread(ing['lone_runs'][0]['processes'][LONE])}", "", ""),
         ("5. two writers together (rec/s)",

@@ -16,11 +16,11 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Iterator, Optional, Tuple
+from typing import Callable, ContextManager, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from vectordb.engine.catchup import CatchUp, covers, read_tail
+from vectordb.engine.catchup import CatchUp, Pace, covers, read_tail
 from vectordb.engine.structure import SavePolicy
 from vectordb.index import settings
 from vectordb.index.base import IndexParams, VectorIndex
@@ -55,6 +55,8 @@ class IndexEnv:
     """``with saving(generation) as allowed:`` whether files may be saved now (see :func:`save_gate`)."""
     jobs_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     """Guards the job of every state (set by a write, taken in by whichever thread waits first)."""
+    paces: Dict[str, Pace] = field(init=False, default_factory=dict)
+    """When each collection's writes from other processes come (see :class:`Pace`), kept across catch-ups."""
 
     def __post_init__(self) -> None:
         self.saving = save_gate(self.turns)
@@ -94,11 +96,15 @@ def open_at_position(env: IndexEnv, row: CollectionRow) -> Tuple[VectorIndex, in
 
 
 def new_catch_up(env: IndexEnv, row: CollectionRow, index: VectorIndex, tail: Tail, unsaved: int, fresh: bool,
-                 chunk: Optional[int] = None) -> CatchUp:
+                 chunk: Optional[int] = None, defer: Optional[bool] = None) -> CatchUp:
     """A :class:`CatchUp` that inserts ``tail`` into ``index`` (``unsaved``: the changes its saved
     files lack besides the tail), ``chunk`` vectors at a time, then saves it if that is due (or if
     it is ``fresh``: there was no usable saved index). Its worker holds neither the store nor
-    ``env``: only the index, its folder, the save gate and the policy in force now."""
+    ``env``: only the index, its folder, the save gate and the policy in force now.
+
+    ``defer``: whether ``tail`` is another process's write, whose insertion (and that of the
+    writes appended after it) waits while such writes keep coming (see :mod:`~vectordb.engine.catchup`);
+    None: when a ``chunk`` is given, which only :meth:`VectorIndexState.apply_vectors` does."""
     folder = None if env.read_only else env.folder_of(row.id)
     collection_id = row.id
     generation = generation_of(env.turns)
@@ -115,9 +121,13 @@ def new_catch_up(env: IndexEnv, row: CollectionRow, index: VectorIndex, tail: Ta
     def due(count_unsaved: int, count: int) -> bool:
         return fresh or policy.due(count_unsaved, count)
 
+    pace: Optional[Pace] = None
+    if chunk is not None if defer is None else defer:
+        pace = env.paces.setdefault(collection_id, Pace())
+        pace.note()  # this write came now
     return CatchUp(
         index, tail, row.seq, unsaved + tail.count, save if folder is not None else None, due,
-        backlog_max=max(tail.count, policy.min_changes), chunk=chunk,
+        backlog_max=max(tail.count, policy.min_changes), chunk=chunk, pace=pace,
     )
 
 
