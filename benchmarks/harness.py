@@ -163,8 +163,23 @@ def benchmark_system(system: str, python: str, data_dir: Path, work: Path, opts:
     result["cold"] = cold_open(python, system, store, data_dir / "cold_query.json", opts.repeats)
     module = "vectordb" if system.startswith("vectordb-milvus") else system
     result["import_s"] = import_seconds(python, module, opts.repeats)
+    result["search_ef"] = search_ef_of(system, store)
     shutil.rmtree(store, ignore_errors=True)
     return result
+
+
+def search_ef_of(system: str, store: Path) -> Optional[int]:
+    """The search ef a system's queries used: vectordb's calibrated one (in its saved index's
+    ``meta.json``), raw hnswlib's fixed one; None for the others."""
+    if system == "hnswlib":
+        from benchmarks import sys_hnswlib
+
+        return sys_hnswlib.EF_SEARCH
+    if system == "vectordb":
+        for meta in sorted(store.glob("index/*/meta.json")):
+            calibrated = json.loads(meta.read_text()).get("calibrated") or {}
+            return calibrated.get("ef")
+    return None
 
 
 def growth_run(system: str, python: str, data_dir: Path, work: Path, opts: Options) -> Dict[str, Any]:

@@ -43,9 +43,16 @@ def rows_of(ids: List[str]) -> List[int]:
     return [int(i[2:]) for i in ids]
 
 
+def _indexes(client: Any) -> Any:
+    """The client's index manager (``engine.indexes``; ``_indexes`` before the engine was split out)."""
+    backend = client._backend
+    engine = getattr(backend, "engine", None)
+    return getattr(backend, "_indexes", None) if engine is None else engine.indexes
+
+
 def pending(client: Any, collection: Any) -> Any:
     """Vectors not yet in the graph (None where the code measured has no catch-up)."""
-    indexes = getattr(client._backend, "_indexes", None)
+    indexes = _indexes(client)
     count = getattr(indexes, "pending", None)
     return None if count is None else int(count(collection.id))
 
@@ -114,7 +121,7 @@ def settle(store: str, data: str) -> None:
     col = client.get_collection(COLLECTION, embedding_function=None)
     col.query(query_embeddings=[queries_of(data)[0].tolist()], n_results=10)
     left = pending(client, col)
-    client._backend._indexes.wait()  # every background index work (a catch-up too, where there is one)
+    _indexes(client).wait()  # every background index work (a catch-up too, where there is one)
     t1 = time.perf_counter()
     client.close()
     emit({"settle_s": t1 - t0, "close_s": time.perf_counter() - t1, "pending_after_first": left})

@@ -39,6 +39,7 @@ METRICS = (
     Metric("query_p50", "query p50 (ms)", ("query", "p50_ms"), "{:.3f}"),
     Metric("query_p99", "query p99 (ms)", ("query", "p99_ms"), "{:.3f}"),
     Metric("recall", "recall@10", ("query", "recall"), "{:.3f}"),
+    Metric("search_ef", "  at search ef", ("search_ef",), "{:,.0f}", ratio=False),
     Metric("filtered_p50", "1%-filter p50 (ms)", ("filtered_query", "p50_ms"), "{:.3f}"),
     Metric("filtered_p99", "1%-filter p99 (ms)", ("filtered_query", "p99_ms"), "{:.3f}"),
     Metric("filtered_recall", "1%-filter recall@10", ("filtered_query", "recall"), "{:.3f}"),

@@ -27,6 +27,8 @@ HNSW_INT_KEYS = ("hnsw:M", "hnsw:construction_ef", "hnsw:search_ef")
 """The ``hnsw:*`` collection settings and the values they take; what they mean for the index
 (defaults, which are fixed at build time) is in :mod:`vectordb.index.settings`, which the
 rest of the package reads them through (this module cannot import the index package)."""
+HNSW_RECALL_TARGET_KEY = "hnsw:recall_target"
+"""The recall@10 a collection's index aims for when ``hnsw:search_ef`` is not given: a number in (0, 1]."""
 HNSW_CONFIGURED_KEY = "hnsw:configured"
 """Stored in a collection's metadata beside the ``hnsw:*`` settings given as ``configuration`` (or
 kept when ``modify`` replaced the metadata): the list of those keys, which are index settings
@@ -349,16 +351,27 @@ def validate_collection_metadata(metadata: Any) -> Optional[Dict[str, Any]]:
     for key in HNSW_INT_KEYS:
         if key in meta:
             validate_positive_int(meta[key], f"metadata[{key!r}]")
-    unknown = [k for k in meta if k.startswith("hnsw:") and k not in (HNSW_SPACE_KEY, HNSW_CONFIGURED_KEY)
-               and k not in HNSW_INT_KEYS]
+    if HNSW_RECALL_TARGET_KEY in meta:
+        validate_recall_target(meta[HNSW_RECALL_TARGET_KEY], f"metadata[{HNSW_RECALL_TARGET_KEY!r}]")
+    known = (HNSW_SPACE_KEY, HNSW_CONFIGURED_KEY, HNSW_RECALL_TARGET_KEY) + HNSW_INT_KEYS
+    unknown = [k for k in meta if k.startswith("hnsw:") and k not in known]
     if unknown:
         raise InvalidArgumentError(
-            f"metadata: unknown index setting {unknown[0]!r} (known: {HNSW_SPACE_KEY}, {', '.join(HNSW_INT_KEYS)})"
+            f"metadata: unknown index setting {unknown[0]!r} "
+            f"(known: {HNSW_SPACE_KEY}, {', '.join(HNSW_INT_KEYS)}, {HNSW_RECALL_TARGET_KEY})"
         )
     if HNSW_CONFIGURED_KEY in meta:
         _validate_configured(meta)
     _validate_text_settings(meta)
     return meta
+
+
+def validate_recall_target(value: Any, arg: str) -> float:
+    """A recall target: a number (not a bool) greater than 0 and at most 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 < float(value) <= 1:
+        raise InvalidArgumentError(f"{arg}: expected a number greater than 0 and at most 1, got {_short(value)}")
+    return float(value)
 
 
 def _validate_configured(meta: Dict[str, Any]) -> None:

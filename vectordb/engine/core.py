@@ -203,6 +203,8 @@ class Engine:
                         self.text.flush()
             finally:
                 try:
+                    for part in (self.indexes, self.text, self.derived):
+                        part.clear()  # a closed client the program still holds keeps no graph or cache
                     self.store.close()
                 finally:
                     registry.release(self.path, self)

@@ -11,6 +11,11 @@ that :func:`vectordb.filters.to_sql` writes for the same tree exactly (a propert
 in tests/test_filter_equivalence.py holds them equal); where float64 cannot compare
 exactly (ints beyond ±2**53) it answers None and the caller asks the store. Like the record
 cache it is derived data, kept current by each committed write and delete of this client.
+
+A lone equality filter (``{key: value}``, ``{key: {"$in": [...]}}``) scans its column: 0.4 ms
+at a million records (0.03 ms from a sorted view). Once one key has been asked :data:`SORTED_AFTER` times while nothing
+was written, a sorted view of its column is made (one ``argsort``) and such filters are then
+answered in O(log n + matches); any write drops the views.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ _ORDER = {"$eq": np.equal, "$ne": np.equal, "$in": np.equal, "$nin": np.equal, "
           "$gte": np.greater_equal, "$lt": np.less, "$lte": np.less_equal}
 _FILL = {"num": np.nan, "code": -1, "flag": -1}
 _DTYPE = {"num": np.float64, "code": np.int32, "flag": np.int8}
+SORTED_AFTER = 128
+"""Equality filters on one key (and kind) asked this many times without a write in between make a
+sorted view of its column (read at run time). Making it costs about as much as 100 to 300 scans
+(an ``argsort``: about 0.1 s at a million records), so a store written to between every few
+queries keeps scanning and never pays for views it would drop at once."""
 
 
 class _Items:
@@ -99,6 +109,10 @@ class MetadataIndex:
         self._live = np.zeros(self._capacity, dtype=bool)
         self._columns: Dict[str, _Column] = {}
         self._disabled = False
+        self._views: Dict[Tuple[str, str], Tuple[np.ndarray, np.ndarray]] = {}
+        """Sorted views by (key, kind): labels in value order (stable: ascending within a value), and the values."""
+        self._asked: Dict[Tuple[str, str], int] = {}
+        """Equality filters asked per (key, kind) since the last write, until a view is made."""
 
     @classmethod
     def load(cls, columns: Dict[str, np.ndarray], capacity: int) -> "MetadataIndex":
@@ -169,6 +183,7 @@ class MetadataIndex:
         labels = np.asarray(labels, dtype=np.int64)
         if self._disabled or not len(labels):
             return
+        self._changed()
         self._grow(int(labels.max()))
         self._clear(labels)
         self._live[labels] = True
@@ -202,6 +217,7 @@ class MetadataIndex:
         """Forget deleted rows."""
         labels = np.asarray(labels, dtype=np.int64)
         labels = labels[labels < self._capacity]
+        self._changed()
         self._live[labels] = False
         self._clear(labels)
 
@@ -210,8 +226,59 @@ class MetadataIndex:
         can answer exactly (ints beyond ±2**53, too many keys, a document condition)."""
         if self._disabled:
             return None
+        found = self._equal(where)
+        if found is not None:
+            return found
         mask = self._node(where)
         return None if mask is None else np.flatnonzero(mask & self._live[: self._size]).astype(np.int64, copy=False)
+
+    def _changed(self) -> None:
+        """A write: the sorted views no longer hold."""
+        self._views = {}
+        self._asked = {}
+
+    def _equal(self, node: Node) -> Optional[np.ndarray]:
+        """The live labels of a lone equality filter (``$eq``, ``$in``), ascending, from a sorted view
+        of its column; None when there is no view (yet) or the filter is of another shape (then
+        :meth:`_node` scans, with the same meaning)."""
+        if isinstance(node, Compare) and node.op == "$eq":
+            values: Sequence[Scalar] = (node.value,)
+        elif isinstance(node, Member) and not node.negated and node.values:
+            values = node.values
+        else:
+            return None
+        col = self._columns.get(node.key)
+        if col is None:
+            return None
+        kind = _kind(values[0])
+        if kind == "num" and (col.inexact or any(isinstance(x, int) and abs(x) > EXACT for x in values)):
+            return None
+        array = col.arrays.get(kind)
+        if array is None:
+            return None
+        key = (node.key, kind)
+        views = self._views
+        view = views.get(key)
+        if view is None:
+            asked = self._asked.get(key, 0) + 1
+            self._asked[key] = asked
+            if asked < SORTED_AFTER:
+                return None
+            now = array[: self._size]
+            order = np.argsort(now, kind="stable")
+            view = views[key] = (order, now[order])
+        order, ordered = view
+        if kind == "code":
+            targets: List[Any] = sorted({col.codes[s] for s in values if s in col.codes})  # type: ignore[index]
+        elif kind == "flag":
+            targets = sorted({int(x) for x in values})
+        else:
+            targets = sorted({float(x) for x in values})
+        parts = [order[np.searchsorted(ordered, t, "left"): np.searchsorted(ordered, t, "right")] for t in targets]
+        labels = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+        if len(parts) > 1:
+            labels.sort()
+        return labels[self._live[labels]].astype(np.int64, copy=False)
 
     def _node(self, node: Node) -> Optional[np.ndarray]:
         """A mask over labels ``[0, size)``; None as soon as any part cannot be answered here."""
@@ -296,6 +363,7 @@ class MetadataIndex:
     def _disable(self) -> None:
         self._disabled = True
         self._columns.clear()
+        self._changed()
 
 
 def _kind(value: Any) -> str:

@@ -24,12 +24,17 @@ SearchResult = Tuple[np.ndarray, np.ndarray]
 @dataclass(frozen=True)
 class IndexParams:
     """How the index is built and searched (the ``hnsw:*`` collection metadata, see
-    :mod:`vectordb.index.settings`)."""
+    :mod:`vectordb.index.settings`).
+
+    ``search_ef`` 0 means automatic: the index picks the smallest search breadth that meets
+    ``recall_target`` (see :mod:`vectordb.index.calibration`); a positive value is used as is.
+    """
 
     space: str = "l2"
     M: int = 16
     construction_ef: int = 100
     search_ef: int = 50
+    recall_target: float = 0.95
 
 
 class VectorIndex(Protocol):

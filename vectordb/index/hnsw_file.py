@@ -25,8 +25,11 @@ enterpoint; every label (in range, unique, alive exactly when not marked deleted
 from __future__ import annotations
 
 import math
+import os
+import zlib
 from bisect import bisect_left
 from dataclasses import dataclass
+from typing import Any, List
 
 import numpy as np
 
@@ -209,3 +212,29 @@ def _ranges(lengths: np.ndarray) -> np.ndarray:
     out = np.ones(int(ends[-1]), dtype=np.int64)
     out[ends[:-1]] = 1 - lengths[:-1]
     return np.cumsum(out)
+
+
+def read_array(path: str, dtype: "np.dtype[Any] | type") -> np.ndarray:
+    """The one-dimensional array of ``dtype`` saved in ``path`` (.npy), its header checked against
+    the file size before anything is allocated."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, found = read_header(f)
+        want = np.dtype(dtype)
+        if found != want or len(shape) != 1 or shape[0] * want.itemsize != os.path.getsize(path) - f.tell():
+            raise ValueError(f"{os.path.basename(path)} is not an array of {want}")
+        return np.fromfile(f, dtype=want, count=shape[0])
+
+
+def checksum(path: str) -> List[int]:
+    """The size and CRC-32 of the file at ``path`` (what meta.json records of each saved file)."""
+    crc = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 22)
+            if not chunk:
+                break
+            crc = zlib.crc32(chunk, crc)
+    return [os.path.getsize(path), crc]

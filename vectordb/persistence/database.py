@@ -41,7 +41,7 @@ import re
 import threading
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Union
 
 import duckdb
 
@@ -60,6 +60,15 @@ from vectordb.persistence.lock import StoreLock
 log = logging.getLogger("vectordb")
 
 DB_FILE = "vectordb.duckdb"
+MEMORY_LIMIT = "64MB"
+"""DuckDB's buffer-pool limit for a store on disk (DuckDB's own default is 80% of the machine's RAM).
+
+vectordb answers reads from its own derived structures, so DuckDB's cache of blocks buys
+little; without a limit DuckDB keeps every block a write or a scan touched (the whole
+embedding column: 1.5 KB a record at 384 dimensions) until memory runs short. Sorts and
+large results spill to ``vectordb.duckdb.tmp`` beyond the limit instead of failing
+(checked with a million records: every statement the store runs, and a compaction's copy).
+A store in memory keeps DuckDB's default: its data lives in the buffer pool."""
 REOPEN_ATTEMPTS = 3
 """Tries at reopening the file after a compaction swap before the compaction reports failure."""
 
@@ -317,7 +326,9 @@ class Database:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         target = ":memory:" if self.file is None else self.file
         try:
-            return duckdb.connect(target, read_only=self.read_only)
+            config: Dict[str, Union[str, bool, int, float, List[str]]] = \
+                {} if self.file is None else {"memory_limit": MEMORY_LIMIT}
+            return duckdb.connect(target, read_only=self.read_only, config=config)
         except duckdb.Error as exc:
             if any(w in str(exc).lower() for w in ("could not set lock", "conflicting lock")):
                 raise _lock_error(self.path, exc, self.read_only) from None
