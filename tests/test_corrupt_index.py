@@ -21,7 +21,7 @@ import pytest
 from conftest import run_python
 
 import vectordb
-from vectordb.index import search
+from vectordb.index.search import SearchPolicy
 
 DIM = 8
 N = 300
@@ -84,8 +84,10 @@ DAMAGES = {
 }
 
 
-def _assert_exact_answers(path: str) -> None:
+def _assert_exact_answers(path: str, through_the_graph: bool = False) -> None:
     with vectordb.PersistentClient(path) as client:
+        if through_the_graph:  # answer through the graph that was loaded, not by exact search
+            client.backend.engine.indexes.search_policy = SearchPolicy(exact_collection_max=0)
         col = client.get_collection("docs")
         got = col.get(include=["embeddings"])
         vectors = np.asarray(got["embeddings"], dtype=np.float32)
@@ -334,9 +336,8 @@ _CHILD = """
 import json, logging, sys
 import numpy as np
 import vectordb
-from vectordb.index import search
+from vectordb.index.search import SearchPolicy
 
-search.EXACT_COLLECTION_MAX = 0  # answer through the graph that was loaded (or rebuilt)
 warnings = []
 handler = logging.Handler(logging.WARNING)
 handler.emit = lambda record: warnings.append(record.getMessage())
@@ -356,6 +357,7 @@ for name, path in json.loads(%(cases)r):
     print("opening", name, flush=True)
     del warnings[:]
     with vectordb.PersistentClient(path) as client:
+        client.backend.engine.indexes.search_policy = SearchPolicy(exact_collection_max=0)  # through the graph
         col = client.get_collection("docs")
         check(col)
         col.add([f"late{i}" for i in range(20)], rng.standard_normal((20, %(dim)d)).astype(np.float32))
@@ -446,9 +448,8 @@ def test_another_collections_index_copied_in_place_is_rebuilt(tmp_path, caplog, 
         docs, other = client.get_collection("docs").id, client.get_collection("other").id
     shutil.rmtree(os.path.join(path, "index", docs))
     shutil.copytree(os.path.join(path, "index", other), os.path.join(path, "index", docs))
-    monkeypatch.setattr(search, "EXACT_COLLECTION_MAX", 0)  # answer through the graph that was loaded
     with caplog.at_level(logging.WARNING, logger="vectordb"):
-        _assert_exact_answers(path)
+        _assert_exact_answers(path, through_the_graph=True)
     assert any("belongs to another collection" in r.getMessage() for r in caplog.records)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import vectordb
-from vectordb.index import search
+from vectordb.index.search import SearchPolicy
 
 N, DIM = 3000, 16
 
@@ -31,18 +31,20 @@ def recall(col, vectors, where, allowed, queries, k=10):
 
 
 @pytest.mark.parametrize("overfetch_max", [10_000, 0], ids=["over-fetch", "hnswlib-filter"])
-def test_graph_paths_keep_recall_and_respect_the_filter(collection, monkeypatch, overfetch_max):
+def test_graph_paths_keep_recall_and_respect_the_filter(collection, overfetch_max):
     col, vectors = collection
-    monkeypatch.setattr(search, "EXACT_SEARCH_MAX", 50)
-    monkeypatch.setattr(search, "EXACT_COLLECTION_MAX", 0)
-    monkeypatch.setattr(search, "OVERFETCH_MAX", overfetch_max)
-    queries = np.random.default_rng(8).standard_normal((20, DIM)).astype(np.float32)
-    wide = {"bucket": {"$lt": 5}}
-    allowed = np.flatnonzero(np.arange(N) % 10 < 5)
-    assert recall(col, vectors, wide, allowed, queries) >= 0.9
-    narrow = {"bucket": 3}
-    allowed = np.flatnonzero(np.arange(N) % 10 == 3)
-    assert recall(col, vectors, narrow, allowed, queries) >= 0.9
+    indexes = col.backend.engine.indexes
+    indexes.search_policy = SearchPolicy(exact_search_max=50, exact_collection_max=0, overfetch_max=overfetch_max)
+    try:
+        queries = np.random.default_rng(8).standard_normal((20, DIM)).astype(np.float32)
+        wide = {"bucket": {"$lt": 5}}
+        allowed = np.flatnonzero(np.arange(N) % 10 < 5)
+        assert recall(col, vectors, wide, allowed, queries) >= 0.9
+        narrow = {"bucket": 3}
+        allowed = np.flatnonzero(np.arange(N) % 10 == 3)
+        assert recall(col, vectors, narrow, allowed, queries) >= 0.9
+    finally:
+        indexes.search_policy = SearchPolicy()  # the module's collection goes on with the defaults
 
 
 def test_exact_path_is_exact(collection):

@@ -6,7 +6,7 @@ On reopen the saved index is loaded and the records written since (the tail) are
 exactly while a worker thread inserts them into the graph. These tests hold that worker
 back (its ``start`` is deferred) to see the state a first query meets, and check that
 answers equal exact search over the records at every step, through the graph's own
-paths (``EXACT_COLLECTION_MAX`` and ``EXACT_SEARCH_MAX`` are lowered so that plain and
+paths (the engine's ``SearchPolicy`` lowers the exact-search thresholds so that plain and
 filtered queries go through hnswlib), with writes, deletes, compaction and close in
 the middle of a catch-up.
 """
@@ -27,9 +27,8 @@ import pytest
 
 import vectordb
 from vectordb.engine import catchup as catchup_module
-from vectordb.engine import indexjob
-from vectordb.engine.structure import SavePolicy
-from vectordb.index import search
+from vectordb.engine.structure import InsertPolicy, SavePolicy
+from vectordb.index.search import SearchPolicy
 
 DIM = 8
 BASE = 2500  # saved with the index on close
@@ -88,11 +87,13 @@ def _crash(path: str, end: str) -> None:
         proc.stderr.close()
 
 
-@pytest.fixture
-def graph_paths(monkeypatch):
-    """Plain and wide filtered queries go through the graph (not exact search) at these sizes."""
-    monkeypatch.setattr(search, "EXACT_COLLECTION_MAX", 100)
-    monkeypatch.setattr(search, "EXACT_SEARCH_MAX", 100)
+GRAPH_PATHS = SearchPolicy(exact_collection_max=100, exact_search_max=100)
+"""Plain and wide filtered queries go through the graph (not exact search) at these sizes."""
+
+
+def graph_paths(client) -> None:
+    """Set :data:`GRAPH_PATHS` on the client's engine (before its first query loads an index)."""
+    client.backend.engine.indexes.search_policy = GRAPH_PATHS
 
 
 @pytest.fixture
@@ -140,8 +141,9 @@ def assert_exact(col, seed: int = 0) -> None:
             np.testing.assert_allclose(result["embeddings"][q], vectors[order], rtol=1e-6)
 
 
-def test_first_query_answers_exactly_before_the_tail_is_in_the_graph(crashed, graph_paths, held):
+def test_first_query_answers_exactly_before_the_tail_is_in_the_graph(crashed, held):
     with vectordb.PersistentClient(crashed) as client:
+        graph_paths(client)
         col = client.get_collection("docs")
         indexes = client.backend.engine.indexes
         assert_exact(col)
@@ -158,9 +160,10 @@ def test_first_query_answers_exactly_before_the_tail_is_in_the_graph(crashed, gr
         assert report.ok, str(report)
 
 
-def test_writes_deletes_and_updates_during_a_catch_up_are_seen(crashed, graph_paths, held):
+def test_writes_deletes_and_updates_during_a_catch_up_are_seen(crashed, held):
     rng = np.random.default_rng(7)
     with vectordb.PersistentClient(crashed) as client:
+        graph_paths(client)
         col = client.get_collection("docs")
         indexes = client.backend.engine.indexes
         col.query(rng.standard_normal(DIM).astype(np.float32), n_results=3)  # opens it: the tail is pending
@@ -182,14 +185,16 @@ def test_writes_deletes_and_updates_during_a_catch_up_are_seen(crashed, graph_pa
         assert_exact(col, seed=2)
         assert client.check().ok
     with vectordb.PersistentClient(crashed) as client:  # closed after the catch-up: nothing pending
+        graph_paths(client)
         col = client.get_collection("docs")
         assert_exact(col, seed=3)
         assert client.backend.engine.indexes.pending(col.id) == 0
 
 
-def test_close_during_a_catch_up_saves_what_is_in(crashed, graph_paths, monkeypatch):
-    monkeypatch.setattr(catchup_module, "INSERT_CHUNK", 100)
+def test_close_during_a_catch_up_saves_what_is_in(crashed, monkeypatch):
     client = vectordb.PersistentClient(crashed)
+    graph_paths(client)
+    client.backend.engine.indexes.insertion = InsertPolicy(catch_up_chunk=100)
     client.backend.engine.indexes.policy = SavePolicy(min_changes=300)
     col = client.get_collection("docs")
     before = _saved_seq(crashed, col.id)
@@ -205,6 +210,7 @@ def test_close_during_a_catch_up_saves_what_is_in(crashed, graph_paths, monkeypa
     saved = _saved_seq(crashed, col.id)
     assert saved > before
     with vectordb.PersistentClient(crashed) as client:
+        graph_paths(client)
         col = client.get_collection("docs")
         col.query(np.zeros(DIM, dtype=np.float32), n_results=3)
         assert client.backend.engine.indexes.pending(col.id) < pending + 200  # + the rest of a write cut in two
@@ -212,8 +218,9 @@ def test_close_during_a_catch_up_saves_what_is_in(crashed, graph_paths, monkeypa
         assert client.check().ok
 
 
-def test_a_compaction_during_a_catch_up_rebuilds_from_the_records(crashed, graph_paths, held):
+def test_a_compaction_during_a_catch_up_rebuilds_from_the_records(crashed, held):
     with vectordb.PersistentClient(crashed) as client:
+        graph_paths(client)
         col = client.get_collection("docs")
         col.query(np.zeros(DIM, dtype=np.float32), n_results=3)
         assert client.backend.engine.indexes.pending(col.id) > 0
@@ -223,7 +230,7 @@ def test_a_compaction_during_a_catch_up_rebuilds_from_the_records(crashed, graph
         assert client.check().ok
 
 
-def test_a_store_never_saved_is_caught_up_and_saved_in_the_background(tmp_path, graph_paths, held):
+def test_a_store_never_saved_is_caught_up_and_saved_in_the_background(tmp_path, held):
     """A client dropped before its first save (fewer changes than SAVE_MIN_CHANGES) leaves no index file."""
     path = str(tmp_path / "db")
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
@@ -239,6 +246,7 @@ def test_a_store_never_saved_is_caught_up_and_saved_in_the_background(tmp_path, 
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     assert not os.path.exists(os.path.join(path, "index")) or not os.listdir(os.path.join(path, "index"))
     with vectordb.PersistentClient(path) as client:
+        graph_paths(client)
         col = client.get_collection("docs")
         assert_exact(col)
         assert client.backend.engine.indexes.pending(col.id) == 3000
@@ -249,8 +257,7 @@ def test_a_store_never_saved_is_caught_up_and_saved_in_the_background(tmp_path, 
         assert client.check().ok
 
 
-def test_a_failed_catch_up_still_answers_exactly_then_rebuilds(crashed, graph_paths, monkeypatch, caplog):
-    monkeypatch.setattr(catchup_module, "INSERT_CHUNK", 100)
+def test_a_failed_catch_up_still_answers_exactly_then_rebuilds(crashed, monkeypatch, caplog):
     from vectordb.index import hnsw
 
     real_add = hnsw.HnswIndex.add
@@ -265,6 +272,8 @@ def test_a_failed_catch_up_still_answers_exactly_then_rebuilds(crashed, graph_pa
 
     monkeypatch.setattr(hnsw.HnswIndex, "add", failing_on_the_worker)
     with vectordb.PersistentClient(crashed) as client:
+        graph_paths(client)
+        client.backend.engine.indexes.insertion = InsertPolicy(catch_up_chunk=100)
         col = client.get_collection("docs")
         col.query(np.zeros(DIM, dtype=np.float32), n_results=3)
         catchup = client.backend.engine.indexes.catch_up_of(col.id)
@@ -281,7 +290,6 @@ def test_a_dropped_clients_worker_stops(crashed, monkeypatch):
     """A client dropped without close() in a live process: its catch-up worker ends with it."""
     from vectordb.index import hnsw
 
-    monkeypatch.setattr(catchup_module, "INSERT_CHUNK", 10)
     real_add = hnsw.HnswIndex.add
 
     def slow_add(self, labels, vectors):
@@ -290,6 +298,7 @@ def test_a_dropped_clients_worker_stops(crashed, monkeypatch):
 
     monkeypatch.setattr(hnsw.HnswIndex, "add", slow_add)  # about 2.5 s for the whole tail
     client = vectordb.PersistentClient(crashed)
+    client.backend.engine.indexes.insertion = InsertPolicy(catch_up_chunk=10)
     col = client.get_collection("docs")
     col.query(np.zeros(DIM, dtype=np.float32), n_results=3)
     catchup = client.backend.engine.indexes.catch_up_of(col.id)
@@ -305,7 +314,7 @@ def test_a_dropped_clients_worker_stops(crashed, monkeypatch):
 
 
 @pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "rows"])
-def test_the_tail_reads_the_same_through_arrow_or_rows(crashed, graph_paths, held, monkeypatch, arrow):
+def test_the_tail_reads_the_same_through_arrow_or_rows(crashed, held, monkeypatch, arrow):
     """The records after the saved seq come back alike whether pyarrow (optional) is used or not."""
     from vectordb.persistence import scan
 
@@ -313,6 +322,7 @@ def test_the_tail_reads_the_same_through_arrow_or_rows(crashed, graph_paths, hel
         pytest.importorskip("pyarrow")
     monkeypatch.setattr(scan, "USE_PYARROW", arrow)
     with vectordb.PersistentClient(crashed) as client:
+        graph_paths(client)
         col = client.get_collection("docs")
         seq = _saved_seq(crashed, col.id)
         with client.backend.engine.turn():
@@ -338,7 +348,6 @@ def test_a_dropped_clients_insertion_stops_and_saves_nothing(tmp_path, monkeypat
 
     path = str(tmp_path / "db")
     _base(path)
-    monkeypatch.setattr(indexjob, "JOB_CHUNK", 50)
     real_add = hnsw.HnswIndex.add
     chunks = []
 
@@ -351,6 +360,7 @@ def test_a_dropped_clients_insertion_stops_and_saves_nothing(tmp_path, monkeypat
     monkeypatch.setattr(hnsw.HnswIndex, "add", slow_on_the_worker)  # about 2 s for the whole write
     client = vectordb.PersistentClient(path)
     client.backend.engine.indexes.policy = SavePolicy(min_changes=100)  # the write's job would save when done
+    client.backend.engine.indexes.insertion = InsertPolicy(write_chunk=50)
     col = client.get_collection("docs")
     collection_id = col.id
     before = _saved_seq(path, collection_id)

@@ -3,7 +3,7 @@
 After an unclean end, the saved index of a collection lacks the records written after
 its ``seq`` (the *tail*; up to max(50,000, half the collection)). :class:`CatchUp` holds
 the loaded graph and that tail (:class:`vectordb.index.tail.Tail`) and inserts the tail
-into the graph on a worker thread, a chunk of ``INSERT_CHUNK`` vectors at a time. Until
+into the graph on a worker thread, a chunk of vectors at a time (``chunk``). Until
 it is done:
 
 * a query searches the graph, without the labels whose current vectors are still
@@ -40,12 +40,11 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+from vectordb.engine.structure import DEFAULT_INSERT_POLICY
 from vectordb.index.base import SearchResult, VectorIndex
 from vectordb.index.tail import Tail, merge
 from vectordb.persistence.store import Store
 
-INSERT_CHUNK = 256
-"""Vectors inserted per turn of the worker: how long a query may wait for it (read at run time)."""
 
 QUIET_MIN_S = 0.25
 """A deferring catch-up inserts once no write has come for at least this long (read at run time)..."""
@@ -125,7 +124,7 @@ class CatchUp:
         self._save_due = save_due
         self._backlog_max = backlog_max
         self._chunk = chunk
-        """Vectors per turn of the worker (None: ``INSERT_CHUNK``): how long a query may wait for it."""
+        """Vectors per turn of the worker (None: :class:`~vectordb.engine.structure.InsertPolicy`'s default)."""
         self._pace = pace
         self._hurry = False
         """Insert without deferring: the tail grew past the bound, or a caller waits for the whole graph."""
@@ -327,7 +326,7 @@ class CatchUp:
                 self._cond.wait(deferred)  # an append, a caller or finish() wakes it early
             if self._stop:
                 return False
-            head = self.tail.head(self._chunk or INSERT_CHUNK)
+            head = self.tail.head(self._chunk or DEFAULT_INSERT_POLICY.catch_up_chunk)
             if head is None:
                 self.state = SAVING  # from here on the graph no longer changes: queries go on, writes wait
                 return False

@@ -33,9 +33,9 @@ import numpy as np
 
 from vectordb.engine.catchup import CatchUp
 from vectordb.engine.indexopen import IMPLEMENTATION, IndexEnv, index_params, replay
-from vectordb.engine.structure import DEFAULT_SAVE_POLICY, SavePolicy, StructureRegistry
+from vectordb.engine.structure import DEFAULT_SAVE_POLICY, InsertPolicy, SavePolicy, StructureRegistry
 from vectordb.engine.vectorindex import Searcher, VectorIndexState
-from vectordb.index.base import VectorIndex
+from vectordb.index.base import SearchPolicy, VectorIndex
 from vectordb.persistence.store import CollectionRow, Store
 from vectordb.persistence.turns import Turns
 
@@ -76,6 +76,29 @@ class VectorIndexes(StructureRegistry[VectorIndexState]):
     @policy.setter
     def policy(self, policy: SavePolicy) -> None:
         self._env.policy = policy
+
+    @property
+    def insertion(self) -> InsertPolicy:
+        """How workers feed vectors into the graphs (applies to the work started after)."""
+        return self._env.insertion
+
+    @insertion.setter
+    def insertion(self, policy: InsertPolicy) -> None:
+        self._env.insertion = policy
+
+    @property
+    def search_policy(self) -> SearchPolicy:
+        """When a search is exact (see :mod:`vectordb.index.search`): applies to every index, open or not."""
+        return self._env.search_policy
+
+    @search_policy.setter
+    def search_policy(self, policy: SearchPolicy) -> None:
+        self._env.search_policy = policy
+        for _, state in self.states():
+            if state.index is not None:
+                state.index.search_policy = policy
+            if state.catchup is not None:
+                state.catchup.graph.search_policy = policy
 
     def folder_of(self, collection_id: str) -> Optional[str]:
         """The folder of a collection's index files (None for a store in memory)."""

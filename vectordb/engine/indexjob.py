@@ -18,9 +18,6 @@ import numpy as np
 from vectordb.index.base import VectorIndex
 from vectordb.persistence.store import CollectionRow
 
-JOB_CHUNK = 1024
-"""A write's insertion goes in chunks of this many vectors, so that a dropped engine's job stops soon
-(read at run time)."""
 
 
 class IndexJob:
@@ -28,11 +25,13 @@ class IndexJob:
 
     def __init__(
         self, row: CollectionRow, index: VectorIndex, labels: np.ndarray, vectors: np.ndarray, save_to: Optional[str],
-        saving: Callable[[], "ContextManager[bool]"],
+        saving: Callable[[], "ContextManager[bool]"], chunk: int = 1024,
     ) -> None:
         """``saving()``: whether the save may happen when the insertion is done (see
         :func:`vectordb.persistence.turns.save_gate`); ``save_to``: the index folder, None: no save."""
         self.row = row
+        self.chunk = chunk
+        """Vectors per step: a dropped engine's job stops after the step in progress."""
         self.saving = saving
         self.index = index
         self.labels = labels
@@ -63,10 +62,10 @@ class IndexJob:
     def _run(self) -> None:
         try:
             add = self.index.add  # bound once: the whole write goes in through the same method
-            for start in range(0, len(self.labels), JOB_CHUNK):
+            for start in range(0, len(self.labels), self.chunk):
                 if self.cancelled:
                     return
-                add(self.labels[start: start + JOB_CHUNK], self.vectors[start: start + JOB_CHUNK])
+                add(self.labels[start: start + self.chunk], self.vectors[start: start + self.chunk])
         except BaseException as exc:  # taken in by the state's join_job(); an interrupt also goes on up
             self.error = exc
             if not isinstance(exc, Exception):

@@ -21,9 +21,9 @@ from typing import Callable, ContextManager, Dict, Iterator, Optional, Tuple
 import numpy as np
 
 from vectordb.engine.catchup import CatchUp, Pace, covers, read_tail
-from vectordb.engine.structure import SavePolicy
+from vectordb.engine.structure import DEFAULT_INSERT_POLICY, InsertPolicy, SavePolicy
 from vectordb.index import settings
-from vectordb.index.base import IndexParams, VectorIndex
+from vectordb.index.base import DEFAULT_SEARCH_POLICY, IndexParams, SearchPolicy, VectorIndex
 from vectordb.index.hnsw import HnswIndex
 from vectordb.index.tail import Tail
 from vectordb.persistence.store import CollectionRow, Store
@@ -51,6 +51,10 @@ class IndexEnv:
     read_only: bool
     turns: Optional[Turns]
     policy: SavePolicy
+    search_policy: SearchPolicy = DEFAULT_SEARCH_POLICY
+    """The thresholds of exact search (see :mod:`vectordb.index.search`), set on every index opened."""
+    insertion: InsertPolicy = DEFAULT_INSERT_POLICY
+    """How workers feed vectors into the graphs (chunk sizes)."""
     saving: Callable[..., ContextManager[bool]] = field(init=False)
     """``with saving(generation) as allowed:`` whether files may be saved now (see :func:`save_gate`)."""
     jobs_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -92,6 +96,7 @@ def open_at_position(env: IndexEnv, row: CollectionRow) -> Tuple[VectorIndex, in
         else:
             log.warning("collection %r has no usable saved index; rebuilding it from the records", row.name)
     fresh = IMPLEMENTATION(params, row.dimension, capacity=max(len(labels), 16))
+    fresh.search_policy = env.search_policy
     return fresh, -1, read_tail(store, row.id, row.dimension, -1), 0
 
 
@@ -127,7 +132,7 @@ def new_catch_up(env: IndexEnv, row: CollectionRow, index: VectorIndex, tail: Ta
         pace.note()  # this write came now
     return CatchUp(
         index, tail, row.seq, unsaved + tail.count, save if folder is not None else None, due,
-        backlog_max=max(tail.count, policy.min_changes), chunk=chunk, pace=pace,
+        backlog_max=max(tail.count, policy.min_changes), chunk=chunk or env.insertion.catch_up_chunk, pace=pace,
     )
 
 

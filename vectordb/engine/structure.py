@@ -53,6 +53,19 @@ DEFAULT_SAVE_POLICY = SavePolicy()
 """The policy of an engine given none."""
 
 
+@dataclass(frozen=True)
+class InsertPolicy:
+    """How a worker thread feeds vectors into a graph: ``catch_up_chunk`` vectors per turn of a
+    catch-up (how long a query may wait for the chunk in progress), ``write_chunk`` per step of a
+    write's insertion (how soon a dropped engine's job stops). Tests make them small."""
+
+    catch_up_chunk: int = 256
+    write_chunk: int = 1024
+
+
+DEFAULT_INSERT_POLICY = InsertPolicy()
+
+
 class DerivedStructure(ABC):
     """One collection's structure derived from its records (see the module docstring).
 

@@ -160,6 +160,7 @@ class VectorIndexState(DerivedStructure):
     def _attach(self, index: VectorIndex) -> None:
         """Make ``index`` the collection's, able to fill its exact-search matrix from the store."""
         index.matrix_source = matrix_source(self.env.store, self.collection_id)
+        index.search_policy = self.env.search_policy
         self.index = index
 
     def open(self, row: CollectionRow) -> VectorIndex:
@@ -243,7 +244,7 @@ class VectorIndexState(DerivedStructure):
         due = env.policy.due(self.unsaved, index.count + len(labels))
         folder = env.folder_of(new_row.id)
         job = IndexJob(new_row, index, labels, vectors, folder if due and not env.read_only else None,
-                       functools.partial(env.saving, generation_of(env.turns)))
+                       functools.partial(env.saving, generation_of(env.turns)), env.insertion.write_chunk)
         with env.jobs_lock:
             self.job = job
         job.start(background=len(labels) >= BACKGROUND_MIN)

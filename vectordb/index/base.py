@@ -37,6 +37,21 @@ class IndexParams:
     recall_target: float = 0.95
 
 
+@dataclass(frozen=True)
+class SearchPolicy:
+    """When a search is exact and how far a filtered graph search over-fetches."""
+
+    exact_search_max: int = 20_000
+    """A filtered query matching at most this many records is answered by exact search."""
+    overfetch_max: int = 1_000
+    """A filtered graph search over-fetches at most this many neighbours before using the index's filter."""
+    exact_collection_max: int = 2_000
+    """A collection of at most this many records is always searched exactly (as cheap as the graph)."""
+
+
+DEFAULT_SEARCH_POLICY = SearchPolicy()
+
+
 class VectorIndex(Protocol):
     """A collection's vector index, as the engine uses it.
 
@@ -44,13 +59,14 @@ class VectorIndex(Protocol):
     n vectors; it grows as needed) or read back with :meth:`load`.
 
     ``params`` may be replaced while the index is loaded (only ``search_ef`` changes
-    then). ``matrix_source`` is set by the engine so that exact search can read the
-    vectors from the store instead of from the index.
+    then). ``matrix_source`` and ``search_policy`` are set by the engine (exact search can read
+    the vectors from the store instead of from the index; the engine's thresholds of exact search).
     """
 
     params: IndexParams
     dim: int
     matrix_source: Optional[VectorSource]
+    search_policy: SearchPolicy
 
     @property
     def count(self) -> int:

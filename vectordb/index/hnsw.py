@@ -38,7 +38,7 @@ import numpy as np
 
 from vectordb.index import calibration
 from vectordb.index import search as strategy
-from vectordb.index.base import IndexParams, SearchResult, VectorSource
+from vectordb.index.base import DEFAULT_SEARCH_POLICY, IndexParams, SearchPolicy, SearchResult, VectorSource
 from vectordb.index.exact import ExactFetch, ExactVectors
 from vectordb.index.hnsw_file import checksum, read_array, validate_index_file
 from vectordb.persistence.files import fsync_dir, fsync_path, write_atomic
@@ -60,6 +60,9 @@ _UNUSABLE = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeErro
 
 class HnswIndex:
     """A collection's vectors in an hnswlib graph, with the bookkeeping hnswlib lacks."""
+
+    search_policy: SearchPolicy = DEFAULT_SEARCH_POLICY
+    """When a search is exact (see :mod:`vectordb.index.search`): set by the engine."""
 
     def __init__(self, params: IndexParams, dim: int, capacity: int = 1024) -> None:
         self.params = params
@@ -249,7 +252,7 @@ class HnswIndex:
     def search(self, queries: np.ndarray, k: int, allowed: Optional[np.ndarray] = None) -> SearchResult:
         """The k nearest live labels and distances per query (see :func:`vectordb.index.search.search`)."""
         self._exact.capacity = len(self._key_of)
-        return strategy.search(self, self.params.space, self._exact, queries, k, allowed)
+        return strategy.search(self, self.params.space, self._exact, queries, k, allowed, self.search_policy)
 
     def _calibrate(self, graph_file: str) -> None:
         """Choose the search breadth that meets the recall target, with exact neighbours read from

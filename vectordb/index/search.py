@@ -1,16 +1,17 @@
 """The search strategy shared by every index implementation: exact or approximate, and how
 a filter is applied.
 
-* A collection of at most ``EXACT_COLLECTION_MAX`` live vectors is searched exactly
+* A collection of at most ``exact_collection_max`` live vectors is searched exactly
   (brute force costs no more than the graph there, and is exact).
-* A filtered query matching at most ``EXACT_SEARCH_MAX`` records is searched exactly
+* A filtered query matching at most ``exact_search_max`` records is searched exactly
   over those records, so filtered queries keep their recall.
-* A wider filter over-fetches from the graph (up to ``OVERFETCH_MAX`` neighbours) and
+* A wider filter over-fetches from the graph (up to ``overfetch_max`` neighbours) and
   keeps the allowed ones; queries that come up short are searched again with the
   index's own filter (:meth:`ApproximateIndex.knn` with a mask).
 * When the graph cannot return k results, the query is answered exactly.
 
-The constants are read at call time, so tests may change them.
+The three thresholds are a :class:`SearchPolicy`, which each index carries (the engine sets
+its own on every index it opens: ``engine.indexes.search_policy``).
 """
 
 from __future__ import annotations
@@ -20,17 +21,11 @@ from typing import Optional
 
 import numpy as np
 
-from vectordb.index.base import ApproximateIndex, SearchResult
+from vectordb.index.base import DEFAULT_SEARCH_POLICY, ApproximateIndex, SearchPolicy, SearchResult
 from vectordb.index.exact import ExactVectors, exact_search
 
 log = logging.getLogger("vectordb")
 
-EXACT_SEARCH_MAX = 20_000
-"""A filtered query matching at most this many records is answered by exact search."""
-OVERFETCH_MAX = 1_000
-"""A filtered graph search over-fetches at most this many neighbours before using the index's filter."""
-EXACT_COLLECTION_MAX = 2_000
-"""A collection of at most this many records is always searched exactly (as cheap as the graph)."""
 
 
 def search(
@@ -40,6 +35,7 @@ def search(
     queries: np.ndarray,
     k: int,
     allowed: Optional[np.ndarray] = None,
+    policy: SearchPolicy = DEFAULT_SEARCH_POLICY,
 ) -> SearchResult:
     """The k nearest live labels of ``index`` and their distances for each query row.
 
@@ -51,9 +47,9 @@ def search(
     k = min(k, candidates)
     if k == 0:
         return np.empty((len(queries), 0), dtype=np.int64), np.empty((len(queries), 0), dtype=np.float32)
-    if allowed is None and index.count <= EXACT_COLLECTION_MAX:
+    if allowed is None and index.count <= policy.exact_collection_max:
         return exact_search(space, queries, k, index.live_labels(), vectors)
-    if allowed is not None and len(allowed) <= max(EXACT_SEARCH_MAX, k):
+    if allowed is not None and len(allowed) <= max(policy.exact_search_max, k):
         return exact_search(space, queries, k, allowed, vectors)
     if allowed is None:
         found = index.knn(queries, k)
@@ -61,11 +57,12 @@ def search(
             log.debug("the graph found fewer than %d results; answering by exact search", k)
             return exact_search(space, queries, k, index.live_labels(), vectors)
         return found
-    return _filtered_graph_search(index, space, vectors, queries, k, allowed)
+    return _filtered_graph_search(index, space, vectors, queries, k, allowed, policy.overfetch_max)
 
 
 def _filtered_graph_search(
-    index: ApproximateIndex, space: str, vectors: ExactVectors, queries: np.ndarray, k: int, allowed: np.ndarray
+    index: ApproximateIndex, space: str, vectors: ExactVectors, queries: np.ndarray, k: int, allowed: np.ndarray,
+    overfetch_max: int,
 ) -> SearchResult:
     """Many allowed labels: over-fetch from the graph and keep the allowed ones (vectorised);
     rows that come up short are searched again with the index's own filter."""
@@ -76,7 +73,7 @@ def _filtered_graph_search(
     out_labels = np.empty((len(queries), k), dtype=np.int64)
     out_distances = np.empty((len(queries), k), dtype=np.float32)
     short = np.arange(len(queries))
-    found = index.knn(queries, fetch) if fetch <= OVERFETCH_MAX else None
+    found = index.knn(queries, fetch) if fetch <= overfetch_max else None
     if found is not None:
         labels, distances = found
         keep = mask[labels]
