@@ -76,7 +76,7 @@ BUILD_BATCH = 5000
 WARM_QUERIES = 20
 SETTLE_WINDOW_S = 6.0
 """A process counts as idle after this long with (almost) no CPU: longer than a reader waits for a
-writer's pause before inserting its writes (``vectordb.engine.catchup.QUIET_MAX_S``)."""
+writer's pause before inserting its writes (``InsertPolicy.defer_quiet_max_s``, :mod:`vectordb.engine.structure`)."""
 K = 10
 TAGS = ("news", "blog", "paper", "forum", "wiki", "review", "note", "mail")
 WORDS = ("vector", "search", "index", "query", "cluster", "store", "record", "graph", "filter", "cache",

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import vectordb
-from vectordb.engine import catchup as catchup_module
+from vectordb.engine.structure import InsertPolicy
 from vectordb.engine.catchup import CatchUp, Pace
 from vectordb.index import tail as tail_module
 from vectordb.index.base import IndexParams
@@ -68,11 +68,10 @@ def _wait(condition, timeout: float = 20.0) -> None:
         time.sleep(0.01)
 
 
-def test_insertion_waits_while_writes_come_and_queries_stay_exact(monkeypatch):
-    monkeypatch.setattr(catchup_module, "QUIET_MIN_S", 1.5)
+def test_insertion_waits_while_writes_come_and_queries_stay_exact():
     rng = np.random.default_rng(1)
     model: Dict[int, np.ndarray] = {}
-    catchup = _catch_up(rng, model, Pace())
+    catchup = _catch_up(rng, model, Pace(InsertPolicy(defer_quiet_min_s=1.5)))
     catchup.start()
     for seq in range(2, 7):
         time.sleep(0.02)
@@ -92,10 +91,10 @@ def test_insertion_waits_while_writes_come_and_queries_stay_exact(monkeypatch):
     _assert_exact(catchup, model, rng)
 
 
-def test_finish_and_stop_do_not_wait_for_a_pause(monkeypatch):
-    monkeypatch.setattr(catchup_module, "QUIET_MIN_S", 60.0)
+def test_finish_and_stop_do_not_wait_for_a_pause():
+    policy = InsertPolicy(defer_quiet_min_s=60.0)
     rng = np.random.default_rng(2)
-    catchup = _catch_up(rng, {}, Pace())
+    catchup = _catch_up(rng, {}, Pace(policy))
     catchup.start()
     time.sleep(0.05)
     assert catchup.inserted == 0
@@ -103,7 +102,7 @@ def test_finish_and_stop_do_not_wait_for_a_pause(monkeypatch):
     catchup.finish()
     assert time.monotonic() - start < 30 and catchup.pending == 0 and catchup.done
 
-    stopped = _catch_up(rng, {}, Pace())
+    stopped = _catch_up(rng, {}, Pace(policy))
     stopped.start()
     time.sleep(0.05)
     start = time.monotonic()
@@ -112,12 +111,10 @@ def test_finish_and_stop_do_not_wait_for_a_pause(monkeypatch):
     assert not stopped._thread.is_alive()
 
 
-def test_a_tail_past_the_bound_goes_in_without_waiting(monkeypatch):
-    monkeypatch.setattr(catchup_module, "QUIET_MIN_S", 60.0)
-    monkeypatch.setattr(catchup_module, "DEFER_MAX_BYTES", 150 * DIM * 4)
+def test_a_tail_past_the_bound_goes_in_without_waiting():
     rng = np.random.default_rng(3)
     model: Dict[int, np.ndarray] = {}
-    catchup = _catch_up(rng, model, Pace())
+    catchup = _catch_up(rng, model, Pace(InsertPolicy(defer_quiet_min_s=60.0, defer_max_bytes=150 * DIM * 4)))
     catchup.start()
     time.sleep(0.05)
     assert catchup.inserted == 0  # 100 pending: under the bound
@@ -127,8 +124,7 @@ def test_a_tail_past_the_bound_goes_in_without_waiting(monkeypatch):
     assert catchup.pending == 0 and catchup.inserted == 160
 
 
-def test_without_a_pace_a_catch_up_inserts_at_once(monkeypatch):
-    monkeypatch.setattr(catchup_module, "QUIET_MIN_S", 60.0)
+def test_without_a_pace_a_catch_up_inserts_at_once():
     rng = np.random.default_rng(4)
     catchup = _catch_up(rng, {}, None)  # a crash's tail (opening), not another process's writes
     catchup.start()
@@ -136,10 +132,8 @@ def test_without_a_pace_a_catch_up_inserts_at_once(monkeypatch):
     assert catchup.pending == 0
 
 
-def test_pace_waits_twice_the_interval_within_bounds(monkeypatch):
-    monkeypatch.setattr(catchup_module, "QUIET_MIN_S", 0.25)
-    monkeypatch.setattr(catchup_module, "QUIET_MAX_S", 5.0)
-    pace = Pace()
+def test_pace_waits_twice_the_interval_within_bounds():
+    pace = Pace(InsertPolicy(defer_quiet_min_s=0.25, defer_quiet_max_s=5.0))
     assert pace.wait_s(0.0) == 0.0  # no write yet
     pace.note(100.0)
     assert pace.quiet_s() == 0.25 and pace.wait_s(100.1) == pytest.approx(0.15)
@@ -202,11 +196,11 @@ client.close()
 """
 
 
-def test_a_reader_defers_a_writers_stream_and_sees_every_acknowledged_write(tmp_path, monkeypatch):
-    monkeypatch.setattr(catchup_module, "QUIET_MIN_S", 1.0)
+def test_a_reader_defers_a_writers_stream_and_sees_every_acknowledged_write(tmp_path):
     store = str(tmp_path / "db")
     rng = np.random.default_rng(7)
     with vectordb.PersistentClient(store) as client:
+        client.backend.engine.indexes.insertion = InsertPolicy(defer_quiet_min_s=1.0)
         col = client.create_collection("docs", embedding_function=None)
         col.add(ids=[f"b{i}" for i in range(3000)], embeddings=np.random.default_rng(0).standard_normal((3000, DIM)))
         assert col.query(np.zeros(DIM), n_results=1, include=[])["ids"][0]  # the reader's graph is loaded

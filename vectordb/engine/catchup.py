@@ -24,9 +24,10 @@ inserting while those writes keep coming: every process keeps its own graph, so 
 that inserted each write at once spent as much CPU on it as the writer on its own insertion
 (16 to 21 CPU-seconds per reader in a 20,000-record ingest at 100k x 384), at the moment the
 writer needed the cores, and its queries waited for the worker's chunks. The worker inserts once
-the writes have paused (:class:`Pace`: for twice their recent interval, between
-:data:`QUIET_MIN_S` and :data:`QUIET_MAX_S`), when the tail holds :data:`DEFER_MAX_BYTES`
-of vectors (from then on until it is empty), or when a caller needs the whole graph
+the writes have paused (:class:`Pace`: for twice their recent interval, between the
+:class:`~vectordb.engine.structure.InsertPolicy`'s ``defer_quiet_min_s`` and
+``defer_quiet_max_s``), when the tail holds its ``defer_max_bytes`` of vectors (from then
+on until it is empty), or when a caller needs the whole graph
 (:meth:`CatchUp.finish`); until then queries search the tail exactly, as they do any
 tail.
 """
@@ -40,28 +41,22 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from vectordb.engine.structure import DEFAULT_INSERT_POLICY
+from vectordb.engine.structure import DEFAULT_INSERT_POLICY, InsertPolicy
 from vectordb.index.base import SearchResult, VectorIndex
 from vectordb.index.tail import Tail, merge
 from vectordb.persistence.store import Store
 
-
-QUIET_MIN_S = 0.25
-"""A deferring catch-up inserts once no write has come for at least this long (read at run time)..."""
-QUIET_MAX_S = 5.0
-"""... and at most this long; a longer interval between two writes starts a new burst (read at run time)."""
-DEFER_MAX_BYTES = 64 << 20
-"""A deferring catch-up inserts without waiting once its tail holds this many bytes of vectors (about
-43,000 of 384 dimensions, searched exactly in a few ms; read at run time)."""
 
 INSERTING, SAVING, ENDED = "inserting", "saving", "ended"
 
 
 class Pace:
     """When a collection's writes come (from other processes, mostly): the last one's time and the
-    smoothed interval between them. One per collection and process, kept across its catch-ups."""
+    smoothed interval between them. One per collection and process, kept across its catch-ups;
+    ``policy`` bounds the pause it waits for and the tail a deferring catch-up may hold."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: InsertPolicy = DEFAULT_INSERT_POLICY) -> None:
+        self.policy = policy
         self.last: Optional[float] = None
         self.interval: Optional[float] = None
 
@@ -70,7 +65,7 @@ class Pace:
         now = time.monotonic() if now is None else now
         if self.last is not None:
             gap = now - self.last
-            if gap > QUIET_MAX_S:
+            if gap > self.policy.defer_quiet_max_s:
                 self.interval = None  # a pause: what comes now is a new burst
             else:
                 self.interval = gap if self.interval is None else (self.interval + gap) / 2
@@ -79,8 +74,8 @@ class Pace:
     def quiet_s(self) -> float:
         """How long without a write counts as a pause: twice the recent interval, within bounds."""
         if self.interval is None:
-            return QUIET_MIN_S
-        return min(QUIET_MAX_S, max(QUIET_MIN_S, 2 * self.interval))
+            return self.policy.defer_quiet_min_s
+        return min(self.policy.defer_quiet_max_s, max(self.policy.defer_quiet_min_s, 2 * self.interval))
 
     def wait_s(self, now: Optional[float] = None) -> float:
         """How long until the writes count as paused (0: they are)."""
@@ -308,7 +303,8 @@ class CatchUp:
         """How long the worker waits before its next chunk (0: insert now; the caller holds _cond)."""
         if self._pace is None or self._hurry:
             return 0.0
-        if self.tail.count * self.tail.dim * 4 >= DEFER_MAX_BYTES or self.tail.count >= self._backlog_max:
+        too_big = self.tail.count * self.tail.dim * 4 >= self._pace.policy.defer_max_bytes
+        if too_big or self.tail.count >= self._backlog_max:
             self._hurry = True  # a tail this big costs queries too much: insert it all, as writes come
             return 0.0
         return self._pace.wait_s()

@@ -128,7 +128,9 @@ def new_catch_up(env: IndexEnv, row: CollectionRow, index: VectorIndex, tail: Ta
 
     pace: Optional[Pace] = None
     if chunk is not None if defer is None else defer:
-        pace = env.paces.setdefault(collection_id, Pace())
+        pace = env.paces.get(collection_id)
+        if pace is None or pace.policy is not env.insertion:
+            pace = env.paces[collection_id] = Pace(env.insertion)
         pace.note()  # this write came now
     return CatchUp(
         index, tail, row.seq, unsaved + tail.count, save if folder is not None else None, due,

@@ -57,10 +57,17 @@ DEFAULT_SAVE_POLICY = SavePolicy()
 class InsertPolicy:
     """How a worker thread feeds vectors into a graph: ``catch_up_chunk`` vectors per turn of a
     catch-up (how long a query may wait for the chunk in progress), ``write_chunk`` per step of a
-    write's insertion (how soon a dropped engine's job stops). Tests make them small."""
+    write's insertion (how soon a dropped engine's job stops). Another process's writes wait
+    until they pause for twice their recent interval, within ``defer_quiet_min_s`` and
+    ``defer_quiet_max_s`` (a longer gap starts a new burst), or until they hold
+    ``defer_max_bytes`` of vectors (about 43,000 of 384 dimensions, searched exactly in a few ms;
+    see :mod:`vectordb.engine.catchup`). Tests make them small."""
 
     catch_up_chunk: int = 256
     write_chunk: int = 1024
+    defer_quiet_min_s: float = 0.25
+    defer_quiet_max_s: float = 5.0
+    defer_max_bytes: int = 64 << 20
 
 
 DEFAULT_INSERT_POLICY = InsertPolicy()
