@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from exact_helpers import near_ties
 import vectordb
 from vectordb.index.exact import ExactVectors, exact_search
 
@@ -75,15 +76,7 @@ def test_a_290_dim_vector_is_at_distance_zero_from_itself_through_a_collection()
 def test_near_ties_float32_cannot_order_come_back_in_order(space):
     """Vectors 1e-3 apart on a 1e3 scale: float32 |q|²−2q·x+|x|² errs by far more than their
     differences, so the float32 pass must keep every candidate it cannot tell apart."""
-    rng = np.random.default_rng(11)
-    dim = 290
-    base = (rng.standard_normal(dim) * 1e3).astype(np.float32)
-    direction = rng.standard_normal(dim).astype(np.float32)
-    direction /= np.linalg.norm(direction)
-    steps = rng.permutation(40)
-    near = (base[None, :] + (steps[:, None] * 1e-2 + 1e-2) * direction[None, :]).astype(np.float32)
-    far = (rng.standard_normal((200, dim)) * 1e3).astype(np.float32)
-    vectors = np.concatenate([far[:100], near, far[100:]])
+    vectors, base = near_ties()
     labels = np.arange(len(vectors))
     query = base[None, :]
     found, distances = exact_search(space, query, 10, labels, _matrix(vectors))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from exact_helpers import near_ties
 from vectordb.index import exact as exact_module
 from vectordb.index.exact import ExactVectors, exact_search
 
@@ -83,15 +84,8 @@ def test_codes_give_the_exact_neighbours_and_distances(space, dim, scale, monkey
 
 @pytest.mark.parametrize("space", SPACES)
 def test_near_ties_and_zero_vectors(space, monkeypatch):
-    rng = np.random.default_rng(11)
-    dim = 290
-    base = (rng.standard_normal(dim) * 1e3).astype(np.float32)
-    direction = rng.standard_normal(dim).astype(np.float32)
-    direction /= np.linalg.norm(direction)
-    steps = rng.permutation(40)
-    near = (base[None, :] + (steps[:, None] * 1e-2 + 1e-2) * direction[None, :]).astype(np.float32)
-    far = (rng.standard_normal((200, dim)) * 1e3).astype(np.float32)
-    vectors = np.concatenate([far[:100], near, np.zeros((3, dim), np.float32), far[100:]])
+    vectors, base = near_ties(zeros=3)
+    dim = vectors.shape[1]
     matrix, _ = _coded(space, vectors, monkeypatch)
     labels = np.arange(len(vectors))
     for query in (base[None, :], np.zeros((1, dim), np.float32)):
