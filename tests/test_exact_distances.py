@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exact_helpers import near_ties
+from exact_helpers import near_ties, reference_distances
 import vectordb
 from vectordb.index.exact import ExactVectors, exact_search
 
@@ -16,18 +16,6 @@ DIMS = [2, 17, 128, 290, 384, 1536]
 SCALES = [1e-3, 1.0, 1e3]
 SPACES = ["l2", "cosine", "ip"]
 N = 120
-
-
-def _reference(space: str, queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Float64 distances of every query to every vector, and the magnitude each is relative to."""
-    q = queries.astype(np.float64)[:, None, :]
-    x = vectors.astype(np.float64)[None, :, :]
-    if space == "l2":
-        return ((q - x) ** 2).sum(-1)
-    dots = (q * x).sum(-1)
-    if space == "cosine":
-        return 1 - dots / (np.linalg.norm(q, axis=-1) * np.linalg.norm(x, axis=-1))
-    return 1 - dots
 
 
 def _matrix(vectors: np.ndarray) -> ExactVectors:
@@ -45,7 +33,7 @@ def test_distances_agree_with_float64(space, dim, scale):
     labels = np.arange(N)
     for k in (5, N):  # a selection, and every candidate
         found, distances = exact_search(space, queries, k, labels, _matrix(vectors))
-        reference = _reference(space, queries, vectors)
+        reference = reference_distances(space, queries, vectors)
         expected = np.take_along_axis(reference, found, axis=1)
         assert distances.dtype == np.float32
         # float32 rounding of the float64 value (plus float64 rounding of its terms)
@@ -80,6 +68,6 @@ def test_near_ties_float32_cannot_order_come_back_in_order(space):
     labels = np.arange(len(vectors))
     query = base[None, :]
     found, distances = exact_search(space, query, 10, labels, _matrix(vectors))
-    reference = _reference(space, query, vectors)[0]
+    reference = reference_distances(space, query, vectors)[0]
     assert np.array_equal(found[0], np.argsort(reference, kind="stable")[:10])
     assert np.all(np.diff(distances[0]) >= 0)

@@ -9,23 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exact_helpers import near_ties
+from exact_helpers import near_ties, reference_distances
 from vectordb.index import exact as exact_module
 from vectordb.index.exact import ExactVectors, exact_search
 
 SPACES = ["l2", "cosine", "ip"]
-
-
-def _reference(space: str, queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    q = queries.astype(np.float64)[:, None, :]
-    x = vectors.astype(np.float64)[None, :, :]
-    if space == "l2":
-        return ((q - x) ** 2).sum(-1)
-    dots = (q * x).sum(-1)
-    if space == "cosine":
-        qn, xn = np.linalg.norm(q, axis=-1), np.linalg.norm(x, axis=-1)
-        return 1 - dots / (np.where(qn == 0, 1, qn) * np.where(xn == 0, 1, xn))
-    return 1 - dots
 
 
 class _Index:
@@ -66,7 +54,7 @@ def test_codes_give_the_exact_neighbours_and_distances(space, dim, scale, monkey
     for k in (1, 10, 40):
         found, distances = exact_search(space, queries, k, labels, matrix)
         assert matrix.quantized
-        reference = _reference(space, queries, vectors[labels])
+        reference = reference_distances(space, queries, vectors[labels])
         order = np.argsort(reference, axis=1, kind="stable")[:, :k]
         assert np.array_equal(found, labels[order])
         expected = np.take_along_axis(reference, order, axis=1)
@@ -90,7 +78,7 @@ def test_near_ties_and_zero_vectors(space, monkeypatch):
     labels = np.arange(len(vectors))
     for query in (base[None, :], np.zeros((1, dim), np.float32)):
         found, distances = exact_search(space, query, 10, labels, matrix)
-        reference = _reference(space, query, vectors)[0]
+        reference = reference_distances(space, query, vectors)[0]
         assert np.array_equal(found[0], np.argsort(reference, kind="stable")[:10])
         assert np.all(np.diff(distances[0]) >= 0)
 
