@@ -167,13 +167,19 @@ class MetadataIndex:
                 values.append(value)
         self._put_items(pending)
 
+    def _column(self, key: str, kind: str, values: List[Any]) -> Tuple["_Column", List[Any]]:
+        """The key's column (made on first use) and ``values`` as it stores them: strings as their
+        codes; numbers as they are, marking the column inexact for ints beyond ±2**53."""
+        col = self._columns.setdefault(key, _Column())
+        if kind == "code":
+            values = [col.code(s) for s in values]
+        elif kind == "num":
+            col.inexact |= any(isinstance(x, int) and abs(x) > EXACT for x in values)
+        return col, values
+
     def _put_items(self, pending: Dict[Tuple[str, str], Tuple[List[int], List[Any]]]) -> None:
         for (key, kind), (at, values) in pending.items():
-            col = self._columns.setdefault(key, _Column())
-            if kind == "code":
-                values = [col.code(s) for s in values]
-            elif kind == "num":
-                col.inexact |= any(isinstance(x, int) and abs(x) > EXACT for x in values)
+            col, values = self._column(key, kind, values)
             if col.items is None:
                 col.items = _Items()
             col.items.append(kind, at, values)
@@ -206,11 +212,7 @@ class MetadataIndex:
             return
         self._put_items(items)
         for (key, kind), (at, values) in pending.items():
-            col = self._columns.setdefault(key, _Column())
-            if kind == "code":
-                values = [col.code(s) for s in values]
-            elif kind == "num":
-                col.inexact |= any(isinstance(x, int) and abs(x) > EXACT for x in values)
+            col, values = self._column(key, kind, values)
             col.array(kind, self._capacity)[at] = values
 
     def drop(self, labels: Sequence[int]) -> None:
