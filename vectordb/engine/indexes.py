@@ -33,7 +33,7 @@ import numpy as np
 
 from vectordb.engine.catchup import CatchUp
 from vectordb.engine.indexopen import IMPLEMENTATION, IndexEnv, index_params, replay
-from vectordb.engine.structure import DEFAULT_SAVE_POLICY, InsertPolicy, SavePolicy, StructureRegistry
+from vectordb.engine.structure import DEFAULT_SAVE_POLICY, InsertPolicy, SavedStructures, SavePolicy
 from vectordb.engine.vectorindex import Searcher, VectorIndexState
 from vectordb.index.base import SearchPolicy, VectorIndex
 from vectordb.persistence.store import CollectionRow, Store
@@ -42,7 +42,7 @@ from vectordb.persistence.turns import Turns
 __all__ = ["IMPLEMENTATION", "VectorIndexes", "Searcher", "index_params"]
 
 
-class VectorIndexes(StructureRegistry[VectorIndexState]):
+class VectorIndexes(SavedStructures[VectorIndexState]):
     """The vector indexes of one store's collections (beside :class:`~vectordb.engine.textindexes.TextIndexes`),
     and their files under ``<path>/index/<collection id>/``."""
 
@@ -67,15 +67,6 @@ class VectorIndexes(StructureRegistry[VectorIndexState]):
     @property
     def read_only(self) -> bool:
         return self._env.read_only
-
-    @property
-    def policy(self) -> SavePolicy:
-        """When an index with unsaved changes is saved (a new policy applies to the work started after)."""
-        return self._env.policy
-
-    @policy.setter
-    def policy(self, policy: SavePolicy) -> None:
-        self._env.policy = policy
 
     @property
     def insertion(self) -> InsertPolicy:

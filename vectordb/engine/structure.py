@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Dict, Generic, List, Optional, Tuple, TypeVar
+from typing import Dict, Generic, List, Optional, Protocol, Tuple, TypeVar
 
 import numpy as np
 
@@ -152,3 +152,25 @@ class StructureRegistry(Generic[S]):
         """Forget every state (after a repair rewrote the rows they mirror)."""
         for collection_id in list(self._states):
             self.forget(collection_id)
+
+
+class Saving(Protocol):
+    """What a registry of saved structures keeps beside them: the policy they are saved under."""
+
+    policy: SavePolicy
+
+
+class SavedStructures(StructureRegistry[S]):
+    """A registry whose structures are saved to files, under the one :class:`SavePolicy` its
+    environment (``_env``, set by the subclass) holds."""
+
+    _env: Saving
+
+    @property
+    def policy(self) -> SavePolicy:
+        """When a structure with unsaved changes is saved (a new policy applies to the work started after)."""
+        return self._env.policy
+
+    @policy.setter
+    def policy(self, policy: SavePolicy) -> None:
+        self._env.policy = policy

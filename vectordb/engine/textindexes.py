@@ -36,7 +36,7 @@ from typing import Any, Callable, ContextManager, Dict, Iterable, List, Optional
 
 import numpy as np
 
-from vectordb.engine.structure import DEFAULT_SAVE_POLICY, DerivedStructure, SavePolicy, StructureRegistry
+from vectordb.engine.structure import DEFAULT_SAVE_POLICY, DerivedStructure, SavedStructures, SavePolicy
 from vectordb.persistence.store import CollectionRow, RecordBatch, Store
 from vectordb.persistence.turns import Turns, save_gate
 from vectordb.text import textfile
@@ -147,7 +147,7 @@ class TextIndexState(DerivedStructure):
         self.unsaved = 0
 
 
-class TextIndexes(StructureRegistry[TextIndexState]):
+class TextIndexes(SavedStructures[TextIndexState]):
     """The text indexes of one store, and their files under ``<path>/text/``."""
 
     def __init__(self, store: Store, folder: Optional[str], read_only: bool = False,
@@ -160,15 +160,6 @@ class TextIndexes(StructureRegistry[TextIndexState]):
         self.read_only = read_only
         self._env = TextEnv(folder, read_only, save_gate(turns), policy)
         self._loading = threading.Lock()
-
-    @property
-    def policy(self) -> SavePolicy:
-        """When an index with unsaved changes is saved."""
-        return self._env.policy
-
-    @policy.setter
-    def policy(self, policy: SavePolicy) -> None:
-        self._env.policy = policy
 
     def path_of(self, collection_id: str) -> Optional[str]:
         """The file of a collection's saved text index (None for a store in memory)."""
