@@ -178,22 +178,21 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         queries = make_vectors(np.random.default_rng(args.seed + 1), args.data, args.queries, args.dim)
         truth = np.argsort(distances(args.space, queries, vectors), axis=1)[:, :10]
         results = report["results"]
-        results["vectordb, churned"] = measure_vectordb(client, col, rows, vectors, queries, truth)
-        client.close()
-        client = vectordb.PersistentClient(str(work / "churned"))
-        col = client.get_collection("churn", embedding_function=None)
-        results["vectordb, churned, reopened"] = measure_vectordb(client, col, rows, vectors, queries, truth)
-        client.close()
+
+        def measure_then_reopened(label: str, client: Any, col: Any) -> None:
+            """Measure the collection as written, then again in a new client (its index saved and loaded)."""
+            results[label] = measure_vectordb(client, col, rows, vectors, queries, truth)
+            client.close()
+            with vectordb.PersistentClient(client.path) as again:
+                reopened = again.get_collection(col.name, embedding_function=None)
+                results[label + ", reopened"] = measure_vectordb(again, reopened, rows, vectors, queries, truth)
+
+        measure_then_reopened("vectordb, churned", client, col)
         client = vectordb.PersistentClient(str(work / "fresh"))
         col = client.create_collection("fresh", metadata=metadata, embedding_function=None)
         for start in range(0, len(rows), 5000):
             col.add(ids=[f"r{r}" for r in rows[start: start + 5000]], embeddings=vectors[start: start + 5000])
-        results["vectordb, built once"] = measure_vectordb(client, col, rows, vectors, queries, truth)
-        client.close()
-        client = vectordb.PersistentClient(str(work / "fresh"))
-        col = client.get_collection("fresh", embedding_function=None)
-        results["vectordb, built once, reopened"] = measure_vectordb(client, col, rows, vectors, queries, truth)
-        client.close()
+        measure_then_reopened("vectordb, built once", client, col)
         results["hnswlib, built once, ef=50"] = measure_hnswlib(args.space, vectors, queries, truth)
     finally:
         shutil.rmtree(work, ignore_errors=True)
