@@ -132,3 +132,22 @@ def test_info_refresh_and_using_on_every_backend(client):
     assert embedded.embedding_function is function and col.embedding_function is None
     embedded.add(["b"], [[0.0, 1.0]])
     assert embedded.id == col.id and col.count() == 2
+    assert col.backend is client.backend and (col.ref.id, col.ref.name) == (col.id, "renamed")
+
+
+def test_recall_target_is_a_setting_on_every_backend(client):
+    """``hnsw:recall_target``: kept in the metadata, changeable with modify, a bad value a typed error
+    that creates nothing (Milvus keeps it as metadata: its own index chooses its search breadth)."""
+    from vectordb.errors import InvalidArgumentError
+
+    col = client.create_collection("tuned", metadata={"hnsw:recall_target": 0.9}, embedding_function=None)
+    assert col.metadata == {"hnsw:recall_target": 0.9}
+    col.modify(metadata={"hnsw:recall_target": 0.99})
+    assert client.get_collection("tuned", embedding_function=None).metadata == {"hnsw:recall_target": 0.99}
+    for bad in (0, 1.5, True, "high"):
+        with pytest.raises(InvalidArgumentError, match="recall_target"):
+            client.create_collection("bad-target", metadata={"hnsw:recall_target": bad}, embedding_function=None)
+        with pytest.raises(InvalidArgumentError, match="recall_target"):
+            col.modify(metadata={"hnsw:recall_target": bad})
+    assert [c.name for c in client.list_collections()] == ["tuned"]
+    assert client.get_collection("tuned", embedding_function=None).metadata == {"hnsw:recall_target": 0.99}
