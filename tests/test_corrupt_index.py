@@ -21,6 +21,7 @@ import pytest
 from conftest import run_python
 
 import vectordb
+from vectordb.index.hnsw_file import HEADER
 from vectordb.index.search import SearchPolicy
 
 DIM = 8
@@ -68,6 +69,20 @@ def _delete(name: str) -> Callable[[str], None]:
     return lambda folder: os.remove(os.path.join(folder, name))
 
 
+def _flip_vector_byte(folder: str) -> None:
+    """One byte of the first element's vector changed: the file is still well formed (it passes
+    the structural check and hnswlib reads it), so only its checksum tells."""
+    target = os.path.join(folder, "index.bin")
+    with open(target, "rb") as f:
+        header = np.frombuffer(f.read(HEADER.itemsize), dtype=HEADER)[0]
+    at = HEADER.itemsize + int(header["offset_data"]) + 1
+    with open(target, "r+b") as f:
+        f.seek(at)
+        byte = f.read(1)[0]
+        f.seek(at)
+        f.write(bytes([byte ^ 0x40]))
+
+
 def _garble_meta(folder: str) -> None:
     with open(os.path.join(folder, "meta.json"), "w") as f:
         f.write('{"format": 1, "seq": ')
@@ -76,6 +91,7 @@ def _garble_meta(folder: str) -> None:
 DAMAGES = {
     "truncated index.bin": _truncate("index.bin"),
     "zeroed index.bin": _zero("index.bin"),
+    "a vector byte of index.bin changed": _flip_vector_byte,
     "deleted index.bin": _delete("index.bin"),
     "truncated alive.npy": _truncate("alive.npy"),
     "zeroed alive.npy": _zero("alive.npy"),
@@ -336,6 +352,7 @@ _CHILD = """
 import json, logging, sys
 import numpy as np
 import vectordb
+from vectordb.index.hnsw_file import HEADER
 from vectordb.index.search import SearchPolicy
 
 warnings = []

@@ -78,8 +78,8 @@ def open_at_position(env: IndexEnv, row: CollectionRow) -> Tuple[VectorIndex, in
     store = env.store
     params = index_params(row)
     folder = env.folder_of(row.id)
+    labels = store.select_labels(row.id)  # first: a read that must wait for its turn waits before the load
     loaded = IMPLEMENTATION.load(folder, params, row.dimension, row.id) if folder else None
-    labels = store.select_labels(row.id)
     if loaded is not None:
         index, seq = loaded
         if seq <= row.seq:

@@ -31,6 +31,7 @@ import os
 import threading
 import weakref
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional, Tuple
 
 import hnswlib
@@ -356,21 +357,30 @@ class HnswIndex:
         alive = read_array(os.path.join(folder, "alive.npy"), np.bool_)
         label_of = read_array(os.path.join(folder, "keys.npy"), np.dtype("<i8"))
         live = label_of[label_of >= 0]
-        if int(label_of.min(initial=0)) < -1 or (len(live) and int(live.max()) >= len(alive)) \
-                or len(np.unique(live)) != len(live) or not alive[live].all() or int(alive.sum()) != len(live):
+        if int(label_of.min(initial=0)) < -1 or (len(live) and int(live.max()) >= len(alive)):
+            raise ValueError("keys.npy has a label beyond the alive mask")
+        held = np.zeros(len(alive), dtype=bool)
+        held[live] = True  # each live label once, and exactly the alive ones
+        if int(held.sum()) != len(live) or not np.array_equal(held, alive):
             raise ValueError("keys.npy disagrees with the alive mask")
         index_path = os.path.join(folder, "index.bin")
         with open(index_path, "rb") as f:
             data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            if [len(data), zlib.crc32(data)] != meta["files"]["index.bin"]:
-                raise ValueError("index.bin does not match its checksum")
-            found = validate_index_file(data, dim, params, label_of >= 0)
+        try:  # the checksum runs beside the structural check and hnswlib's read (zlib lets go of the GIL)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vectordb-crc") as pool:
+                crc = pool.submit(zlib.crc32, data)
+                found = validate_index_file(data, dim, params, label_of >= 0)
+                if found.elements != len(label_of) or int(meta["deleted"]) != found.deleted \
+                        or int(meta["count"]) != found.elements - found.deleted:
+                    raise ValueError("its counts disagree")
+                graph = hnswlib.Index(space=params.space, dim=dim)
+                graph.load_index(index_path, allow_replace_deleted=False)  # safe: the structure was checked
+                if [len(data), crc.result()] != meta["files"]["index.bin"]:
+                    raise ValueError("index.bin does not match its checksum")
         finally:
             _close(data)
-        if found.elements != len(label_of) or int(meta["deleted"]) != found.deleted \
-                or int(meta["count"]) != found.elements - found.deleted:
-            raise ValueError("its counts disagree")
+        if int(graph.element_count) != found.elements:
+            raise ValueError("hnswlib read another element count than the file's")
         index = cls.__new__(cls)
         index.params, index.dim = params, dim
         index._key_of = np.full(len(alive), -1, dtype=np.int32)
@@ -379,10 +389,7 @@ class HnswIndex:
         index._keys, index._live = len(label_of), len(live)
         index._exact = ExactVectors(dim, _own_vectors_of(index), exact=_stored_vectors_of(index))
         index._init_search(calibration.Calibrated.from_json(meta.get("calibrated")))
-        index._index = hnswlib.Index(space=params.space, dim=dim)
-        index._index.load_index(index_path, allow_replace_deleted=False)
-        if int(index._index.element_count) != found.elements:
-            raise ValueError("hnswlib read another element count than the file's")
+        index._index = graph
         return index, int(meta["seq"])
 
 
