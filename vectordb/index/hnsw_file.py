@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import os
 import zlib
-from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any, List
 
@@ -145,44 +144,47 @@ def _check_level0(buf: np.ndarray, count: int, size: int, M: int, dim: int, aliv
 
 
 def _check_upper_levels(tail: np.ndarray, count: int, M: int, maxlevel: int) -> np.ndarray:
-    """Walk the per-element upper-level link lists; return every element's level."""
+    """Walk the per-element upper-level link lists; return every element's level.
+
+    The tail holds, for each element in turn, a size word (bytes of its upper-level lists:
+    0 for the many elements of level 0) and those lists. The first nonzero word is the size
+    word of the first element above level 0, and after each such element's lists the next
+    nonzero word is the next one's size word (the words between are level-0 elements' zero
+    sizes). So each nonzero word that reads as a whole number of levels gets, vectorised, the
+    next nonzero word after its lists, and the walk follows those steps from the first: one
+    step per element above level 0 (about 1 in M), not one per word.
+    """
     if len(tail) % 4:
         raise ValueError("index.bin's link lists do not end on a whole number of words")
     words = tail.view(np.uint32)
     block = 1 + M  # words per upper-level list: count word, M ids
-    levels = np.zeros(count, dtype=np.int64)
-    elements, starts = [], []
-    # Most elements have level 0: one zero size word each. Only the nonzero words are visited.
     nonzero = np.flatnonzero(words)
-    values = words[nonzero].tolist()
-    nonzero_at = nonzero.tolist()
-    position = element = at = 0
-    while element < count:
-        at = bisect_left(nonzero_at, position, at)
-        following = nonzero_at[at] if at < len(nonzero_at) else len(words)
-        if element + (following - position) >= count:
-            position += count - element
-            break
-        if at == len(nonzero_at):
-            raise ValueError("index.bin ends before the link-list sizes of all its elements")
-        element += following - position
-        position = following
-        length = values[at]
-        level = length // (4 * block)
-        if length % (4 * block) or level > maxlevel:
-            raise ValueError(f"index.bin has a link-list size {length} that is no level up to {maxlevel}")
-        levels[element] = level
-        elements.append(element)
-        starts.append(position + 1)
-        position += 1 + length // 4
-        element += 1
-        if position > len(words):
-            raise ValueError("index.bin ends inside a link list")
-    if position != len(words):
-        raise ValueError(f"index.bin has {4 * (len(words) - position)} bytes after its last link list"
-                         if position < len(words) else "index.bin ends inside its link lists")
-    if elements:
-        _check_upper_links(words, levels, np.asarray(elements), np.asarray(starts), M)
+    sizes = words[nonzero].astype(np.int64)
+    whole = np.flatnonzero((sizes % (4 * block) == 0) & (sizes <= 4 * block * max(maxlevel, 0)))
+    after = nonzero + 1 + sizes // 4  # where the next element's size word is, for a size word
+    step = dict(zip(whole.tolist(), np.searchsorted(nonzero, after[whole]).tolist()))  # to the next nonzero word
+    chain = []
+    at, last = 0, len(nonzero)
+    while at < last:
+        following = step.get(at)
+        if following is None:
+            raise ValueError(f"index.bin has a link-list size {int(sizes[at])} that is no level up to {maxlevel}")
+        chain.append(at)
+        at = following
+    chain_at = np.asarray(chain, dtype=np.int64)
+    starts = nonzero[chain_at] + 1
+    per = sizes[chain_at] // (4 * block)
+    list_words = per * block
+    if len(chain_at) and int(after[chain_at[-1]]) > len(words):
+        raise ValueError("index.bin ends inside a link list")
+    elements = starts - 1 - np.concatenate(([0], np.cumsum(list_words)[:-1]))  # size words before each
+    found = len(words) - int(list_words.sum())
+    if found != count:
+        raise ValueError(f"index.bin has the link-list sizes of {found} elements, not {count}")
+    levels = np.zeros(count, dtype=np.int64)
+    levels[elements] = per
+    if len(elements):
+        _check_upper_links(words, levels, elements, starts, M)
     return levels
 
 
