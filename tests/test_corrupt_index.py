@@ -21,6 +21,7 @@ import pytest
 from conftest import run_python
 
 import vectordb
+from vectordb.index import hnsw_file
 from vectordb.index.hnsw_file import HEADER
 from vectordb.index.search import SearchPolicy
 
@@ -342,8 +343,7 @@ def _fix_checksum(folder: str) -> None:
     with open(meta_path) as f:
         meta = json.load(f)
     for name in meta["files"]:
-        with open(os.path.join(folder, name), "rb") as f:
-            meta["files"][name] = [os.path.getsize(os.path.join(folder, name)), zlib.crc32(f.read())]
+        meta["files"][name] = hnsw_file.checksum(os.path.join(folder, name))
     with open(meta_path, "w") as f:
         json.dump(meta, f)
 
@@ -352,6 +352,7 @@ _CHILD = """
 import json, logging, sys
 import numpy as np
 import vectordb
+from vectordb.index import hnsw_file
 from vectordb.index.hnsw_file import HEADER
 from vectordb.index.search import SearchPolicy
 
@@ -483,3 +484,26 @@ def test_index_saved_without_its_collection_is_rebuilt(store, caplog):
     assert any("older version" in r.getMessage() for r in caplog.records)
     with open(meta_path) as f:
         assert "collection" in json.load(f), "the rebuilt index records its collection"
+
+
+def test_an_index_saved_with_crc32_checksums_is_still_checked_and_used(store, caplog):
+    """Indexes saved before the xxh3 digests recorded a CRC-32 of each file: they load as they
+    are (no rebuild), and a changed byte is still caught by that CRC."""
+    folder = _index_folder(store)
+    meta_path = os.path.join(folder, "meta.json")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    for name in meta["files"]:
+        with open(os.path.join(folder, name), "rb") as f:
+            meta["files"][name] = [os.path.getsize(os.path.join(folder, name)), zlib.crc32(f.read())]
+    with open(meta_path, "w") as f:
+        json.dump(meta, f)
+    with caplog.at_level(logging.WARNING, logger="vectordb"):
+        _assert_exact_answers(store)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    with open(meta_path) as f:
+        assert isinstance(json.load(f)["files"]["index.bin"][1], int)  # not saved again: still the CRC
+    _flip_vector_byte(folder)
+    with caplog.at_level(logging.WARNING, logger="vectordb"):
+        _assert_exact_answers(store)
+    assert any("checksum" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)

@@ -58,11 +58,11 @@ class Reads:
                 f"collection {row.name!r} has no text index (it was created with metadata "
                 f"{{{v.TEXT_INDEX_KEY!r}: False}}): query it with mode='vector'"
             )
+        cache = self.derived.records(row)  # first: DuckDB's scan runs faster before the index takes its memory
         with loading:
             vector_index = self.indexes.searcher(row) if search.mode != TEXT else None
             text_index = self.text.get(row) if search.mode != VECTOR else None
         allowed = self.allowed(row, search.ids, search.filter)
-        cache = self.derived.records(row)
         metadatas = "metadatas" in search.include
         embeddings = "embeddings" in search.include
         if search.mode == VECTOR:

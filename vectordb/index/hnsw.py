@@ -30,7 +30,6 @@ import mmap
 import os
 import threading
 import weakref
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional, Tuple
 
@@ -41,7 +40,7 @@ from vectordb.index import calibration
 from vectordb.index import search as strategy
 from vectordb.index.base import DEFAULT_SEARCH_POLICY, IndexParams, SearchPolicy, SearchResult, VectorSource
 from vectordb.index.exact import ExactFetch, ExactVectors
-from vectordb.index.hnsw_file import checksum, read_array, validate_index_file
+from vectordb.index.hnsw_file import checksum, matches, read_array, validate_index_file
 from vectordb.persistence.files import fsync_dir, fsync_path, write_atomic
 
 log = logging.getLogger("vectordb")
@@ -352,7 +351,7 @@ class HnswIndex:
         if meta.get("format") != FORMAT or meta.get("dim") != dim or built != wanted:
             raise ValueError("it was saved with other settings")
         for name in ("alive.npy", "keys.npy"):
-            if checksum(os.path.join(folder, name)) != meta["files"][name]:
+            if not matches(os.path.join(folder, name), meta["files"][name]):
                 raise ValueError(f"{name} does not match its checksum")
         alive = read_array(os.path.join(folder, "alive.npy"), np.bool_)
         label_of = read_array(os.path.join(folder, "keys.npy"), np.dtype("<i8"))
@@ -364,21 +363,25 @@ class HnswIndex:
         if int(held.sum()) != len(live) or not np.array_equal(held, alive):
             raise ValueError("keys.npy disagrees with the alive mask")
         index_path = os.path.join(folder, "index.bin")
-        with open(index_path, "rb") as f:
-            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        try:  # the checksum runs beside the structural check and hnswlib's read (zlib lets go of the GIL)
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vectordb-crc") as pool:
-                crc = pool.submit(zlib.crc32, data)
+        # The checksum reads the file on a thread of its own (file reads and xxh3 let go of the GIL)
+        # while the structure is checked, and both are done before hnswlib reads the file. The
+        # check maps the file and unmaps it first, so its pages and hnswlib's copy are never
+        # resident together (a mapped page counts in the RSS like any other).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vectordb-crc") as pool:
+            intact = pool.submit(matches, index_path, meta["files"]["index.bin"])
+            with open(index_path, "rb") as f:
+                data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            try:
                 found = validate_index_file(data, dim, params, label_of >= 0)
-                if found.elements != len(label_of) or int(meta["deleted"]) != found.deleted \
-                        or int(meta["count"]) != found.elements - found.deleted:
-                    raise ValueError("its counts disagree")
-                graph = hnswlib.Index(space=params.space, dim=dim)
-                graph.load_index(index_path, allow_replace_deleted=False)  # safe: the structure was checked
-                if [len(data), crc.result()] != meta["files"]["index.bin"]:
-                    raise ValueError("index.bin does not match its checksum")
-        finally:
-            _close(data)
+            finally:
+                _close(data)
+            if found.elements != len(label_of) or int(meta["deleted"]) != found.deleted \
+                    or int(meta["count"]) != found.elements - found.deleted:
+                raise ValueError("its counts disagree")
+            if not intact.result():
+                raise ValueError("index.bin does not match its checksum")
+        graph = hnswlib.Index(space=params.space, dim=dim)
+        graph.load_index(index_path, allow_replace_deleted=False)  # safe: the file was checked
         if int(graph.element_count) != found.elements:
             raise ValueError("hnswlib read another element count than the file's")
         index = cls.__new__(cls)
