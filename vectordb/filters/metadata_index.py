@@ -232,7 +232,10 @@ class MetadataIndex:
         if found is not None:
             return found
         mask = self._node(where)
-        return None if mask is None else np.flatnonzero(mask & self._live[: self._size]).astype(np.int64, copy=False)
+        if mask is None:
+            return None
+        labels = np.flatnonzero(mask)  # then the live ones: cheaper than a pass over every label
+        return labels[self._live[labels]].astype(np.int64, copy=False)
 
     def _changed(self) -> None:
         """A write: the sorted views no longer hold."""

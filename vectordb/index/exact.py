@@ -281,10 +281,12 @@ def _coded_search(space: str, queries: np.ndarray, k: int, labels: np.ndarray, m
     residuals = matrix.residuals[labels].astype(np.float64)
     products = np.empty((len(queries), n), dtype=np.float32)
     codes, rows = _buffers(ROUGH_ROWS, dim)
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= len(matrix.data)):
+        raise IndexError(f"labels out of the matrix's {len(matrix.data)} rows")
     for start in range(0, n, ROUGH_ROWS):
         part = labels[start: start + ROUGH_ROWS]
         size = len(part)
-        np.take(matrix.data, part, axis=0, out=codes[:size])
+        np.take(matrix.data, part, axis=0, out=codes[:size], mode="clip")  # in range (checked): 2x faster
         np.copyto(rows[:size], codes[:size])
         np.matmul(queries, rows[:size].T, out=products[:, start: start + size])
     p = products.astype(np.float64) * scales[None, :]
