@@ -102,6 +102,19 @@ def test_small_collections_keep_the_rule_and_ef_grows_with_size(tmp_path):
     assert calibration.Calibrated.from_json("garbage") is None
 
 
+def test_a_target_the_ladder_could_not_meet_is_not_measured_again_as_the_collection_grows():
+    top = calibration.LADDER[-1]
+    missed = calibration.Calibrated(ef=top, count=400_000, recall=0.93, target=0.95)
+    assert calibration.futile(missed)
+    assert not calibration.due(missed, 800_000, 400_000, 0.95)  # grown 2x: would be due, but futile
+    assert calibration.due(missed, 300_000, 0, 0.95)  # shrunk by 1.25x: measured again
+    assert calibration.due(missed, 800_000, 400_000, 0.9)  # another target: measured again
+    met = calibration.Calibrated(ef=top, count=400_000, recall=0.97, target=0.95)
+    below_top = calibration.Calibrated(ef=640, count=400_000, recall=0.93, target=0.95)
+    assert not calibration.futile(met) and not calibration.futile(below_top)
+    assert calibration.due(met, 800_000, 400_000, 0.95) and calibration.due(below_top, 800_000, 0, 0.95)
+
+
 def test_through_the_api_a_collection_reopens_with_its_calibrated_ef(tmp_path):
     path = str(tmp_path / "db")
     vectors = _data(5, 6000)
