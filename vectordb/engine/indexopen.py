@@ -83,9 +83,10 @@ def open_at_position(env: IndexEnv, row: CollectionRow) -> Tuple[VectorIndex, in
     if loaded is not None:
         index, seq = loaded
         if seq <= row.seq:
-            deleted = store.tombstones_since(row.id, seq)
+            changed = seq < row.seq  # else nothing was written or deleted since: no scan (nor its imports)
+            deleted = store.tombstones_since(row.id, seq) if changed else np.empty(0, dtype=np.int64)
             index.remove(deleted)
-            tail = read_tail(store, row.id, row.dimension, seq)
+            tail = read_tail(store, row.id, row.dimension, seq) if changed else Tail(row.dimension)
             if covers(index.live_labels(), tail.labels(), labels):
                 return index, seq, tail, len(deleted)
         log.warning("index of collection %r disagrees with its records; rebuilding it", row.name)
