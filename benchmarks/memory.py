@@ -30,26 +30,20 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from benchmarks.worker import status_mib
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024.0 * 1024.0
 
 
 def rss_bytes() -> int:
-    """This process's resident set now (Linux ``VmRSS``)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    """This process's resident set now (Linux ``VmRSS``; 0 elsewhere)."""
+    return int((status_mib("VmRSS") or 0) * MIB)
 
 
 def hwm_bytes() -> int:
-    """This process's peak resident set so far (Linux ``VmHWM``)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    """This process's peak resident set so far (Linux ``VmHWM``; 0 elsewhere)."""
+    return int((status_mib("VmHWM") or 0) * MIB)
 
 
 class Sampler:

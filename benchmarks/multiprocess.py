@@ -67,7 +67,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from benchmarks.harness import REPO_ROOT, log, machine, write_report
-from benchmarks.worker import _status_mib
+from benchmarks.worker import status_mib
 from vectordb.engine.maintenance import disk_usage
 
 COLLECTION = "bench"
@@ -269,7 +269,7 @@ class _Actor:
         return self.col.count()
 
     def cmd_memory(self) -> Dict[str, Optional[float]]:
-        return {"rss_mib": _status_mib("VmRSS"), "peak_rss_mib": _status_mib("VmHWM")}
+        return {"rss_mib": status_mib("VmRSS"), "peak_rss_mib": status_mib("VmHWM")}
 
     def cmd_close(self) -> float:
         t = time.perf_counter()

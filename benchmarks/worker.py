@@ -22,7 +22,7 @@ WARMUP_QUERIES = 20
 K = 10
 
 
-def _status_mib(field: str) -> Optional[float]:
+def status_mib(field: str) -> Optional[float]:
     """A ``/proc/self/status`` memory field (Linux) in MiB, or None elsewhere."""
     try:
         with open("/proc/self/status") as fh:
@@ -40,13 +40,13 @@ def peak_rss_mib() -> float:
     ``VmHWM`` belongs to this process's own address space; ``ru_maxrss`` (the fallback)
     also counts the parent's size at fork, since Linux keeps it across exec.
     """
-    hwm = _status_mib("VmHWM")
+    hwm = status_mib("VmHWM")
     return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def current_rss_mib() -> float:
     """This process's resident set size now (Linux), else its peak so far."""
-    rss = _status_mib("VmRSS")
+    rss = status_mib("VmRSS")
     return rss if rss is not None else peak_rss_mib()
 
 
