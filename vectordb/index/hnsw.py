@@ -200,7 +200,7 @@ class HnswIndex:
         return out
 
     def stored_vectors(self, labels: np.ndarray) -> np.ndarray:
-        """The vectors hnswlib holds for live ``labels`` (normalised for cosine); about 20 µs a vector."""
+        """The vectors hnswlib holds for live ``labels`` (normalised for cosine); about 25 µs a 384-d vector."""
         labels = np.asarray(labels, dtype=np.int64)
         if len(labels) == 0:
             return np.empty((0, self.dim), dtype=np.float32)
