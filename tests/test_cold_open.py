@@ -36,7 +36,7 @@ def test_the_first_query_after_a_reopen_loads_the_index_once(tmp_path, monkeypat
 
 def test_a_saved_index_that_covers_every_write_is_opened_without_reading_a_tail(tmp_path, monkeypatch):
     """The collection's ``seq`` is its last write or delete: an index saved at that position has no
-    tail, so opening it scans no embeddings (a scan would also import pyarrow on the first query)."""
+    tail, so opening it scans no embeddings."""
     from vectordb.persistence.store import Store
 
     path = str(tmp_path / "db")

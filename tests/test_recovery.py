@@ -313,14 +313,8 @@ def test_a_dropped_clients_worker_stops(crashed, monkeypatch):
         assert reopened.check().ok
 
 
-@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "rows"])
-def test_the_tail_reads_the_same_through_arrow_or_rows(crashed, held, monkeypatch, arrow):
-    """The records after the saved seq come back alike whether pyarrow (optional) is used or not."""
-    from vectordb.persistence import scan
-
-    if arrow:
-        pytest.importorskip("pyarrow")
-    monkeypatch.setattr(scan, "USE_PYARROW", arrow)
+def test_the_tail_reads_back_in_chunks(crashed, held):
+    """The records after the saved seq come back whole, a chunk at a time, with the seq of each."""
     with vectordb.PersistentClient(crashed) as client:
         graph_paths(client)
         col = client.get_collection("docs")

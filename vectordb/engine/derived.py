@@ -27,7 +27,7 @@ import numpy as np
 
 from vectordb.engine.cache import RecordCache
 from vectordb.engine.structure import DerivedStructure, StructureRegistry
-from vectordb.filters.metadata_index import MetadataIndex
+from vectordb.filters.metadata_index import MAX_KEYS, MetadataIndex
 from vectordb.persistence.store import CollectionRow, RecordBatch, Store
 
 
@@ -120,7 +120,7 @@ class DerivedStructures(StructureRegistry[CollectionRecords]):
         index = None if state is None else state.metadata
         if index is None:
             index = self._state_for(row).load_metadata(
-                lambda: MetadataIndex.load(self._store.metadata_columns(row.id), row.next_label))
+                lambda: MetadataIndex.load(self._store.metadata_columns(row.id, MAX_KEYS), row.next_label))
         return index
 
     def written(self, collection_id: str, batch: RecordBatch) -> None:

@@ -115,40 +115,31 @@ class MetadataIndex:
         """Equality filters asked per (key, kind) since the last write, until a view is made."""
 
     @classmethod
-    def load(cls, columns: Dict[str, np.ndarray], capacity: int) -> "MetadataIndex":
-        """An index built from :meth:`Store.metadata_columns` (masked arrays mark NULLs)."""
+    def load(cls, columns: Dict[str, Any], capacity: int) -> "MetadataIndex":
+        """An index built from :meth:`Store.metadata_columns` (``live``, ``keys``, ``scalars`` and
+        the ``list_*`` item columns, whose masked arrays mark NULLs)."""
         live = np.asarray(columns["live"], dtype=np.int64)
-        labels = np.asarray(columns["label"], dtype=np.int64)
-        top = max(int(live.max()) if len(live) else -1, int(labels.max()) if len(labels) else -1)
+        scalars = columns["scalars"]
+        item_labels = np.asarray(columns.get("list_label", ()), dtype=np.int64)
+        top = max([int(live.max()) if len(live) else -1, int(item_labels.max()) if len(item_labels) else -1]
+                  + [int(labels.max()) for _, _, labels, _, _ in scalars if len(labels)])
         index = cls(max(capacity, top + 1))
         index._size = top + 1
         index._live[live] = True
-        keys = np.asarray(columns["key"], dtype=object)
-        names: Dict[str, int] = {}
-        key_codes = np.fromiter((names.setdefault(k, len(names)) for k in keys), dtype=np.int64, count=len(keys))
-        list_keys = set(np.asarray(columns.get("list_key", ()), dtype=object).tolist())
-        if len(names.keys() | list_keys) > MAX_KEYS:
+        if len(columns["keys"]) > MAX_KEYS:
             index._disable()
             return index
-        order = np.argsort(key_codes, kind="stable")
-        bounds = np.searchsorted(key_codes[order], np.arange(len(names) + 1))
-        parts = {name: _present(columns[name]) for name in ("str_value", "int_value", "float_value", "bool_value")}
-        for key, k in names.items():
-            rows = order[bounds[k]:bounds[k + 1]]
-            col = index._columns[key] = _Column()
-            for name, (data, present) in parts.items():
-                mine = rows[present[rows]]
-                if not len(mine):
-                    continue
-                at, values = labels[mine], data[mine]
-                if name == "str_value":
-                    col.array("code", index._capacity)[at] = [col.code(s) for s in values]
-                elif name == "bool_value":
-                    col.array("flag", index._capacity)[at] = values.astype(np.int8)
-                else:
-                    col.array("num", index._capacity)[at] = values.astype(np.float64)
-                    col.inexact |= name == "int_value" and bool(np.any((values > EXACT) | (values < -EXACT)))
-        if list_keys:
+        for key, column, labels, values, strings in scalars:
+            col = index._columns.setdefault(key, _Column())
+            if column == "str_value":
+                codes = np.array([col.code(s) for s in strings], dtype=np.int32)
+                col.array("code", index._capacity)[labels] = codes[values]
+            elif column == "bool_value":
+                col.array("flag", index._capacity)[labels] = np.asarray(values).astype(np.int8)
+            else:
+                col.array("num", index._capacity)[labels] = np.asarray(values).astype(np.float64)
+                col.inexact |= column == "int_value" and bool(np.any((values > EXACT) | (values < -EXACT)))
+        if len(item_labels):
             index._load_items(columns)
         return index
 

@@ -168,10 +168,10 @@ class Store:
         return records.cached_columns(self.db, collection_id)
 
     @_guarded("reading metadata")
-    def metadata_columns(self, collection_id: str) -> Dict[str, np.ndarray]:
-        """Every typed metadata row, the ``live`` labels and the list items, for the metadata index
-        (see :func:`records.metadata_index_columns`)."""
-        return records.metadata_index_columns(self.db, collection_id)
+    def metadata_columns(self, collection_id: str, max_keys: Optional[int] = None) -> Dict[str, Any]:
+        """The ``live`` labels, the keys, every typed metadata value and the list items, for the
+        metadata index; only the first two beyond ``max_keys`` keys (see :func:`records.metadata_index_columns`)."""
+        return records.metadata_index_columns(self.db, collection_id, max_keys)
 
     @_guarded("reading documents")
     def documents_since(self, collection_id: str, seq: int) -> Tuple[np.ndarray, List[Optional[str]]]:
