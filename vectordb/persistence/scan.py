@@ -8,7 +8,7 @@ It reads rows, not Arrow batches: Arrow was three times faster at 200,000 record
 against 0.31, warm) but the first scan loaded pyarrow's libraries, 55 MiB of RSS that stay
 for the life of the process (the first filtered query of a 200,000-record collection, which
 fills the exact-search matrix with this scan, ended at 1,054 MiB through Arrow, 994 through
-rows, at the same peak).
+rows; its peak was 1,081 and 1,064 MiB).
 
 DuckDB keeps every block it reads in its buffer pool until memory runs short, so a
 scan of all embeddings would leave a second copy of the vectors in memory. The memory
