@@ -88,13 +88,28 @@ def _found(path: str) -> Dict[str, Model]:
             exact = ((queries[:, None, :] - vectors[None, :, :]) ** 2).sum(-1)
             result = col.query(queries, n_results=k, include=["distances"])
             for q in range(len(queries)):
-                np.testing.assert_allclose(result["distances"][q], np.sort(exact[q])[:k], rtol=1e-4, atol=1e-4)
+                expected = np.argsort(exact[q])[:k]
+                assert np.allclose(result["distances"][q], exact[q][expected], rtol=1e-4, atol=1e-4), _query_diff(
+                    col, result["ids"][q], result["distances"][q], [got["ids"][i] for i in expected],
+                    exact[q][expected], dict(zip(got["ids"], exact[q])))
             docs = dict(zip(got["ids"], got["documents"]))
             text = col.query(query_texts="r1 r7", mode="text", n_results=10)
             assert text["ids"][0] == [i for i, _ in oracle(docs, "r1 r7")[:10]]
         report = client.check()
         assert report.ok, str(report)
     return found
+
+
+def _query_diff(col, ids, distances, expected_ids, expected, exact_of: Dict[str, float]) -> str:
+    """What a query found that exact search did not, id by id: the stored record (if any) and its
+    exact distance, so that a failure says which record the index held wrongly."""
+    lines = [f"found {[(i, round(float(d), 6)) for i, d in zip(ids, distances)]}",
+             f"exact {[(i, round(float(d), 6)) for i, d in zip(expected_ids, expected)]}"]
+    for record_id, distance in zip(ids, distances):
+        if record_id not in expected_ids:
+            stored = col.get(ids=[record_id], include=["metadatas"])
+            lines.append(f"{record_id}: distance {distance:.6f}, exact {exact_of.get(record_id)}, stored {stored['metadatas']}")
+    return "\n".join(lines)
 
 
 def _records_of(path: str, writer: str) -> Model:
