@@ -90,7 +90,7 @@ def _found(path: str) -> Dict[str, Model]:
             for q in range(len(queries)):
                 expected = np.argsort(exact[q])[:k]
                 assert np.allclose(result["distances"][q], exact[q][expected], rtol=1e-4, atol=1e-4), _query_diff(
-                    col, result["ids"][q], result["distances"][q], [got["ids"][i] for i in expected],
+                    path, result["ids"][q], result["distances"][q], [got["ids"][i] for i in expected],
                     exact[q][expected], dict(zip(got["ids"], exact[q])))
             docs = dict(zip(got["ids"], got["documents"]))
             text = col.query(query_texts="r1 r7", mode="text", n_results=10)
@@ -100,15 +100,25 @@ def _found(path: str) -> Dict[str, Model]:
     return found
 
 
-def _query_diff(col, ids, distances, expected_ids, expected, exact_of: Dict[str, float]) -> str:
-    """What a query found that exact search did not, id by id: the stored record (if any) and its
-    exact distance, so that a failure says which record the index held wrongly."""
+STORED = """
+import json, sys, vectordb
+with vectordb.PersistentClient(sys.argv[1]) as client:
+    col = client.get_collection("crash", embedding_function=None)
+    got = col.get(ids=json.loads(sys.argv[2]), include=["metadatas"])
+    print(json.dumps(dict(zip(got["ids"], got["metadatas"]))))
+"""
+
+
+def _query_diff(path: str, ids, distances, expected_ids, expected, exact_of: Dict[str, float]) -> str:
+    """What a query found that exact search did not, id by id, with its exact distance and its record
+    as a fresh process reads it (this process's record cache could be the stale part)."""
     lines = [f"found {[(i, round(float(d), 6)) for i, d in zip(ids, distances)]}",
              f"exact {[(i, round(float(d), 6)) for i, d in zip(expected_ids, expected)]}"]
-    for record_id, distance in zip(ids, distances):
-        if record_id not in expected_ids:
-            stored = col.get(ids=[record_id], include=["metadatas"])
-            lines.append(f"{record_id}: distance {distance:.6f}, exact {exact_of.get(record_id)}, stored {stored['metadatas']}")
+    extra = [(i, float(d)) for i, d in zip(ids, distances) if i not in expected_ids]
+    done = subprocess.run([sys.executable, "-c", STORED, path, json.dumps([i for i, _ in extra])],
+                          capture_output=True, text=True, timeout=120)
+    lines.append(f"a fresh process reads {done.stdout.strip() or done.stderr[-500:]} for {[i for i, _ in extra]}")
+    lines += [f"{i}: distance {d:.6f}, exact {exact_of.get(i)}" for i, d in extra]
     return "\n".join(lines)
 
 
