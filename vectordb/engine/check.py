@@ -34,7 +34,7 @@ from vectordb.engine import maintenance
 from vectordb.engine.indexes import IMPLEMENTATION, VectorIndexes, index_params
 from vectordb.persistence import compaction
 from vectordb.persistence.checks import Integrity
-from vectordb.persistence.encoding import split_lists, value_column
+from vectordb.persistence.encoding import VALUE_COLUMNS, split_lists, value_column
 from vectordb.persistence.schema import COLLECTION_TABLES, METADATA_TABLES
 from vectordb.persistence.store import CollectionRow, Store
 from vectordb.types import CheckReport, Problem
@@ -175,16 +175,13 @@ class _Checker:
             self.add(row.name, f"{what} {differs}", rebuild)
 
 
-_VALUE_SLOTS = ("str_value", "int_value", "float_value", "bool_value")
-
-
 def _metadata_rows(labels: np.ndarray, metas: List[Any]) -> Set[Tuple]:
     """The rows ``(label, key, str, int, float, bool)`` the metadata table should hold."""
     rows = set()
     for label, meta in zip(labels.tolist(), metas):
         for key, value in (meta or {}).items():
-            slots: List[Any] = [None] * len(_VALUE_SLOTS)
-            slots[_VALUE_SLOTS.index(value_column(value))] = value
+            slots: List[Any] = [None] * len(VALUE_COLUMNS)
+            slots[VALUE_COLUMNS.index(value_column(value))] = value
             rows.add((label, key, *slots))
     return rows
 

@@ -84,6 +84,8 @@ def blobs(vectors: np.ndarray) -> np.ndarray:
 
 _VALUE_COLUMNS = {str: "str_value", int: "int_value", float: "float_value", bool: "bool_value"}
 _VALUE_DTYPES = {"str_value": object, "int_value": np.int64, "float_value": np.float64, "bool_value": np.bool_}
+VALUE_COLUMNS = tuple(_VALUE_DTYPES)
+"""The typed value columns of ``metadata`` (and ``metadata_lists``), in the tables' order."""
 
 
 def value_column(value: Any) -> str:

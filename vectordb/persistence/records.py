@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 
 from vectordb.persistence.database import Database, Landed
-from vectordb.persistence.encoding import from_json, metadata_columns, split_lists, unmask
+from vectordb.persistence.encoding import VALUE_COLUMNS, from_json, metadata_columns, split_lists, unmask
 from vectordb.persistence.schema import METADATA_TABLES
 
 # -- reads --------------------------------------------------------------------
@@ -84,9 +84,10 @@ def metadata_index_columns(db: Database, collection_id: str, max_keys: Optional[
     three keys as whole columns (a string object for every key and string value) took 118 MiB
     at its peak and left 28 MiB with the allocators; coded, 27 MiB and 17.
     """
+    counted = ", ".join(f"count({column})" for column in VALUE_COLUMNS)  # fixed names: the only text put in
     present = db.con.execute(
-        "SELECT key, count(str_value), count(int_value), count(float_value), count(bool_value) "
-        "FROM metadata WHERE collection_id = ? GROUP BY key ORDER BY key", [collection_id]).fetchall()
+        f"SELECT key, {counted} FROM metadata WHERE collection_id = ? GROUP BY key ORDER BY key", [collection_id]
+    ).fetchall()
     list_keys = db.con.execute(
         "SELECT DISTINCT key FROM metadata_lists WHERE collection_id = ?", [collection_id]).fetchall()
     live = db.con.execute("SELECT label FROM records WHERE collection_id = ?", [collection_id]).fetchnumpy()
@@ -95,7 +96,7 @@ def metadata_index_columns(db: Database, collection_id: str, max_keys: Optional[
     if max_keys is not None and len(keys) > max_keys:
         return out
     for key, *counts in present:
-        for column, found in zip(_VALUE_COLUMNS, counts):
+        for column, found in zip(VALUE_COLUMNS, counts):
             if found:
                 out["scalars"].append((key, column, *_scalar_rows(db, collection_id, key, column)))
     if list_keys:
@@ -103,10 +104,6 @@ def metadata_index_columns(db: Database, collection_id: str, max_keys: Optional[
         items = db.con.execute(select, [collection_id]).fetchnumpy()
         out.update({f"list_{k}": v for k, v in items.items()})
     return out
-
-
-_VALUE_COLUMNS = ("str_value", "int_value", "float_value", "bool_value")
-"""The typed value columns of ``metadata`` (fixed names: the only text put into a statement)."""
 
 
 def _scalar_rows(db: Database, collection_id: str, key: str, column: str
